@@ -1,0 +1,40 @@
+# variance-sync: `make run` and `make test` work on a fresh machine with Python >= 3.11.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create the virtualenv and install variance-sync with its dev tools
+
+run: $(STAMP) ## run the embedded stack: broker, SFTP, worker and sample traffic (Ctrl-C stops)
+	$(BIN)/variance-sync dev
+
+test: $(STAMP) ## run every test (unit and integration; needs /usr/sbin/sshd)
+	$(BIN)/pytest
+
+unit: $(STAMP) ## run the unit tests only (no servers)
+	$(BIN)/pytest tests/unit
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP) ## run the benchmarks (not part of the tests)
+	$(BIN)/python -m bench
+
+clean: ## remove the virtualenv, caches and local state
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+.PHONY: help install run test unit lint bench clean

@@ -1,0 +1,140 @@
+"""The batch ledger: seals and publish records, kept on the destination itself.
+
+For each (feed, source partition) the ledger folder holds one *seal* per batch, named by
+the batch's first offset, and a *published* record once every file of it is in `csv/`:
+
+    variance-sync/ledger/<feed>/<topic>/p<partition>/<start>.seal.json
+    variance-sync/ledger/<feed>/<topic>/p<partition>/<start>.published.json
+
+A seal is created with a no-replace rename, so two workers that both believe they own a
+partition cannot claim different batches starting at the same offset: the loser reads
+the winner's seal and publishes exactly that batch. Keeping the ledger beside the files
+means it survives anything that the files survive, including the loss of Kafka state.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sinks.destination import Destination
+from sinks.exceptions import LedgerConflict
+from sinks.feeds import STATE_DIR, Feed
+from sinks.manifest import BatchFile, manifest_bytes, parse_manifest
+from sinks.naming import SourcePartition
+
+SEAL_SUFFIX = ".seal.json"
+PUBLISHED_SUFFIX = ".published.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Seal:
+    """A claimed batch: its offset range and files, fixed before anything is uploaded."""
+
+    start: int
+    end: int
+    files: tuple[BatchFile, ...]
+    manifest: dict[str, Any]
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> Seal:
+        files = tuple(
+            BatchFile(name=f["name"], rows=f["rows"], sha256=f["sha256"], size=f["size"])
+            for f in manifest["files"]
+        )
+        offsets = manifest["offsets"]
+        return cls(start=offsets["start"], end=offsets["end"], files=files, manifest=manifest)
+
+    @property
+    def row_count(self) -> int:
+        return sum(f.rows for f in self.files)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerHead:
+    """The latest seal of a (feed, source partition) and whether it is fully published."""
+
+    seal: Seal
+    published: bool
+
+
+def ledger_dir(feed: Feed, source: SourcePartition) -> str:
+    return f"{STATE_DIR}/ledger/{feed.value}/{source.topic}/p{source.partition}"
+
+
+def manifests_dir(feed: Feed) -> str:
+    return f"{STATE_DIR}/manifests/{feed.value}"
+
+
+def _start_name(start: int) -> str:
+    return f"{start:020d}"
+
+
+class BatchLedger:
+    def __init__(self, dest: Destination, keep: int = 100) -> None:
+        self._dest = dest
+        self._keep = keep
+
+    async def head(self, feed: Feed, source: SourcePartition) -> LedgerHead | None:
+        folder = ledger_dir(feed, source)
+        names = set(await self._dest.list_dir(folder))
+        seals = sorted(name for name in names if name.endswith(SEAL_SUFFIX))
+        if not seals:
+            return None
+        latest = seals[-1]
+        start = latest.removesuffix(SEAL_SUFFIX)
+        seal = await self._read_seal(f"{folder}/{latest}")
+        return LedgerHead(seal=seal, published=f"{start}{PUBLISHED_SUFFIX}" in names)
+
+    async def claim(self, feed: Feed, source: SourcePartition, manifest: dict[str, Any]) -> Seal:
+        """Seal this batch unless one starting at the same offset exists; return the winner."""
+        folder = ledger_dir(feed, source)
+        ours = Seal.from_manifest(manifest)
+        target = f"{folder}/{_start_name(ours.start)}{SEAL_SUFFIX}"
+        temp = f"{folder}/.claim-{uuid.uuid4().hex}.json"
+        await self._dest.makedirs(folder)
+        await self._dest.write(temp, manifest_bytes(manifest))
+        if await self._dest.rename_noreplace(temp, target):
+            return ours
+        await self._dest.remove(temp)
+        return await self._read_seal(target)
+
+    async def record_published(
+        self, feed: Feed, source: SourcePartition, seal: Seal, published_at: datetime
+    ) -> None:
+        """Write the audit manifest, then the published record that closes the batch."""
+        record = {**seal.manifest, "published_at": published_at.isoformat()}
+        first_name = seal.files[0].name.removesuffix(".csv")
+        await self._write_atomic(manifests_dir(feed), f"{first_name}.json", manifest_bytes(record))
+        folder = ledger_dir(feed, source)
+        await self._write_atomic(
+            folder, f"{_start_name(seal.start)}{PUBLISHED_SUFFIX}", manifest_bytes(record)
+        )
+        await self._prune(folder)
+
+    async def _write_atomic(self, folder: str, name: str, data: bytes) -> None:
+        temp = f"{folder}/.tmp-{uuid.uuid4().hex}"
+        await self._dest.makedirs(folder)
+        await self._dest.write(temp, data)
+        await self._dest.rename_replace(temp, f"{folder}/{name}")
+
+    async def _read_seal(self, path: str) -> Seal:
+        data = await self._dest.read(path)
+        if data is None:
+            raise LedgerConflict(f"seal {path} vanished while it was being read")
+        try:
+            return Seal.from_manifest(parse_manifest(data))
+        except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+            raise LedgerConflict(f"seal {path} is unreadable: {exc}") from exc
+
+    async def _prune(self, folder: str) -> None:
+        # Only fully published batches older than the newest `keep` are removed; the
+        # audit manifests stay. The head is never pruned, so ownership stays decidable.
+        names = set(await self._dest.list_dir(folder))
+        published = sorted(n.removesuffix(PUBLISHED_SUFFIX) for n in names if n.endswith(PUBLISHED_SUFFIX))
+        for start in published[: -self._keep]:
+            await self._dest.remove(f"{folder}/{start}{SEAL_SUFFIX}")
+            await self._dest.remove(f"{folder}/{start}{PUBLISHED_SUFFIX}")

@@ -1,0 +1,201 @@
+"""The publish protocol for one (feed, source partition).
+
+Each flush runs these steps in order; docs/publish-protocol.md explains why each order
+is safe and what a crash between any two of them leaves behind.
+
+1. READ HEAD  - list the ledger; the latest seal says which offsets are taken.
+2. COMPLETE   - a latest seal that is not yet published is finished first, exactly as
+                sealed (same offset range, same file names), once its rows are consumed.
+3. SEAL       - the next batch starts right after the latest seal and ends at the last
+                consumed offset. Its manifest is claimed with a no-replace rename; if
+                another worker claimed that start first, its seal is adopted instead.
+4. STAGE      - each file is uploaded to `<feed>/.staging/` (outside `csv/`) ...
+5. VERIFY     - ... its size, and its sha256 when read-back is enabled, is checked ...
+6. PROMOTE    - ... and it is renamed into `<feed>/csv/` in one step. A file already in
+                `csv/`, `archive/` or `failed/` is never uploaded again.
+7. RECORD     - the audit manifest and the ledger's published record are written.
+
+The caller then drops the rows and lets the source offsets be committed (step 8).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sinks.batching import PendingRow
+from sinks.csv_render import chunk_rows, render
+from sinks.destination import Destination
+from sinks.exceptions import LedgerConflict, VerificationFailed
+from sinks.feeds import Feed
+from sinks.ledger import BatchLedger, LedgerHead, Seal
+from sinks.manifest import BatchFile, build_manifest
+from sinks.naming import SourcePartition, batch_file_name
+
+log = logging.getLogger(__name__)
+
+FaultHook = Callable[[str], Awaitable[None]]
+
+
+async def no_faults(step: str) -> None:
+    """The production fault hook: does nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherOptions:
+    file_prefix: str
+    max_rows: int
+    verify_checksum: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FlushResult:
+    """`done_through`: every row of this feed at or below this offset is published (or
+    was already). `waiting`: a sealed batch needs rows that are not consumed yet."""
+
+    done_through: int
+    published: tuple[str, ...] = ()
+    already_present: tuple[str, ...] = ()
+    waiting: bool = False
+
+
+class FeedPublisher:
+    """Runs the protocol for one feed of one source partition. Holds no state between
+    flushes: the ledger on the destination is the only truth."""
+
+    def __init__(
+        self,
+        feed: Feed,
+        source: SourcePartition,
+        dest: Destination,
+        ledger: BatchLedger,
+        options: PublisherOptions,
+        faults: FaultHook = no_faults,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.feed = feed
+        self.source = source
+        self._dest = dest
+        self._ledger = ledger
+        self._options = options
+        self._faults = faults
+        self._clock = clock
+        self._log = logging.LoggerAdapter(
+            log, {"feed": feed.value, "topic": source.topic, "partition": source.partition}
+        )
+
+    async def flush(self, rows: Sequence[PendingRow], consumed_through: int) -> FlushResult:
+        """Publish every row up to `consumed_through`, the last offset consumed so far."""
+        published: list[str] = []
+        present: list[str] = []
+        head = await self._ledger.head(self.feed, self.source)
+        while True:
+            if head is not None and not head.published:
+                if head.seal.end > consumed_through:
+                    return FlushResult(head.seal.start - 1, tuple(published), tuple(present), True)
+                await self._complete(head.seal, _within(rows, head.seal), published, present)
+                head = LedgerHead(head.seal, published=True)
+            start = head.seal.end + 1 if head is not None else 0
+            batch = [row for row in rows if start <= row.offset <= consumed_through]
+            if not batch:
+                done = max(consumed_through, start - 1)
+                return FlushResult(done, tuple(published), tuple(present))
+            ours = self._seal(start, consumed_through, batch)
+            winner = await self._ledger.claim(self.feed, self.source, ours.manifest)
+            if winner.end != ours.end:
+                self._log.warning(
+                    "offsets %d-%d were already sealed by another worker as %d-%d; adopting it",
+                    start, consumed_through, winner.start, winner.end,
+                )
+            head = LedgerHead(winner, published=False)
+
+    def _seal(self, start: int, end: int, rows: Sequence[PendingRow]) -> Seal:
+        chunks = chunk_rows([row.row for row in rows], self._options.max_rows)
+        first_at = rows[0].record_at
+        files = []
+        for part, chunk in enumerate(chunks, start=1):
+            name = batch_file_name(
+                self._options.file_prefix, self.feed, first_at, self.source, start, end,
+                part=part, parts=len(chunks),
+            )
+            files.append(BatchFile.from_bytes(name, render(self.feed, chunk), len(chunk)))
+        manifest = build_manifest(
+            feed=self.feed, source=self.source, start=start, end=end, files=files,
+            rows=[row.row for row in rows],
+            schema_versions={row.schema_version for row in rows},
+            created_at=self._clock(),
+        )
+        return Seal.from_manifest(manifest)
+
+    async def _complete(
+        self, seal: Seal, rows: Sequence[PendingRow], published: list[str], present: list[str]
+    ) -> None:
+        contents = None
+        for index, file in enumerate(seal.files):
+            where = await self._locate(file.name)
+            if where is not None:
+                self._log.info("%s already in %s; not publishing it again", file.name, where)
+                present.append(file.name)
+                continue
+            if contents is None:
+                contents = self._rebuild(seal, rows)
+            await self._publish_file(file, contents[index])
+            published.append(file.name)
+        await self._ledger.record_published(self.feed, self.source, seal, self._clock())
+        await self._faults("recorded")
+        self._log.info(
+            "published offsets %d-%d: %d rows in %d file(s)", seal.start, seal.end,
+            seal.row_count, len(seal.files),
+        )
+
+    def _rebuild(self, seal: Seal, rows: Sequence[PendingRow]) -> list[bytes]:
+        """Render the sealed files again from re-consumed rows, split as sealed."""
+        if len(rows) != seal.row_count:
+            raise LedgerConflict(
+                f"{self.feed.value} {self.source.topic}[{self.source.partition}] offsets "
+                f"{seal.start}-{seal.end} were sealed with {seal.row_count} rows but rebuild to "
+                f"{len(rows)}; was the routing config changed while a batch was in flight?"
+            )
+        contents, cursor = [], 0
+        for file in seal.files:
+            chunk = [row.row for row in rows[cursor : cursor + file.rows]]
+            cursor += file.rows
+            data = render(self.feed, chunk)
+            if hashlib.sha256(data).hexdigest() != file.sha256:
+                self._log.warning("%s renders differently than when sealed", file.name)
+            contents.append(data)
+        return contents
+
+    async def _locate(self, name: str) -> str | None:
+        # csv/ first: NetSuite moves files csv/ -> archive/, so this order cannot miss one.
+        for folder in (self.feed.csv_dir, self.feed.archive_dir, self.feed.failed_dir):
+            if await self._dest.exists(f"{folder}/{name}"):
+                return folder
+        return None
+
+    async def _publish_file(self, file: BatchFile, data: bytes) -> None:
+        staged = f"{self.feed.staging_dir}/{file.name}"
+        await self._dest.makedirs(self.feed.staging_dir)
+        await self._dest.write(staged, data)
+        await self._faults("staged")
+        await self._verify(staged, data)
+        await self._dest.rename_replace(staged, f"{self.feed.csv_dir}/{file.name}")
+        await self._faults("promoted")
+        self._log.info("published %s (%d rows, %d bytes)", file.name, file.rows, len(data))
+
+    async def _verify(self, staged: str, data: bytes) -> None:
+        size = await self._dest.size(staged)
+        if size != len(data):
+            raise VerificationFailed(f"{staged}: staged {size} bytes, sent {len(data)}")
+        if not self._options.verify_checksum:
+            return
+        echoed = await self._dest.read(staged)
+        if echoed is None or hashlib.sha256(echoed).digest() != hashlib.sha256(data).digest():
+            raise VerificationFailed(f"{staged}: read-back checksum differs from what was sent")
+
+
+def _within(rows: Sequence[PendingRow], seal: Seal) -> list[PendingRow]:
+    return [row for row in rows if seal.start <= row.offset <= seal.end]

@@ -1,0 +1,64 @@
+"""The ingest agent: one stream over both input topics, in offset order per partition.
+
+Acks are manual (`noack`): `streams.sources` acks an event only once every row it
+produced is published, so Faust never commits an offset past an unpublished row.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sinks.naming import SourcePartition
+from streams.dlq import SourceRecord, decode_headers
+
+if TYPE_CHECKING:
+    from streams.app import Runtime
+
+
+def to_record(event: Any) -> SourceRecord:
+    message = event.message
+    timestamp = message.timestamp
+    return SourceRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp_ms=round(timestamp * 1000) if timestamp is not None else None,
+        key=event.key,
+        value=event.value if event.value is not None else b"",
+        headers=decode_headers(_header_pairs(message.headers)),
+    )
+
+
+def _header_pairs(headers: Any) -> list[tuple[str, bytes]]:
+    if not headers:
+        return []
+    if isinstance(headers, dict):
+        return list(headers.items())
+    return [(str(k), v) for k, v in headers]
+
+
+def register_ingest_agent(runtime: Runtime) -> None:
+    app, topics, sources, pipeline = runtime.app, runtime.topics, runtime.sources, runtime.pipeline
+    limit = runtime.settings.batching.max_pending_rows
+    channel = app.topic(
+        *topics.inputs, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+
+    async def ingest(stream: Any) -> None:
+        async for event in stream.noack().events():
+            await pipeline.handle(to_record(event), event)
+            await sources.wait_below(limit)
+
+    app.agent(channel, name="ingest")(ingest)
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(_app: Any, assigned: Any, **_: Any) -> None:
+        sources.assign([SourcePartition(tp.topic, tp.partition) for tp in assigned])
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(_app: Any, revoked: Any, **_: Any) -> None:
+        await sources.revoke([SourcePartition(tp.topic, tp.partition) for tp in revoked])
+
+    @app.task
+    async def publish() -> None:
+        await runtime.publish_loop.run()

@@ -1,0 +1,132 @@
+"""The Faust app: topics, tables, the ingest agent, the publish loop and web views.
+
+This is the one place that wires Faust to the pure core. Reading order of the data path:
+`streams.agents` (topic -> agent) -> `streams.pipeline` (validate, dedupe, table) ->
+`sinks.batching` (batch) -> `sinks.csv_render` (CSV) -> `sinks.publisher` (SFTP).
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+
+from sinks.batching import WindowPolicy
+from sinks.destination import Destination
+from sinks.publisher import FaultHook, PublisherOptions, no_faults
+from sinks.retry import Backoff
+from streams.agents import register_ingest_agent
+from streams.config import KafkaConfig, Settings
+from streams.dlq import DeadLetter
+from streams.kafka import BrokerFlavor, TopicNames
+from streams.pipeline import EventPipeline
+from streams.publish_loop import PublishLoop
+from streams.sources import SourceRegistry
+from streams.tables import register_tables
+from streams.web import register_views
+
+# DESIGN section 9: Tansu answers ListOffsets wrongly for multi-record batches, which
+# makes changelog recovery stop early; one record per batch keeps recovery exact. Its
+# group joins also wait the full rebalance timeout, so dev and tests shorten it.
+TANSU_SETTINGS: dict[str, Any] = {
+    "producer_max_batch_size": 64,
+    "broker_rebalance_timeout": 2,
+    "broker_session_timeout": 6,
+    "broker_heartbeat_interval": 1,
+}
+
+
+@dataclass
+class Runtime:
+    """Everything one worker runs; the web views and tests reach in through it."""
+
+    app: faust.App
+    settings: Settings
+    topics: TopicNames
+    flavor: BrokerFlavor
+    sources: SourceRegistry
+    pipeline: EventPipeline
+    publish_loop: PublishLoop
+    destination: Destination
+    inventory: Any
+    seen: Any
+
+
+def build_runtime(
+    settings: Settings,
+    flavor: BrokerFlavor,
+    destination: Destination,
+    faults: FaultHook = no_faults,
+) -> Runtime:
+    app = faust.App(settings.kafka.group_id, **faust_settings(settings, flavor))
+    topics = TopicNames.from_config(settings.kafka)
+    inventory, seen = register_tables(app, settings.kafka.partitions)
+    sources = SourceRegistry(topics.feeds)
+    dlq = app.topic(topics.dlq, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    async def send_dead_letter(letter: DeadLetter) -> None:
+        await dlq.send(key=letter.record.key, value=letter.record.value, headers=letter.headers())
+
+    pipeline = EventPipeline(settings, topics.kinds, inventory, seen, sources, send_dead_letter)
+    publish_loop = PublishLoop(
+        sources,
+        destination,
+        PublisherOptions(
+            file_prefix=settings.netsuite.file_prefix,
+            max_rows=settings.batching.max_rows,
+            verify_checksum=settings.publish.verify_checksum,
+        ),
+        WindowPolicy(settings.batching.window_seconds, settings.batching.max_rows),
+        Backoff(settings.publish.retry_initial_seconds, settings.publish.retry_max_seconds),
+        faults=faults,
+    )
+    runtime = Runtime(
+        app, settings, topics, flavor, sources, pipeline, publish_loop, destination, inventory, seen
+    )
+    register_ingest_agent(runtime)
+    register_views(runtime)
+    setup_prometheus_sensors(app, name_prefix="variance_sync_faust")
+    return runtime
+
+
+def faust_settings(settings: Settings, flavor: BrokerFlavor) -> dict[str, Any]:
+    kafka, worker = settings.kafka, settings.worker
+    options: dict[str, Any] = {
+        "broker": [f"kafka://{host.strip()}" for host in kafka.bootstrap.split(",")],
+        "store": f"{worker.store}://",
+        "datadir": str(worker.data_dir),
+        "topic_partitions": kafka.partitions,
+        "topic_replication_factor": kafka.replication_factor,
+        "consumer_auto_offset_reset": "earliest",
+        # We ack events ourselves once their batch is published; waiting for every
+        # unacked event on rebalance would stall it for a whole batch window.
+        "stream_wait_empty": False,
+        "autodiscover": False,
+        "web_enabled": True,
+        "web_bind": worker.web_host,
+        "web_host": worker.web_host,
+        "web_port": worker.web_port,
+        "web_in_thread": False,
+    }
+    credentials = broker_credentials(kafka)
+    if credentials is not None:
+        options["broker_credentials"] = credentials
+    if flavor is BrokerFlavor.TANSU:
+        options.update(TANSU_SETTINGS)
+    return options
+
+
+def broker_credentials(kafka: KafkaConfig) -> Any:
+    context = None
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+    if kafka.security_protocol.startswith("SASL"):
+        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
+        return faust.SASLCredentials(
+            username=kafka.sasl_username, password=password, mechanism=kafka.sasl_mechanism,
+            ssl_context=context,
+        )
+    return context

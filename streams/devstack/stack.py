@@ -1,0 +1,169 @@
+"""`variance-sync dev`: the whole loop on one machine, in the foreground.
+
+Starts Tansu and asyncssh's SFTP server (rooted at DATA/sftp, NetSuite tree under
+DATA/sftp/netsuite), creates the topics, then a worker process and sample traffic.
+SIGINT or SIGTERM stops everything it started. `DATA/stack.env` holds the environment a
+separately started `variance-sync worker` needs to join this stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from sinks.feeds import Feed
+from sinks.layout import ensure_layout
+from sinks.local import LocalDestination
+from streams.config import DEFAULT_CONFIG, load_settings
+from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.sample import Catalog, SampleGenerator, run_sample_traffic
+from streams.devstack.sftp_server import EmbeddedSFTPServer
+from streams.kafka import prepare_broker
+from streams.producer import VarianceProducer
+
+log = logging.getLogger(__name__)
+
+NETSUITE_DIR = "netsuite"
+
+
+@dataclass(frozen=True, slots=True)
+class DevOptions:
+    data_dir: Path
+    kafka_port: int
+    sftp_port: int
+    config: Path | None
+    window_seconds: float | None
+    sample: bool
+    worker: bool
+
+
+def worker_environment(options: DevOptions, sftp: EmbeddedSFTPServer, config: Path) -> dict[str, str]:
+    """What a worker needs to join this stack, as `VARIANCE_SYNC_*` variables."""
+    data = options.data_dir.resolve()
+    env = {
+        "VARIANCE_SYNC_KAFKA__BOOTSTRAP": f"127.0.0.1:{options.kafka_port}",
+        "VARIANCE_SYNC_KAFKA__FLAVOR": "tansu",
+        "VARIANCE_SYNC_PUBLISH__DESTINATION": "sftp",
+        "VARIANCE_SYNC_SFTP__HOST": "127.0.0.1",
+        "VARIANCE_SYNC_SFTP__PORT": str(sftp.port),
+        "VARIANCE_SYNC_SFTP__USERNAME": sftp.username,
+        "VARIANCE_SYNC_SFTP__BASE_DIR": NETSUITE_DIR,
+        "VARIANCE_SYNC_SFTP__PRIVATE_KEY": str(sftp.client_key_path),
+        "VARIANCE_SYNC_SFTP__KNOWN_HOSTS": str(sftp.known_hosts_path),
+        # Tansu forgets everything on restart, so local table state must not outlive it.
+        "VARIANCE_SYNC_WORKER__STORE": "memory",
+        "VARIANCE_SYNC_WORKER__DATA_DIR": str(data / "worker"),
+        "VARIANCE_SYNC_CONFIG": str(config.resolve()),
+    }
+    if options.window_seconds is not None:
+        env["VARIANCE_SYNC_BATCHING__WINDOW_SECONDS"] = str(options.window_seconds)
+    return env
+
+
+def write_env_file(path: Path, env: dict[str, str]) -> None:
+    lines = [f"export {key}={value!r}" for key, value in sorted(env.items())]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+async def run_dev(options: DevOptions) -> int:
+    config = options.config or DEFAULT_CONFIG
+    settings = load_settings(config)  # fail fast, with one line, on a bad config
+    data = options.data_dir
+    (data / "logs").mkdir(parents=True, exist_ok=True)
+    netsuite_root = data / "sftp" / NETSUITE_DIR
+    netsuite_root.mkdir(parents=True, exist_ok=True)
+    await ensure_layout(LocalDestination(netsuite_root))
+
+    broker = EmbeddedBroker(options.kafka_port, log_file=data / "logs" / "tansu.log")
+    broker.start()
+    sftp = EmbeddedSFTPServer(root=data / "sftp", state_dir=data / "ssh", port=options.sftp_port)
+    worker: subprocess.Popen[bytes] | None = None
+    traffic: asyncio.Task[None] | None = None
+    try:
+        await sftp.start()
+        kafka = settings.kafka.model_copy(update={"bootstrap": broker.bootstrap, "flavor": "tansu"})
+        await prepare_broker(kafka)
+        env = worker_environment(options, sftp, config)
+        write_env_file(data / "stack.env", env)
+        if options.worker:
+            worker = start_worker(env, data / "logs" / "worker.log")
+        producer = VarianceProducer(kafka=kafka)
+        if options.sample:
+            await producer.start()
+            generator = SampleGenerator(
+                Catalog.build(dict(settings.netsuite.facilities), 200, random.Random()), random.Random()  # noqa: S311
+            )
+            traffic = asyncio.create_task(run_sample_traffic(producer, generator))
+        print_banner(options, broker, sftp, netsuite_root)
+        await wait_for_stop(worker)
+    finally:
+        if traffic is not None:
+            traffic.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await traffic
+            await producer.stop()
+        stop_worker(worker)
+        await sftp.stop()
+        broker.stop()
+    print("variance-sync dev: stopped", flush=True)
+    return 0
+
+
+def start_worker(env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
+    with log_file.open("ab") as handle:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
+            [sys.executable, "-m", "streams.cli", "worker", "--config", env["VARIANCE_SYNC_CONFIG"]],
+            env={**os.environ, **env},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop_worker(worker: subprocess.Popen[bytes] | None, timeout: float = 30.0) -> None:
+    if worker is None or worker.poll() is not None:
+        return
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+
+
+async def wait_for_stop(worker: subprocess.Popen[bytes] | None) -> None:
+    """Until SIGINT/SIGTERM, or until the worker dies (then say so and stop too)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    while not stop.is_set():
+        if worker is not None and worker.poll() is not None:
+            print(f"variance-sync dev: the worker exited with code {worker.returncode}; see its log", flush=True)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+
+def print_banner(options: DevOptions, broker: EmbeddedBroker, sftp: EmbeddedSFTPServer, root: Path) -> None:
+    data = options.data_dir
+    lines = [
+        "variance-sync dev is running (Ctrl-C stops everything)",
+        f"  Kafka (Tansu, in memory) : {broker.bootstrap}",
+        f"  SFTP (asyncssh)          : {sftp.username}@127.0.0.1:{sftp.port}, root {data / 'sftp'}",
+        f"  adjustment CSVs land in  : {root / Feed.ADJUSTMENT.csv_dir}",
+        f"  transfer CSVs land in    : {root / Feed.TRANSFER.csv_dir}",
+        f"  batch manifests          : {root / 'variance-sync' / 'manifests'}",
+        f"  logs                     : {data / 'logs'}",
+        f"  worker environment       : {data / 'stack.env'}",
+        f"  worker                   : {'running' if options.worker else 'not started (--no-worker)'}",
+        f"  sample traffic           : {'on' if options.sample else 'off (--no-sample)'}",
+    ]
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,81 @@
+"""Dead letters: what goes to the DLQ topic, with why and where it came from.
+
+The value and key are the original bytes, untouched, so a re-drive sends exactly what the
+producer sent. The headers carry the reason and the source coordinates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+HEADER_PREFIX = "variance-sync."
+
+
+class ErrorClass(StrEnum):
+    DECODE = "decode"  # not readable as Avro single-object or JSON of the right kind
+    INVALID = "invalid"  # readable, but breaks a validation rule
+    UNROUTABLE = "unroutable"  # valid, but cannot be mapped to NetSuite with this config
+    INTERNAL = "internal"  # a bug in variance-sync; the event is kept for re-drive
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """A consumed record, free of any Kafka client type."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    def header(self, name: str) -> bytes | None:
+        lowered = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lowered:
+                return value
+        return None
+
+    @property
+    def content_type(self) -> str | None:
+        raw = self.header("content-type")
+        return raw.decode("latin-1") if raw is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    record: SourceRecord
+    error_class: ErrorClass
+    reason: str
+
+    def headers(self, failed_at: datetime | None = None) -> list[tuple[str, bytes]]:
+        """The original headers (minus earlier DLQ ones), then ours."""
+        moment = (failed_at or datetime.now(UTC)).isoformat()
+        kept = [(k, v) for k, v in self.record.headers if not k.startswith(HEADER_PREFIX)]
+        ours = {
+            "error": _one_line(self.reason),
+            "error-class": self.error_class.value,
+            "source-topic": self.record.topic,
+            "source-partition": str(self.record.partition),
+            "source-offset": str(self.record.offset),
+            "source-timestamp": "" if self.record.timestamp_ms is None else str(self.record.timestamp_ms),
+            "failed-at": moment,
+        }
+        earlier = self.record.header(HEADER_PREFIX + "error")
+        if earlier is not None:
+            # A re-driven event that fails again carries both errors.
+            ours["previous-error"] = earlier.decode("utf-8", "replace")
+        return kept + [(HEADER_PREFIX + k, v.encode("utf-8")) for k, v in ours.items()]
+
+
+def _one_line(text: str, limit: int = 2000) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def decode_headers(headers: Sequence[tuple[str, bytes]] | None) -> tuple[tuple[str, bytes], ...]:
+    return tuple((str(k), bytes(v) if v is not None else b"") for k, v in (headers or ()))

@@ -1,0 +1,136 @@
+"""Broker access shared by the worker, the producer and the ops tools.
+
+Topics are created here, explicitly and with their intended partition counts, before any
+worker starts: an auto-created topic would get the broker's default partition count and
+break co-partitioning of a facility's events and its table rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from schemas.models import EventKind
+from sinks.feeds import Feed
+from streams.config import KafkaConfig
+
+log = logging.getLogger(__name__)
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+class BrokerFlavor(StrEnum):
+    KAFKA = "kafka"
+    TANSU = "tansu"
+
+
+class BrokerError(Exception):
+    """The broker is unreachable or its topics do not match what we need; one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    count_approved: str
+    variance_logged: str
+    dlq: str
+
+    @classmethod
+    def from_config(cls, kafka: KafkaConfig) -> TopicNames:
+        t = kafka.topics
+        return cls(t.count_approved, t.variance_logged, t.dlq)
+
+    @property
+    def inputs(self) -> tuple[str, str]:
+        return (self.count_approved, self.variance_logged)
+
+    @property
+    def kinds(self) -> dict[str, EventKind]:
+        return {
+            self.count_approved: EventKind.COUNT_APPROVED,
+            self.variance_logged: EventKind.VARIANCE_LOGGED,
+        }
+
+    def for_kind(self, kind: EventKind) -> str:
+        return self.count_approved if kind is EventKind.COUNT_APPROVED else self.variance_logged
+
+    @property
+    def feeds(self) -> dict[str, tuple[Feed, ...]]:
+        """Which feeds each input topic can produce rows for."""
+        return {
+            self.count_approved: (Feed.ADJUSTMENT,),
+            self.variance_logged: (Feed.ADJUSTMENT, Feed.TRANSFER),
+        }
+
+
+def client_options(kafka: KafkaConfig) -> dict[str, Any]:
+    """Connection options for any aiokafka client, security included."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": kafka.bootstrap,
+        "security_protocol": kafka.security_protocol,
+    }
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = ssl.create_default_context(
+            cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None
+        )
+    if kafka.security_protocol.startswith("SASL"):
+        options["sasl_mechanism"] = kafka.sasl_mechanism
+        options["sasl_plain_username"] = kafka.sasl_username
+        options["sasl_plain_password"] = (
+            kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
+        )
+    return options
+
+
+async def prepare_broker(kafka: KafkaConfig) -> BrokerFlavor:
+    """Detect the broker flavor and make sure every topic exists with the right partitions."""
+    admin = AIOKafkaAdminClient(**client_options(kafka), request_timeout_ms=15_000)
+    try:
+        await admin.start()
+    except KafkaConnectionError as exc:
+        raise BrokerError(f"cannot reach Kafka at {kafka.bootstrap}: {exc}") from None
+    try:
+        flavor = await _flavor(admin, kafka)
+        names = TopicNames.from_config(kafka)
+        wanted = {name: kafka.partitions for name in (*names.inputs, names.dlq)}
+        await ensure_topics(admin, wanted, kafka.replication_factor)
+        return flavor
+    except KafkaError as exc:
+        raise BrokerError(f"Kafka at {kafka.bootstrap}: {exc}") from None
+    finally:
+        await admin.close()
+
+
+async def _flavor(admin: AIOKafkaAdminClient, kafka: KafkaConfig) -> BrokerFlavor:
+    if kafka.flavor != "auto":
+        return BrokerFlavor(kafka.flavor)
+    cluster = await admin.describe_cluster()
+    cluster_id = str(cluster.get("cluster_id") or "")
+    return BrokerFlavor.TANSU if "tansu" in cluster_id.lower() else BrokerFlavor.KAFKA
+
+
+async def ensure_topics(
+    admin: AIOKafkaAdminClient, wanted: Mapping[str, int], replication_factor: int
+) -> None:
+    new = [NewTopic(name, count, replication_factor) for name, count in wanted.items()]
+    response = await admin.create_topics(new)
+    for topic, code, message in response.topic_errors:
+        if code not in (0, TOPIC_ALREADY_EXISTS):
+            raise BrokerError(f"cannot create topic {topic}: {message or code}")
+        if code == 0:
+            log.info("created topic %s with %d partitions", topic, wanted[topic])
+    described = await admin.describe_topics(list(wanted))
+    for topic in described:
+        actual = len(topic["partitions"])
+        expected = wanted[topic["topic"]]
+        if actual != expected:
+            raise BrokerError(
+                f"topic {topic['topic']} has {actual} partitions but kafka.partitions is "
+                f"{expected}; input topics must share one partition count"
+            )

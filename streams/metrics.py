@@ -1,0 +1,45 @@
+"""Prometheus metrics that Faust's own sensors do not cover."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+EVENTS = Counter(
+    "variance_sync_events_total",
+    "Consumed events by type and outcome (applied, redelivered, duplicate, dead-lettered).",
+    ["event_type", "outcome"],
+)
+DEAD_LETTERS = Counter(
+    "variance_sync_dead_letters_total",
+    "Events sent to the dead-letter topic, by source topic and error class.",
+    ["topic", "error_class"],
+)
+UNEXPORTED = Counter(
+    "variance_sync_unexported_changes_total",
+    "Logged variances applied to the inventory table but not exported (reason not synced).",
+    ["reason_id"],
+)
+ROWS_PUBLISHED = Counter(
+    "variance_sync_rows_published_total", "CSV rows published to NetSuite.", ["feed"]
+)
+FILES_PUBLISHED = Counter(
+    "variance_sync_files_published_total", "CSV files published to NetSuite.", ["feed"]
+)
+PUBLISH_FAILURES = Counter(
+    "variance_sync_publish_failures_total",
+    "Failed publish attempts, by feed and error type (the batch is kept and retried).",
+    ["feed", "error"],
+)
+LAST_PUBLISH = Gauge(
+    "variance_sync_last_publish_timestamp_seconds",
+    "Unix time of the last successful publish, by feed.",
+    ["feed"],
+)
+PENDING_ROWS = Gauge(
+    "variance_sync_pending_rows", "Rows consumed but not yet published, by feed.", ["feed"]
+)
+OLDEST_PENDING_AGE = Gauge(
+    "variance_sync_oldest_pending_batch_age_seconds",
+    "Age of the oldest row waiting to be published, by feed.",
+    ["feed"],
+)

@@ -1,0 +1,86 @@
+"""`variance-sync publish FILE.jsonl`: validate every line, then send them all.
+
+Nothing from the file is sent while any line is invalid, unless `--skip-invalid`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from schemas.exceptions import InvalidEvent
+from schemas.models import EventKind, ValidationLimits
+from streams.config import KafkaConfig, load_settings
+from streams.errors import UsageError
+from streams.producer import Event, PublishFailed, VarianceProducer
+
+EXIT_INVALID = 1
+
+
+@dataclass(frozen=True, slots=True)
+class LineProblem:
+    line: int
+    reason: str
+
+
+def read_events(path: Path, producer: VarianceProducer, kind: EventKind) -> tuple[list[Event], list[LineProblem]]:
+    events: list[Event] = []
+    problems: list[LineProblem] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from None
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            problems.append(LineProblem(number, f"not JSON: {exc.msg} at column {exc.colno}"))
+            continue
+        if not isinstance(data, dict):
+            problems.append(LineProblem(number, "not a JSON object"))
+            continue
+        try:
+            events.append(producer.validate(kind, data))
+        except InvalidEvent as exc:
+            problems.append(LineProblem(number, exc.reason))
+    return events, problems
+
+
+async def publish_file(args: argparse.Namespace) -> int:
+    kind = EventKind(args.topic)
+    kafka, limits = KafkaConfig(), ValidationLimits()
+    if args.config is not None:
+        settings = load_settings(args.config)
+        kafka = settings.kafka
+        limits = ValidationLimits(
+            max_abs_quantity=settings.validation.max_abs_quantity,
+            max_future=settings.validation.max_future,
+        )
+    bootstrap = args.bootstrap or os.environ.get("KAFKA_BOOTSTRAP") or "localhost:9092"
+    producer = VarianceProducer(
+        bootstrap, kafka=kafka, limits=limits, encoding="json" if args.json else "avro"
+    )
+    events, problems = read_events(args.file, producer, kind)
+    for problem in problems:
+        print(f"{args.file}:{problem.line}: {problem.reason}", file=sys.stderr)
+    if problems and not args.skip_invalid:
+        print(
+            f"variance-sync: {len(problems)} invalid line(s); nothing sent (use --skip-invalid to send the rest)",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    try:
+        async with producer:
+            deliveries = await producer.publish_many(events)
+    except PublishFailed as exc:
+        print(f"variance-sync: error: {exc}", file=sys.stderr)
+        return 2
+    skipped = f", skipped {len(problems)} invalid" if problems else ""
+    print(f"sent {len(deliveries)} event(s) to {kafka.topics.model_dump()[kind.name.lower()]}{skipped}")
+    return 0

@@ -1,0 +1,112 @@
+"""Per source partition: rows waiting for their batch, and events waiting to be acked.
+
+An event is acked (so Faust may commit past it) only once no feed still holds a row at
+or below its offset. Offsets therefore never move past an unpublished row, which is
+what lets a crashed worker's successor rebuild every unpublished batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Protocol
+
+from sinks.batching import FeedBatcher, PendingRow
+from sinks.feeds import Feed
+from sinks.naming import SourcePartition
+
+
+class Ackable(Protocol):
+    def ack(self) -> bool: ...
+
+
+class SourceState:
+    def __init__(self, source: SourcePartition, feeds: Sequence[Feed]) -> None:
+        self.source = source
+        self.batchers = {feed: FeedBatcher() for feed in feeds}
+        self.consumed_through = -1
+        # Held for the whole flush so that revoking the partition waits for it.
+        self.lock = asyncio.Lock()
+        self._unacked: deque[tuple[int, Ackable]] = deque()
+
+    @property
+    def pending_rows(self) -> int:
+        return sum(len(batcher) for batcher in self.batchers.values())
+
+    def record(
+        self, offset: int, event: Ackable, rows: Mapping[Feed, Sequence[PendingRow]], now: float
+    ) -> None:
+        """Take a consumed event and its rows (none for invalid or duplicate events)."""
+        for feed, feed_rows in rows.items():
+            self.batchers[feed].add(feed_rows, now)
+        self.consumed_through = max(self.consumed_through, offset)
+        self._unacked.append((offset, event))
+        self.release()
+
+    def low_water(self) -> int:
+        """The lowest offset that some feed still needs; everything below may be acked."""
+        firsts = [b.first_offset for b in self.batchers.values() if b.first_offset is not None]
+        return min(firsts) if firsts else self.consumed_through + 1
+
+    def release(self) -> int:
+        """Ack every held event below the low-water mark; return how many."""
+        mark = self.low_water()
+        released = 0
+        while self._unacked and self._unacked[0][0] < mark:
+            _, event = self._unacked.popleft()
+            event.ack()
+            released += 1
+        return released
+
+
+class SourceRegistry:
+    """The source partitions this worker owns right now."""
+
+    def __init__(self, feeds_by_topic: Mapping[str, Sequence[Feed]]) -> None:
+        self._feeds_by_topic = feeds_by_topic
+        self._states: dict[SourcePartition, SourceState] = {}
+        self._progress = asyncio.Event()
+
+    def __iter__(self) -> Iterator[SourceState]:
+        return iter(list(self._states.values()))
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def get(self, source: SourcePartition) -> SourceState | None:
+        """The state of an owned partition; None for one this worker does not own, such
+        as an event still in flight from a partition revoked a moment ago."""
+        return self._states.get(source)
+
+    def assign(self, sources: Sequence[SourcePartition]) -> None:
+        for source in sources:
+            feeds = self._feeds_by_topic.get(source.topic)
+            if feeds is not None and source not in self._states:
+                self._states[source] = SourceState(source, feeds)
+
+    @property
+    def pending_rows(self) -> int:
+        return sum(state.pending_rows for state in self._states.values())
+
+    async def revoke(self, sources: Sequence[SourcePartition]) -> None:
+        """Forget revoked partitions once any flush in progress on them has finished.
+
+        Their unacked events are simply dropped: the new owner consumes them again from
+        the committed offset and rebuilds the same batches.
+        """
+        for source in sources:
+            state = self._states.get(source)
+            if state is None:
+                continue
+            async with state.lock:
+                self._states.pop(source, None)
+
+    def notify_progress(self) -> None:
+        self._progress.set()
+
+    async def wait_below(self, limit: int) -> None:
+        """Backpressure: wait while more than `limit` rows wait to be published."""
+        while self.pending_rows > limit:
+            self._progress.clear()
+            await self._progress.wait()

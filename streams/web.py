@@ -1,0 +1,51 @@
+"""Read-only HTTP views on the worker (no endpoint mutates anything)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from streams.positions import position_key
+
+if TYPE_CHECKING:
+    from streams.app import Runtime
+
+
+def batches_snapshot(runtime: Runtime) -> dict[str, Any]:
+    """Rows waiting per feed and source partition, and the publisher's last error."""
+    now = time.monotonic()
+    pending = []
+    for state in runtime.sources:
+        for feed, batcher in state.batchers.items():
+            if len(batcher):
+                pending.append(
+                    {
+                        "feed": feed.value,
+                        "topic": state.source.topic,
+                        "partition": state.source.partition,
+                        "rows": len(batcher),
+                        "first_offset": batcher.first_offset,
+                        "consumed_through": state.consumed_through,
+                        "age_seconds": round(batcher.age(now), 3),
+                    }
+                )
+    return {"pending": pending, "last_error": runtime.publish_loop.last_error}
+
+
+def register_views(runtime: Runtime) -> None:
+    app = runtime.app
+
+    @app.page("/health")
+    async def health(self: Any, request: Any) -> Any:
+        return self.json({"status": "ok"})
+
+    @app.page("/inventory/{facility}/{product}")
+    async def inventory(self: Any, request: Any, facility: str, product: str) -> Any:
+        position = runtime.inventory.get(position_key(facility, product))
+        if position is None:
+            return self.json({"error": "no position for this facility and product on this worker"}, status=404)
+        return self.json(position)
+
+    @app.page("/batches")
+    async def batches(self: Any, request: Any) -> Any:
+        return self.json(batches_snapshot(runtime))

@@ -1,0 +1,101 @@
+"""Builders for settings and events, shared by unit and integration tests."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from schemas.models import CountApproved, CountLine, VarianceLogged
+from streams.config import Settings, load_settings
+
+SAMPLE_TOML = """\
+[netsuite]
+subsidiary_id = "1"
+adjustment_account_id = "927"
+cycle_count_memo = "Inventory cycle count by HotWax"
+timezone = "America/Chicago"
+file_prefix = "acme"
+synced_reasons = ["VAR_LOST", "VAR_STOLEN", "VAR_DAMAGED", "VAR_FOUND"]
+
+[netsuite.variance_locations]
+VAR_DAMAGED = "1099"
+VAR_STOLEN = "1098"
+
+[netsuite.facilities]
+STORE_1 = "254"
+STORE_2 = "255"
+"""
+
+_ids = itertools.count(1)
+NOON_UTC = datetime(2024, 2, 29, 18, 0, tzinfo=UTC)  # noon in Chicago on a leap day
+
+
+def write_config(directory: Path, extra: str = "", base: str = SAMPLE_TOML) -> Path:
+    path = directory / "variance-sync.toml"
+    path.write_text(base + extra, encoding="utf-8")
+    return path
+
+
+def make_settings(tmp_path: Path, overrides: Mapping[str, Any] | None = None, extra: str = "") -> Settings:
+    extra_publish = f'\n[publish]\ndestination = "local"\nlocal_dir = "{tmp_path / "netsuite"}"\n'
+    return load_settings(write_config(tmp_path, extra_publish + extra), overrides)
+
+
+def count(
+    *lines: CountLine,
+    facility: str = "STORE_1",
+    count_id: str = "CC1001",
+    event_id: str | None = None,
+    location: str | None = None,
+    at: datetime = NOON_UTC,
+) -> CountApproved:
+    return CountApproved(
+        event_id=event_id or f"evt-{next(_ids)}",
+        occurred_at=at,
+        facility_id=facility,
+        netsuite_location_id=location,
+        count_id=count_id,
+        approved_by="manager",
+        lines=lines or (line("10017", "3410", counted=7, system=10),),
+    )
+
+
+def line(product: str, item: str, *, counted: int, system: int, **extra: Any) -> CountLine:
+    return CountLine(
+        product_id=product,
+        netsuite_item_id=item,
+        counted_quantity=counted,
+        system_quantity=system,
+        variance_quantity=counted - system,
+        **extra,
+    )
+
+
+def variance(
+    quantity: int,
+    reason: str = "VAR_DAMAGED",
+    *,
+    facility: str = "STORE_1",
+    product: str = "10017",
+    item: str = "3410",
+    event_id: str | None = None,
+    description: str | None = None,
+    location: str | None = None,
+    at: datetime = NOON_UTC,
+) -> VarianceLogged:
+    return VarianceLogged(
+        event_id=event_id or f"evt-{next(_ids)}",
+        occurred_at=at,
+        facility_id=facility,
+        netsuite_location_id=location,
+        product_id=product,
+        netsuite_item_id=item,
+        quantity=quantity,
+        reason_id=reason,
+        reason_description=description,
+        comments=None,
+        logged_by="associate",
+    )

@@ -1,0 +1,1 @@
+"""Sample events, strategies and golden JSON forms for the schemas tests."""

@@ -1,0 +1,160 @@
+"""The per-record path with plain dicts for tables: no broker, no Faust."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schemas.codec import encode_avro, encode_json
+from schemas.models import EventKind
+from sinks.feeds import Feed
+from sinks.naming import SourcePartition
+from streams.dlq import DeadLetter, ErrorClass, SourceRecord
+from streams.pipeline import EventPipeline
+from streams.sources import SourceRegistry
+from tests.factories import count, line, make_settings, variance
+
+COUNTS, VARIANCES = "counts", "variances"
+
+
+@dataclass
+class Event:
+    acked: bool = False
+
+    def ack(self) -> bool:
+        self.acked = True
+        return True
+
+
+class Harness:
+    def __init__(self, tmp_path: Path) -> None:
+        self.inventory: dict[str, Any] = {}
+        self.seen: dict[str, Any] = {}
+        self.dead: list[DeadLetter] = []
+        self.sources = SourceRegistry({COUNTS: (Feed.ADJUSTMENT,), VARIANCES: (Feed.ADJUSTMENT, Feed.TRANSFER)})
+        self.sources.assign([SourcePartition(COUNTS, 0), SourcePartition(VARIANCES, 0)])
+        self.offsets = {COUNTS: 0, VARIANCES: 0}
+
+        async def send(letter: DeadLetter) -> None:
+            self.dead.append(letter)
+
+        kinds = {COUNTS: EventKind.COUNT_APPROVED, VARIANCES: EventKind.VARIANCE_LOGGED}
+        self.pipeline = EventPipeline(make_settings(tmp_path), kinds, self.inventory, self.seen, self.sources, send)
+
+    async def send(
+        self, topic: str, value: bytes, key: bytes | None = b"STORE_1", offset: int | None = None,
+        headers: tuple[tuple[str, bytes], ...] = (),
+    ) -> Event:
+        if offset is None:
+            offset = self.offsets[topic]
+            self.offsets[topic] += 1
+        event = Event()
+        record = SourceRecord(topic, 0, offset, 1_709_229_600_000, key, value, headers)
+        await self.pipeline.handle(record, event)
+        return event
+
+    def pending(self, topic: str, feed: Feed) -> list[str]:
+        state = self.sources.get(SourcePartition(topic, 0))
+        assert state is not None
+        return [getattr(r.row, "reference_no", getattr(r.row, "external_id", "")) for r in state.batchers[feed].rows_through(10**9)]
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Harness:
+    return Harness(tmp_path)
+
+
+async def test_a_count_updates_positions_and_waits_in_the_adjustment_batch(harness: Harness) -> None:
+    event = count(line("10017", "3410", counted=7, system=10), line("10018", "3411", counted=2, system=2))
+    held = await harness.send(COUNTS, encode_avro(event))
+    assert not held.acked  # its row is not published yet
+    assert harness.pending(COUNTS, Feed.ADJUSTMENT) == ["CC1001-10017"]
+    assert harness.inventory["STORE_1/10017"]["net_variance"] == -3
+    assert harness.inventory["STORE_1/10018"]["last_counted_quantity"] == 2
+
+
+async def test_json_bodies_are_accepted_with_their_content_type(harness: Harness) -> None:
+    event = variance(-2, "VAR_DAMAGED", event_id="j1")
+    await harness.send(VARIANCES, encode_json(event), headers=(("content-type", b"application/json"),))
+    assert harness.pending(VARIANCES, Feed.TRANSFER) == ["VL-j1"]
+
+
+async def test_a_record_delivered_twice_to_one_owner_counts_once(harness: Harness) -> None:
+    payload = encode_avro(variance(-2, "VAR_LOST", event_id="r1"))
+    await harness.send(VARIANCES, payload, offset=0)
+    again = await harness.send(VARIANCES, payload, offset=0)
+    assert not again.acked
+    assert harness.inventory["STORE_1/10017"]["net_variance"] == -2
+    assert harness.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-r1"]
+
+
+async def test_after_a_rebalance_a_redelivered_record_is_batched_but_not_reapplied(harness: Harness) -> None:
+    payload = encode_avro(variance(-2, "VAR_LOST", event_id="r2"))
+    await harness.send(VARIANCES, payload, offset=0)
+    source = SourcePartition(VARIANCES, 0)
+    await harness.sources.revoke([source])  # the unpublished row is dropped with the state
+    harness.sources.assign([source])
+    await harness.send(VARIANCES, payload, offset=0)
+    assert harness.inventory["STORE_1/10017"]["net_variance"] == -2
+    assert harness.inventory["STORE_1/10017"]["events_applied"] == 1
+    assert harness.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-r2"]
+
+
+async def test_a_producer_duplicate_is_ignored_entirely(harness: Harness) -> None:
+    payload = encode_avro(variance(-2, "VAR_LOST", event_id="d1"))
+    await harness.send(VARIANCES, payload)
+    duplicate = await harness.send(VARIANCES, payload)
+    assert harness.inventory["STORE_1/10017"]["net_variance"] == -2
+    assert harness.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-d1"]
+    assert not duplicate.acked  # held behind the first copy's unpublished row
+
+
+async def test_an_unsynced_reason_changes_the_table_and_is_acked_at_once(harness: Harness) -> None:
+    held = await harness.send(VARIANCES, encode_avro(variance(-4, "VAR_SAMPLE")))
+    assert held.acked
+    assert harness.inventory["STORE_1/10017"]["net_variance"] == -4
+    assert harness.inventory["STORE_1/10017"]["exported_variance"] == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "error_class", "reason"),
+    [
+        (b"\xc3\x01\x00", b"STORE_1", ErrorClass.DECODE, "truncated"),
+        (b"", b"STORE_1", ErrorClass.DECODE, ""),
+        (encode_avro(variance(-1, facility="STORE_9")), b"STORE_9", ErrorClass.UNROUTABLE, "unknown facility 'STORE_9'"),
+        (encode_avro(variance(-1)), b"STORE_2", ErrorClass.INVALID, "is not the facility_id 'STORE_1'"),
+        (encode_avro(variance(-1)), None, ErrorClass.INVALID, "message key 'null'"),
+    ],
+)
+async def test_bad_records_are_dead_lettered_with_reason_and_coordinates(
+    harness: Harness, value: bytes, key: bytes | None, error_class: ErrorClass, reason: str
+) -> None:
+    held = await harness.send(VARIANCES, value, key=key)
+    assert held.acked
+    assert len(harness.dead) == 1
+    letter = harness.dead[0]
+    assert letter.error_class is error_class
+    assert reason in letter.reason
+    headers = dict(letter.headers())
+    assert headers["variance-sync.source-topic"] == b"variances"
+    assert headers["variance-sync.source-offset"] == b"0"
+    assert harness.inventory == {}
+
+
+async def test_invalid_json_event_lists_every_problem(harness: Harness) -> None:
+    body = b'{"event_id": "", "quantity": 0}'
+    await harness.send(VARIANCES, body, headers=(("content-type", b"application/json"),))
+    letter = harness.dead[0]
+    assert letter.error_class is ErrorClass.INVALID
+    assert "event_id" in letter.reason
+    assert "quantity" in letter.reason
+
+
+async def test_events_of_revoked_partitions_are_left_alone(harness: Harness) -> None:
+    await harness.sources.revoke([SourcePartition(VARIANCES, 0)])
+    held = await harness.send(VARIANCES, encode_avro(variance(-1, "VAR_LOST")))
+    assert not held.acked
+    assert harness.inventory == {}
