@@ -16,7 +16,7 @@ from importlib.resources.abc import Traversable
 from typing import Any, Final
 
 import fastavro
-from fastavro.schema import fingerprint, to_parsing_canonical_form
+from fastavro.schema import SchemaParseException, fingerprint, to_parsing_canonical_form
 
 from schemas.exceptions import SchemaError
 from schemas.models import EventKind
@@ -51,10 +51,10 @@ class Registry:
         for schema in sorted(schemas, key=lambda s: (s.kind, s.version)):
             clash = self._by_fingerprint.get(schema.fingerprint)
             if clash is not None:
-                # Doc-only edits leave the canonical form, and so the fingerprint, unchanged.
+                # Two versions with one fingerprint would make the writer ambiguous.
                 raise SchemaError(
-                    f"{schema.label} has the same canonical form as {clash.label}; "
-                    "a new version must change the schema, not only its docs"
+                    f"{schema.label} has the same canonical form as {clash.label}: docs, "
+                    "defaults and logical types are not part of it, so it is no new version"
                 )
             self._by_fingerprint[schema.fingerprint] = schema
             by_kind.setdefault(schema.kind, []).append(schema)
@@ -92,7 +92,7 @@ def load_schema_file(file_name: str, text: str) -> SchemaVersion:
         raw = json.loads(text)
         parsed = fastavro.parse_schema(raw)
         canonical = to_parsing_canonical_form(raw)
-    except (ValueError, TypeError, KeyError, fastavro.schema.SchemaParseException) as exc:
+    except (ValueError, TypeError, KeyError, SchemaParseException) as exc:
         raise SchemaError(f"{file_name}: not a valid Avro schema: {exc}") from exc
     if not isinstance(parsed, dict) or parsed.get("type") != "record":
         raise SchemaError(f"{file_name}: the top level must be a record")

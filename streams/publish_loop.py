@@ -37,6 +37,7 @@ class PublishLoop:
         faults: FaultHook = no_faults,
         monotonic: Callable[[], float] = time.monotonic,
         tick_seconds: float = 0.5,
+        probe_seconds: float = 15.0,
     ) -> None:
         self._sources = sources
         self._dest = dest
@@ -47,8 +48,15 @@ class PublishLoop:
         self._faults = faults
         self._monotonic = monotonic
         self._tick_seconds = tick_seconds
+        self._probe_seconds = probe_seconds
+        self._last_contact = float("-inf")
         self.last_error: str | None = None
         self._layout_ready = False
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the destination answered the last time we needed it."""
+        return self._layout_ready and self.last_error is None
 
     async def run(self) -> None:
         while True:
@@ -63,7 +71,19 @@ class PublishLoop:
             for feed in state.batchers:
                 if not await self._maybe_flush(state, feed, force):
                     return
+        await self._probe()
         self._update_gauges()
+
+    async def _probe(self) -> None:
+        """Touch an idle destination now and then, so /ready notices an outage."""
+        if self._monotonic() - self._last_contact < self._probe_seconds:
+            return
+        try:
+            await self._dest.exists(Feed.ADJUSTMENT.csv_dir)
+        except SinkError as exc:
+            self._failed(None, exc)
+            return
+        self._last_contact = self._monotonic()
 
     async def _layout(self) -> bool:
         """Create the NetSuite folder tree once, on the first healthy connection."""
@@ -74,6 +94,7 @@ class PublishLoop:
                 self._failed(None, exc)
                 return False
             self._layout_ready = True
+            self._last_contact = self._monotonic()
         return True
 
     async def _maybe_flush(self, state: SourceState, feed: Feed, force: bool) -> bool:
@@ -112,6 +133,7 @@ class PublishLoop:
         )
 
     def _succeeded(self, feed: Feed, result: FlushResult) -> None:
+        self._last_contact = self._monotonic()
         self._backoff.succeeded()
         self.last_error = None
         if result.published:

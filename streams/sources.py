@@ -67,6 +67,8 @@ class SourceRegistry:
         self._feeds_by_topic = feeds_by_topic
         self._states: dict[SourcePartition, SourceState] = {}
         self._progress = asyncio.Event()
+        # Set by the first assignment, even an empty one (more workers than partitions).
+        self.joined = False
 
     def __iter__(self) -> Iterator[SourceState]:
         return iter(list(self._states.values()))
@@ -80,6 +82,7 @@ class SourceRegistry:
         return self._states.get(source)
 
     def assign(self, sources: Sequence[SourcePartition]) -> None:
+        self.joined = True
         for source in sources:
             feeds = self._feeds_by_topic.get(source.topic)
             if feeds is not None and source not in self._states:

@@ -32,12 +32,27 @@ def batches_snapshot(runtime: Runtime) -> dict[str, Any]:
     return {"pending": pending, "last_error": runtime.publish_loop.last_error}
 
 
+def readiness(runtime: Runtime) -> dict[str, bool]:
+    """What an orchestrator should wait for before sending this worker traffic."""
+    app = runtime.app
+    return {
+        "assigned": runtime.sources.joined,
+        "recovered": not app.rebalancing and not app.in_recovery,
+        "destination_reachable": runtime.publish_loop.healthy,
+    }
+
+
 def register_views(runtime: Runtime) -> None:
     app = runtime.app
 
     @app.page("/health")
     async def health(self: Any, request: Any) -> Any:
         return self.json({"status": "ok"})
+
+    @app.page("/ready")
+    async def ready(self: Any, request: Any) -> Any:
+        checks = readiness(runtime)
+        return self.json({"ready": all(checks.values()), "checks": checks}, status=200 if all(checks.values()) else 503)
 
     @app.page("/inventory/{facility}/{product}")
     async def inventory(self: Any, request: Any, facility: str, product: str) -> Any:

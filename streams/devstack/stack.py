@@ -56,8 +56,8 @@ def worker_environment(options: DevOptions, sftp: EmbeddedSFTPServer, config: Pa
         "VARIANCE_SYNC_SFTP__PORT": str(sftp.port),
         "VARIANCE_SYNC_SFTP__USERNAME": sftp.username,
         "VARIANCE_SYNC_SFTP__BASE_DIR": NETSUITE_DIR,
-        "VARIANCE_SYNC_SFTP__PRIVATE_KEY": str(sftp.client_key_path),
-        "VARIANCE_SYNC_SFTP__KNOWN_HOSTS": str(sftp.known_hosts_path),
+        "VARIANCE_SYNC_SFTP__PRIVATE_KEY": str(sftp.client_key),
+        "VARIANCE_SYNC_SFTP__KNOWN_HOSTS": str(sftp.known_hosts),
         # Tansu forgets everything on restart, so local table state must not outlive it.
         "VARIANCE_SYNC_WORKER__STORE": "memory",
         "VARIANCE_SYNC_WORKER__DATA_DIR": str(data / "worker"),
@@ -75,10 +75,12 @@ def write_env_file(path: Path, env: dict[str, str]) -> None:
 
 async def run_dev(options: DevOptions) -> int:
     config = options.config or DEFAULT_CONFIG
-    settings = load_settings(config)  # fail fast, with one line, on a bad config
     data = options.data_dir
-    (data / "logs").mkdir(parents=True, exist_ok=True)
     netsuite_root = data / "sftp" / NETSUITE_DIR
+    # Fail fast, with one line, on a bad config. The worker gets the SFTP settings from
+    # the environment below; this process only needs the routing and Kafka sections.
+    settings = load_settings(config, {"publish": {"destination": "local", "local_dir": str(netsuite_root)}})
+    (data / "logs").mkdir(parents=True, exist_ok=True)
     netsuite_root.mkdir(parents=True, exist_ok=True)
     await ensure_layout(LocalDestination(netsuite_root))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
@@ -18,8 +18,8 @@ from schemas import (
 )
 from tests.unit.schemas_fixtures.events import NOW, count_data, line_data, variance_data
 
-COUNT = EventKind.COUNT_APPROVED
-VARIANCE = EventKind.VARIANCE_LOGGED
+COUNT: Final = EventKind.COUNT_APPROVED
+VARIANCE: Final = EventKind.VARIANCE_LOGGED
 
 
 def problems(kind: EventKind, data: Mapping[str, object], **kwargs: Any) -> tuple[str, ...]:
@@ -288,7 +288,9 @@ def test_occurred_at_is_normalized_to_utc_milliseconds() -> None:
 
 def test_occurred_at_accepts_an_aware_datetime() -> None:
     moment = datetime(2024, 2, 29, 15, 4, 5, tzinfo=UTC)
-    assert validate_event(VARIANCE, variance_data(occurred_at=moment), now=NOW).occurred_at == moment
+    assert (
+        validate_event(VARIANCE, variance_data(occurred_at=moment), now=NOW).occurred_at == moment
+    )
 
 
 def test_now_must_be_aware() -> None:
@@ -347,7 +349,7 @@ def test_free_text_is_bounded(field: str) -> None:
 
 @pytest.mark.parametrize("field", ["reason_description", "comments"])
 @pytest.mark.parametrize(
-    "value", ["", "Caja aplastada \u2014 \u6e7f\u6c14 \U0001f4e6", "line 1\nline 2, \"quoted\"", None]
+    "value", ["", "Caja aplastada \u2014 \u6e7f\u6c14 \U0001f4e6", 'line 1\nline 2, "quoted"', None]
 )
 def test_free_text_may_be_any_unicode(field: str, value: str | None) -> None:
     event = validate_event(VARIANCE, variance_data(**{field: value}), now=NOW)

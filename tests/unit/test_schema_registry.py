@@ -122,6 +122,12 @@ def test_loads_a_folder(tmp_path: Path) -> None:
         ("count_approved.v1.avsc", "{not json", "not a valid Avro schema"),
         ("count_approved.v1.avsc", '{"type": "recrd"}', "not a valid Avro schema"),
         ("count_approved.v1.avsc", '"string"', "the top level must be a record"),
+        (
+            "count_approved.v1.avsc",
+            '{"type": "record", "name": "X", "fields": [{"name": "a", "type": "long", '
+            '"default": "x"}]}',
+            "must match schema type: long",
+        ),
     ],
 )
 def test_rejects_a_bad_file(name: str, text: str, message: str) -> None:
