@@ -134,7 +134,9 @@ class BatchLedger:
         # Only fully published batches older than the newest `keep` are removed; the
         # audit manifests stay. The head is never pruned, so ownership stays decidable.
         names = set(await self._dest.list_dir(folder))
-        published = sorted(n.removesuffix(PUBLISHED_SUFFIX) for n in names if n.endswith(PUBLISHED_SUFFIX))
+        published = sorted(
+            n.removesuffix(PUBLISHED_SUFFIX) for n in names if n.endswith(PUBLISHED_SUFFIX)
+        )
         for start in published[: -self._keep]:
             await self._dest.remove(f"{folder}/{start}{SEAL_SUFFIX}")
             await self._dest.remove(f"{folder}/{start}{PUBLISHED_SUFFIX}")

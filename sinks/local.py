@@ -140,7 +140,9 @@ class LocalDestination:
             reason = exc.strerror or str(exc)
             if exc.errno in _REFUSED_ERRNOS:
                 raise DestinationRefused(f"{op} {shown} refused: {reason}") from exc
-            logger.warning("local destination %s unavailable: %s %s: %s", self._root, op, shown, reason)
+            logger.warning(
+                "local destination %s unavailable: %s %s: %s", self._root, op, shown, reason
+            )
             raise DestinationUnavailable(f"{op} {shown} failed: {reason}") from exc
 
 

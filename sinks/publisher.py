@@ -73,6 +73,7 @@ class FeedPublisher:
         dest: Destination,
         ledger: BatchLedger,
         options: PublisherOptions,
+        *,
         faults: FaultHook = no_faults,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -108,7 +109,10 @@ class FeedPublisher:
             if winner.end != ours.end:
                 self._log.warning(
                     "offsets %d-%d were already sealed by another worker as %d-%d; adopting it",
-                    start, consumed_through, winner.start, winner.end,
+                    start,
+                    consumed_through,
+                    winner.start,
+                    winner.end,
                 )
             head = LedgerHead(winner, published=False)
 
@@ -118,12 +122,22 @@ class FeedPublisher:
         files = []
         for part, chunk in enumerate(chunks, start=1):
             name = batch_file_name(
-                self._options.file_prefix, self.feed, first_at, self.source, start, end,
-                part=part, parts=len(chunks),
+                self._options.file_prefix,
+                self.feed,
+                first_at,
+                self.source,
+                start,
+                end,
+                part=part,
+                parts=len(chunks),
             )
             files.append(BatchFile.from_bytes(name, render(self.feed, chunk), len(chunk)))
         manifest = build_manifest(
-            feed=self.feed, source=self.source, start=start, end=end, files=files,
+            feed=self.feed,
+            source=self.source,
+            start=start,
+            end=end,
+            files=files,
             rows=[row.row for row in rows],
             schema_versions={row.schema_version for row in rows},
             created_at=self._clock(),
@@ -147,8 +161,11 @@ class FeedPublisher:
         await self._ledger.record_published(self.feed, self.source, seal, self._clock())
         await self._faults("recorded")
         self._log.info(
-            "published offsets %d-%d: %d rows in %d file(s)", seal.start, seal.end,
-            seal.row_count, len(seal.files),
+            "published offsets %d-%d: %d rows in %d file(s)",
+            seal.start,
+            seal.end,
+            seal.row_count,
+            len(seal.files),
         )
 
     def _rebuild(self, seal: Seal, rows: Sequence[PendingRow]) -> list[bytes]:

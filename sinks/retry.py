@@ -27,7 +27,7 @@ class Backoff:
         self.failures += 1
         base = self.initial * 2 ** min(self.failures - 1, 30)
         spread = 1 + self.jitter * random.random()  # noqa: S311 - timing jitter, not security
-        delay = min(self.maximum, base * spread)
+        delay: float = min(self.maximum, base * spread)
         self.not_before = now + delay
         return delay
 

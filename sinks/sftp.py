@@ -220,7 +220,9 @@ class SFTPDestination:
             yield sftp
         except _CONNECTION_ERRORS as exc:
             self._forget(conn)
-            logger.warning("SFTP %s %s on %s: connection lost: %s", op, where, self.description, exc)
+            logger.warning(
+                "SFTP %s %s on %s: connection lost: %s", op, where, self.description, exc
+            )
             raise DestinationUnavailable(
                 f"SFTP {op} {where} on {self.description}: connection lost ({exc})"
             ) from exc

@@ -41,7 +41,11 @@ def register_ingest_agent(runtime: Runtime) -> None:
     app, topics, sources, pipeline = runtime.app, runtime.topics, runtime.sources, runtime.pipeline
     limit = runtime.settings.batching.max_pending_rows
     channel = app.topic(
-        *topics.inputs, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        *topics.inputs,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
     )
 
     async def ingest(stream: Any) -> None:
@@ -51,14 +55,16 @@ def register_ingest_agent(runtime: Runtime) -> None:
 
     app.agent(channel, name="ingest")(ingest)
 
-    @app.on_partitions_assigned.connect
     async def on_assigned(_app: Any, assigned: Any, **_: Any) -> None:
         sources.assign([SourcePartition(tp.topic, tp.partition) for tp in assigned])
 
-    @app.on_partitions_revoked.connect
     async def on_revoked(_app: Any, revoked: Any, **_: Any) -> None:
         await sources.revoke([SourcePartition(tp.topic, tp.partition) for tp in revoked])
 
-    @app.task
-    async def publish() -> None:
-        await runtime.publish_loop.run()
+    # Faust's signal and task signatures are looser than mypy can see through.
+    assigned_signal: Any = app.on_partitions_assigned
+    revoked_signal: Any = app.on_partitions_revoked
+    assigned_signal.connect(on_assigned)
+    revoked_signal.connect(on_revoked)
+    tasks: Any = app
+    tasks.task(runtime.publish_loop.run)

@@ -65,12 +65,16 @@ def build_runtime(
     topics = TopicNames.from_config(settings.kafka)
     inventory, seen = register_tables(app, settings.kafka.partitions)
     sources = SourceRegistry(topics.feeds)
-    dlq = app.topic(topics.dlq, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    dlq = app.topic(
+        topics.dlq, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
 
     async def send_dead_letter(letter: DeadLetter) -> None:
         await dlq.send(key=letter.record.key, value=letter.record.value, headers=letter.headers())
 
-    pipeline = EventPipeline(settings, topics.kinds, inventory, seen, sources, send_dead_letter)
+    pipeline = EventPipeline(
+        settings, topics.kinds, inventory, seen, sources, send_dead_letter=send_dead_letter
+    )
     publish_loop = PublishLoop(
         sources,
         destination,
@@ -122,11 +126,15 @@ def faust_settings(settings: Settings, flavor: BrokerFlavor) -> dict[str, Any]:
 def broker_credentials(kafka: KafkaConfig) -> Any:
     context = None
     if kafka.security_protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+        context = ssl.create_default_context(
+            cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None
+        )
     if kafka.security_protocol.startswith("SASL"):
         password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
         return faust.SASLCredentials(
-            username=kafka.sasl_username, password=password, mechanism=kafka.sasl_mechanism,
+            username=kafka.sasl_username,
+            password=password,
+            mechanism=kafka.sasl_mechanism,
             ssl_context=context,
         )
     return context

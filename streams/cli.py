@@ -47,25 +47,45 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="variance-sync", description=__doc__.splitlines()[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    dev = commands.add_parser("dev", help="run the embedded broker, SFTP server, worker and sample traffic")
-    dev.add_argument("--data-dir", type=Path, default=Path("var"), help="state folder (default ./var)")
+    dev = commands.add_parser(
+        "dev", help="run the embedded broker, SFTP server, worker and sample traffic"
+    )
+    dev.add_argument(
+        "--data-dir", type=Path, default=Path("var"), help="state folder (default ./var)"
+    )
     dev.add_argument("--kafka-port", type=_port, default=9092)
     dev.add_argument("--sftp-port", type=_port, default=2222)
-    dev.add_argument("--config", type=Path, default=None, help="routing TOML (default: the sample config)")
-    dev.add_argument("--window-seconds", type=_positive, default=None, help="override [batching] window")
+    dev.add_argument(
+        "--config", type=Path, default=None, help="routing TOML (default: the sample config)"
+    )
+    dev.add_argument(
+        "--window-seconds", type=_positive, default=None, help="override [batching] window"
+    )
     dev.add_argument("--no-sample", action="store_true", help="do not generate sample traffic")
-    dev.add_argument("--no-worker", action="store_true", help="start only the broker and the SFTP server")
+    dev.add_argument(
+        "--no-worker", action="store_true", help="start only the broker and the SFTP server"
+    )
     dev.set_defaults(handler=_dev)
 
-    worker = commands.add_parser("worker", help="run a worker against the configured broker and SFTP server")
-    worker.add_argument("--config", type=Path, default=None, help="TOML config (default: the sample config)")
+    worker = commands.add_parser(
+        "worker", help="run a worker against the configured broker and SFTP server"
+    )
+    worker.add_argument(
+        "--config", type=Path, default=None, help="TOML config (default: the sample config)"
+    )
     worker.set_defaults(handler=_worker)
 
     publish = commands.add_parser("publish", help="publish JSON-lines events, Avro-encoded")
     publish.add_argument("--topic", required=True, choices=["count-approved", "variance-logged"])
-    publish.add_argument("--bootstrap", default=None, help="HOST:PORT (default $KAFKA_BOOTSTRAP or localhost:9092)")
-    publish.add_argument("--config", type=Path, default=None, help="TOML config for topic names and limits")
-    publish.add_argument("--skip-invalid", action="store_true", help="send the valid lines even if some are invalid")
+    publish.add_argument(
+        "--bootstrap", default=None, help="HOST:PORT (default $KAFKA_BOOTSTRAP or localhost:9092)"
+    )
+    publish.add_argument(
+        "--config", type=Path, default=None, help="TOML config for topic names and limits"
+    )
+    publish.add_argument(
+        "--skip-invalid", action="store_true", help="send the valid lines even if some are invalid"
+    )
     publish.add_argument("--json", action="store_true", help="send JSON bodies instead of Avro")
     publish.add_argument("file", type=Path, help="events, one JSON object per line")
     publish.set_defaults(handler=_publish)

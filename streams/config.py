@@ -62,7 +62,9 @@ class NetSuiteConfig(_Section):
     @classmethod
     def _safe_prefix(cls, value: str) -> str:
         if not is_valid_prefix(value):
-            raise ValueError("must be 1-64 letters, digits, '_' or '-', starting with a letter or digit")
+            raise ValueError(
+                "must be 1-64 letters, digits, '_' or '-', starting with a letter or digit"
+            )
         return value
 
     @_model_validator(mode="after")
@@ -151,7 +153,9 @@ class WorkerConfig(_Section):
     log_level: Literal["debug", "info", "warn", "error"] = "info"
 
 
-_file_data: ContextVar[Mapping[str, Any]] = ContextVar("_file_data", default={})
+# The TOML data for the `Settings` being built; a context variable rather than a class
+# attribute so that concurrent loads cannot see each other's file.
+_file_data: ContextVar[Mapping[str, Any] | None] = ContextVar("_file_data", default=None)
 
 
 class Settings(BaseSettings):
@@ -176,7 +180,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        file_source = InitSettingsSource(settings_cls, dict(_file_data.get()))
+        file_source = InitSettingsSource(settings_cls, dict(_file_data.get() or {}))
         return (init_settings, env_settings, file_source)
 
     @_model_validator(mode="after")

@@ -62,7 +62,9 @@ class DeadLetter:
             "source-topic": self.record.topic,
             "source-partition": str(self.record.partition),
             "source-offset": str(self.record.offset),
-            "source-timestamp": "" if self.record.timestamp_ms is None else str(self.record.timestamp_ms),
+            "source-timestamp": ""
+            if self.record.timestamp_ms is None
+            else str(self.record.timestamp_ms),
             "failed-at": moment,
         }
         earlier = self.record.header(HEADER_PREFIX + "error")

@@ -22,7 +22,9 @@ def fault_hook_from_env() -> FaultHook:
     if not point:
         return no_faults
     if point not in STEPS:
-        raise ValueError(f"VARIANCE_SYNC_FAULT_POINT must be one of {', '.join(STEPS)}, not {point!r}")
+        raise ValueError(
+            f"VARIANCE_SYNC_FAULT_POINT must be one of {', '.join(STEPS)}, not {point!r}"
+        )
     remaining = int(os.environ.get("VARIANCE_SYNC_FAULT_SKIP", "0"))
     log.warning("fault point armed: SIGKILL at %r after %d passes", point, remaining)
 

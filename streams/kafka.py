@@ -98,13 +98,13 @@ async def prepare_broker(kafka: KafkaConfig) -> BrokerFlavor:
     try:
         flavor = await _flavor(admin, kafka)
         names = TopicNames.from_config(kafka)
-        wanted = {name: kafka.partitions for name in (*names.inputs, names.dlq)}
+        wanted = dict.fromkeys((*names.inputs, names.dlq), kafka.partitions)
         await ensure_topics(admin, wanted, kafka.replication_factor)
-        return flavor
     except KafkaError as exc:
         raise BrokerError(f"Kafka at {kafka.bootstrap}: {exc}") from None
     finally:
         await admin.close()
+    return flavor
 
 
 async def _flavor(admin: AIOKafkaAdminClient, kafka: KafkaConfig) -> BrokerFlavor:

@@ -60,6 +60,7 @@ class EventPipeline:
         inventory: MutableMapping[str, Any],
         seen: MutableMapping[str, Any],
         sources: SourceRegistry,
+        *,
         send_dead_letter: SendDeadLetter,
         clocks: Clocks | None = None,
     ) -> None:
@@ -91,8 +92,12 @@ class EventPipeline:
             return
         except Exception as exc:
             # A bug must not stop the stream or lose the event: keep it for re-drive.
-            log.exception("unexpected error on %s[%d]@%d", record.topic, record.partition, record.offset)
-            await self._dead_letter(record, Rejected(ErrorClass.INTERNAL, f"{type(exc).__name__}: {exc}"))
+            log.exception(
+                "unexpected error on %s[%d]@%d", record.topic, record.partition, record.offset
+            )
+            await self._dead_letter(
+                record, Rejected(ErrorClass.INTERNAL, f"{type(exc).__name__}: {exc}")
+            )
             state.record(record.offset, ackable, {}, self._clocks.monotonic())
             return
         rows = self._apply(record, accepted)
@@ -136,7 +141,9 @@ class EventPipeline:
         elif first_seen != coordinates:
             # The producer sent this event twice; only its first copy counts.
             metrics.EVENTS.labels(kind.value, "duplicate").inc()
-            log.info("event %s at %s duplicates %s; ignored", event.event_id, coordinates, first_seen)
+            log.info(
+                "event %s at %s duplicates %s; ignored", event.event_id, coordinates, first_seen
+            )
             return {}
         applied = Applied(event.event_id, event.occurred_at, record.topic, record.offset)
         changed = 0
@@ -160,7 +167,9 @@ class EventPipeline:
         record_at = datetime.fromtimestamp((record.timestamp_ms or 0) / 1000, tz=UTC)
         rows: dict[Feed, list[PendingRow]] = defaultdict(list)
         for row in accepted.routed.rows:
-            rows[row.feed].append(PendingRow(record.offset, row, record_at, accepted.schema_version))
+            rows[row.feed].append(
+                PendingRow(record.offset, row, record_at, accepted.schema_version)
+            )
         return rows
 
     async def _dead_letter(self, record: SourceRecord, rejected: Rejected) -> None:
@@ -169,6 +178,10 @@ class EventPipeline:
         metrics.DEAD_LETTERS.labels(record.topic, rejected.error_class.value).inc()
         log.warning(
             "dead-lettering %s[%d]@%d (%s): %s",
-            record.topic, record.partition, record.offset, rejected.error_class.value, rejected.reason,
+            record.topic,
+            record.partition,
+            record.offset,
+            rejected.error_class.value,
+            rejected.reason,
         )
         await self._send_dead_letter(DeadLetter(record, rejected.error_class, rejected.reason))

@@ -75,7 +75,9 @@ def apply_change(position: Position | None, change: Change, source: Applied) -> 
             netsuite_item_id=change.item_id,
         )
     moment = source.occurred_at.isoformat()
-    counted = change.counted_quantity is not None and is_newer(source.occurred_at, position.last_counted_at)
+    counted = change.counted_quantity is not None and is_newer(
+        source.occurred_at, position.last_counted_at
+    )
     return replace(
         position,
         # The latest event names the current NetSuite ids (a store can be re-mapped).
@@ -83,7 +85,9 @@ def apply_change(position: Position | None, change: Change, source: Applied) -> 
         netsuite_item_id=change.item_id,
         net_variance=position.net_variance + change.quantity,
         exported_variance=position.exported_variance + (change.quantity if change.exported else 0),
-        last_counted_quantity=change.counted_quantity if counted else position.last_counted_quantity,
+        last_counted_quantity=change.counted_quantity
+        if counted
+        else position.last_counted_quantity,
         last_counted_at=moment if counted else position.last_counted_at,
         last_event_id=source.event_id,
         last_event_at=moment,

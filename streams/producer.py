@@ -20,7 +20,13 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from schemas.codec import encode_avro, encode_json
-from schemas.models import CountApproved, EventKind, ValidationLimits, VarianceLogged, validate_event
+from schemas.models import (
+    CountApproved,
+    EventKind,
+    ValidationLimits,
+    VarianceLogged,
+    validate_event,
+)
 from streams.config import KafkaConfig
 from streams.kafka import TopicNames, client_options
 
@@ -41,7 +47,9 @@ class Delivery:
 
 
 def kind_of(event: Event) -> EventKind:
-    return EventKind.COUNT_APPROVED if isinstance(event, CountApproved) else EventKind.VARIANCE_LOGGED
+    return (
+        EventKind.COUNT_APPROVED if isinstance(event, CountApproved) else EventKind.VARIANCE_LOGGED
+    )
 
 
 class VarianceProducer:
@@ -69,7 +77,10 @@ class VarianceProducer:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.stop()
 
@@ -94,9 +105,14 @@ class VarianceProducer:
 
     async def publish_many(self, events: Iterable[Event]) -> list[Delivery]:
         """Validate every event first, so that an invalid one means nothing is sent."""
-        checked = [(kind_of(e), self.validate(kind_of(e), e.model_dump(mode="json"))) for e in events]
+        checked = [
+            (kind_of(e), self.validate(kind_of(e), e.model_dump(mode="json"))) for e in events
+        ]
         futures = [await self._enqueue(kind, event) for kind, event in checked]
-        return [await self._delivered(event, future) for (_, event), future in zip(checked, futures, strict=True)]
+        return [
+            await self._delivered(event, future)
+            for (_, event), future in zip(checked, futures, strict=True)
+        ]
 
     async def _send(self, kind: EventKind, event: Event) -> Delivery:
         return await self._delivered(event, await self._enqueue(kind, event))
@@ -108,7 +124,10 @@ class VarianceProducer:
             value, headers = encode_avro(event), []
         try:
             return await self._producer.send(
-                self._topics.for_kind(kind), value=value, key=event.facility_id.encode(), headers=headers
+                self._topics.for_kind(kind),
+                value=value,
+                key=event.facility_id.encode(),
+                headers=headers,
             )
         except KafkaError as exc:
             raise PublishFailed(f"event {event.event_id}: {exc}") from None

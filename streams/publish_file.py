@@ -16,6 +16,7 @@ from schemas.exceptions import InvalidEvent
 from schemas.models import EventKind, ValidationLimits
 from streams.config import KafkaConfig, load_settings
 from streams.errors import UsageError
+from streams.kafka import TopicNames
 from streams.producer import Event, PublishFailed, VarianceProducer
 
 EXIT_INVALID = 1
@@ -27,7 +28,9 @@ class LineProblem:
     reason: str
 
 
-def read_events(path: Path, producer: VarianceProducer, kind: EventKind) -> tuple[list[Event], list[LineProblem]]:
+def read_events(
+    path: Path, producer: VarianceProducer, kind: EventKind
+) -> tuple[list[Event], list[LineProblem]]:
     events: list[Event] = []
     problems: list[LineProblem] = []
     try:
@@ -70,10 +73,9 @@ async def publish_file(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"{args.file}:{problem.line}: {problem.reason}", file=sys.stderr)
     if problems and not args.skip_invalid:
-        print(
-            f"variance-sync: {len(problems)} invalid line(s); nothing sent (use --skip-invalid to send the rest)",
-            file=sys.stderr,
-        )
+        count = len(problems)
+        hint = "use --skip-invalid to send the rest"
+        print(f"variance-sync: {count} invalid line(s); nothing sent ({hint})", file=sys.stderr)
         return EXIT_INVALID
     try:
         async with producer:
@@ -82,5 +84,6 @@ async def publish_file(args: argparse.Namespace) -> int:
         print(f"variance-sync: error: {exc}", file=sys.stderr)
         return 2
     skipped = f", skipped {len(problems)} invalid" if problems else ""
-    print(f"sent {len(deliveries)} event(s) to {kafka.topics.model_dump()[kind.name.lower()]}{skipped}")
+    topic = TopicNames.from_config(kafka).for_kind(kind)
+    print(f"sent {len(deliveries)} event(s) to {topic}{skipped}")
     return 0

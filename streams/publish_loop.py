@@ -34,6 +34,7 @@ class PublishLoop:
         options: PublisherOptions,
         policy: WindowPolicy,
         backoff: Backoff,
+        *,
         faults: FaultHook = no_faults,
         monotonic: Callable[[], float] = time.monotonic,
         tick_seconds: float = 0.5,
@@ -107,7 +108,7 @@ class PublishLoop:
             if self._sources.get(state.source) is not state:
                 return True  # revoked while we waited for the lock
             publisher = FeedPublisher(
-                feed, state.source, self._dest, self._ledger, self._options, self._faults
+                feed, state.source, self._dest, self._ledger, self._options, faults=self._faults
             )
             consumed = state.consumed_through
             try:
@@ -128,8 +129,11 @@ class PublishLoop:
         metrics.PUBLISH_FAILURES.labels(feed.value if feed else "all", type(exc).__name__).inc()
         level = logging.WARNING if exc.retriable else logging.ERROR
         log.log(
-            level, "publishing to %s failed (%s); keeping the batch, retry in %.1fs",
-            self._dest.description, self.last_error, delay,
+            level,
+            "publishing to %s failed (%s); keeping the batch, retry in %.1fs",
+            self._dest.description,
+            self.last_error,
+            delay,
         )
 
     def _succeeded(self, feed: Feed, result: FlushResult) -> None:
@@ -145,4 +149,6 @@ class PublishLoop:
         for feed in Feed:
             batchers = [s.batchers[feed] for s in self._sources if feed in s.batchers]
             metrics.PENDING_ROWS.labels(feed.value).set(sum(len(b) for b in batchers))
-            metrics.OLDEST_PENDING_AGE.labels(feed.value).set(max((b.age(now) for b in batchers), default=0))
+            metrics.OLDEST_PENDING_AGE.labels(feed.value).set(
+                max((b.age(now) for b in batchers), default=0)
+            )

@@ -145,7 +145,9 @@ def variance_row(event: VarianceLogged, location: str, config: NetSuiteConfig) -
             subsidiary_id=config.subsidiary_id,
         )
     # NetSuite transfers move a positive quantity; the sign picks the direction.
-    source, target = (location, variance_location) if event.quantity < 0 else (variance_location, location)
+    source, target = (
+        (location, variance_location) if event.quantity < 0 else (variance_location, location)
+    )
     return TransferRow(
         external_id=variance_reference(event),
         item_id=event.netsuite_item_id,

@@ -52,13 +52,18 @@ def register_views(runtime: Runtime) -> None:
     @app.page("/ready")
     async def ready(self: Any, request: Any) -> Any:
         checks = readiness(runtime)
-        return self.json({"ready": all(checks.values()), "checks": checks}, status=200 if all(checks.values()) else 503)
+        return self.json(
+            {"ready": all(checks.values()), "checks": checks},
+            status=200 if all(checks.values()) else 503,
+        )
 
     @app.page("/inventory/{facility}/{product}")
     async def inventory(self: Any, request: Any, facility: str, product: str) -> Any:
         position = runtime.inventory.get(position_key(facility, product))
         if position is None:
-            return self.json({"error": "no position for this facility and product on this worker"}, status=404)
+            return self.json(
+                {"error": "no position for this facility and product on this worker"}, status=404
+            )
         return self.json(position)
 
     @app.page("/batches")

@@ -25,7 +25,10 @@ def run_worker(settings: Settings) -> None:
     runtime = build_runtime(settings, flavor, destination, faults=fault_hook_from_env())
     log.info(
         "worker for group %s on %s (%s) publishing to %s",
-        settings.kafka.group_id, settings.kafka.bootstrap, flavor.value, destination.description,
+        settings.kafka.group_id,
+        settings.kafka.bootstrap,
+        flavor.value,
+        destination.description,
     )
     worker = faust.Worker(runtime.app, loglevel=settings.worker.log_level, loop=loop)
     worker.execute_from_commandline()

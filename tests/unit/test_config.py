@@ -9,11 +9,19 @@ from tests.factories import SAMPLE_TOML, make_settings, write_config
 
 
 def test_the_packaged_sample_config_needs_only_an_sftp_section() -> None:
-    with pytest.raises(ConfigError, match=r"publish.destination is 'sftp' but there is no \[sftp\] section"):
+    with pytest.raises(
+        ConfigError, match=r"publish.destination is 'sftp' but there is no \[sftp\] section"
+    ):
         load_settings(DEFAULT_CONFIG)
     settings = load_settings(
         DEFAULT_CONFIG,
-        {"sftp": {"host": "sftp.example.com", "username": "netsuite", "known_hosts": "/etc/known_hosts"}},
+        {
+            "sftp": {
+                "host": "sftp.example.com",
+                "username": "netsuite",
+                "known_hosts": "/etc/known_hosts",
+            }
+        },
     )
     assert settings.netsuite.variance_locations == {"VAR_DAMAGED": "1099", "VAR_STOLEN": "1098"}
     assert settings.batching.window_seconds == 60
@@ -35,8 +43,14 @@ def test_environment_overrides_the_file_and_overrides_win_over_both(
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ('[batching]\nwindow_seconds = -1\n', "batching.window_seconds: Input should be greater than 0"),
-        ('[batching]\nmax_rows = 30000\n', "batching.max_rows: Input should be less than or equal to 25000"),
+        (
+            "[batching]\nwindow_seconds = -1\n",
+            "batching.window_seconds: Input should be greater than 0",
+        ),
+        (
+            "[batching]\nmax_rows = 30000\n",
+            "batching.max_rows: Input should be less than or equal to 25000",
+        ),
         ("[batching]\nwindw_seconds = 3\n", "batching.windw_seconds: unknown setting"),
     ],
 )
@@ -64,7 +78,7 @@ def test_a_variance_location_for_an_unsynced_reason_is_rejected(tmp_path: Path) 
 
 def test_internal_ids_must_be_numeric(tmp_path: Path) -> None:
     bad = SAMPLE_TOML.replace('subsidiary_id = "1"', 'subsidiary_id = "ACME"')
-    with pytest.raises(ConfigError, match="netsuite.subsidiary_id: String should match pattern"):
+    with pytest.raises(ConfigError, match=r"netsuite\.subsidiary_id: String should match pattern"):
         load_settings(write_config(tmp_path, base=bad))
 
 

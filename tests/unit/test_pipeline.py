@@ -34,7 +34,9 @@ class Harness:
         self.inventory: dict[str, Any] = {}
         self.seen: dict[str, Any] = {}
         self.dead: list[DeadLetter] = []
-        self.sources = SourceRegistry({COUNTS: (Feed.ADJUSTMENT,), VARIANCES: (Feed.ADJUSTMENT, Feed.TRANSFER)})
+        self.sources = SourceRegistry(
+            {COUNTS: (Feed.ADJUSTMENT,), VARIANCES: (Feed.ADJUSTMENT, Feed.TRANSFER)}
+        )
         self.sources.assign([SourcePartition(COUNTS, 0), SourcePartition(VARIANCES, 0)])
         self.offsets = {COUNTS: 0, VARIANCES: 0}
 
@@ -42,10 +44,21 @@ class Harness:
             self.dead.append(letter)
 
         kinds = {COUNTS: EventKind.COUNT_APPROVED, VARIANCES: EventKind.VARIANCE_LOGGED}
-        self.pipeline = EventPipeline(make_settings(tmp_path), kinds, self.inventory, self.seen, self.sources, send)
+        self.pipeline = EventPipeline(
+            make_settings(tmp_path),
+            kinds,
+            self.inventory,
+            self.seen,
+            self.sources,
+            send_dead_letter=send,
+        )
 
     async def send(
-        self, topic: str, value: bytes, key: bytes | None = b"STORE_1", offset: int | None = None,
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = b"STORE_1",
+        offset: int | None = None,
         headers: tuple[tuple[str, bytes], ...] = (),
     ) -> Event:
         if offset is None:
@@ -59,7 +72,10 @@ class Harness:
     def pending(self, topic: str, feed: Feed) -> list[str]:
         state = self.sources.get(SourcePartition(topic, 0))
         assert state is not None
-        return [getattr(r.row, "reference_no", getattr(r.row, "external_id", "")) for r in state.batchers[feed].rows_through(10**9)]
+        return [
+            getattr(r.row, "reference_no", getattr(r.row, "external_id", ""))
+            for r in state.batchers[feed].rows_through(10**9)
+        ]
 
 
 @pytest.fixture
@@ -67,8 +83,12 @@ def harness(tmp_path: Path) -> Harness:
     return Harness(tmp_path)
 
 
-async def test_a_count_updates_positions_and_waits_in_the_adjustment_batch(harness: Harness) -> None:
-    event = count(line("10017", "3410", counted=7, system=10), line("10018", "3411", counted=2, system=2))
+async def test_a_count_updates_positions_and_waits_in_the_adjustment_batch(
+    harness: Harness,
+) -> None:
+    event = count(
+        line("10017", "3410", counted=7, system=10), line("10018", "3411", counted=2, system=2)
+    )
     held = await harness.send(COUNTS, encode_avro(event))
     assert not held.acked  # its row is not published yet
     assert harness.pending(COUNTS, Feed.ADJUSTMENT) == ["CC1001-10017"]
@@ -78,7 +98,9 @@ async def test_a_count_updates_positions_and_waits_in_the_adjustment_batch(harne
 
 async def test_json_bodies_are_accepted_with_their_content_type(harness: Harness) -> None:
     event = variance(-2, "VAR_DAMAGED", event_id="j1")
-    await harness.send(VARIANCES, encode_json(event), headers=(("content-type", b"application/json"),))
+    await harness.send(
+        VARIANCES, encode_json(event), headers=(("content-type", b"application/json"),)
+    )
     assert harness.pending(VARIANCES, Feed.TRANSFER) == ["VL-j1"]
 
 
@@ -91,7 +113,9 @@ async def test_a_record_delivered_twice_to_one_owner_counts_once(harness: Harnes
     assert harness.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-r1"]
 
 
-async def test_after_a_rebalance_a_redelivered_record_is_batched_but_not_reapplied(harness: Harness) -> None:
+async def test_after_a_rebalance_a_redelivered_record_is_batched_but_not_reapplied(
+    harness: Harness,
+) -> None:
     payload = encode_avro(variance(-2, "VAR_LOST", event_id="r2"))
     await harness.send(VARIANCES, payload, offset=0)
     source = SourcePartition(VARIANCES, 0)
@@ -124,8 +148,18 @@ async def test_an_unsynced_reason_changes_the_table_and_is_acked_at_once(harness
     [
         (b"\xc3\x01\x00", b"STORE_1", ErrorClass.DECODE, "truncated"),
         (b"", b"STORE_1", ErrorClass.DECODE, ""),
-        (encode_avro(variance(-1, facility="STORE_9")), b"STORE_9", ErrorClass.UNROUTABLE, "unknown facility 'STORE_9'"),
-        (encode_avro(variance(-1)), b"STORE_2", ErrorClass.INVALID, "is not the facility_id 'STORE_1'"),
+        (
+            encode_avro(variance(-1, facility="STORE_9")),
+            b"STORE_9",
+            ErrorClass.UNROUTABLE,
+            "unknown facility 'STORE_9'",
+        ),
+        (
+            encode_avro(variance(-1)),
+            b"STORE_2",
+            ErrorClass.INVALID,
+            "is not the facility_id 'STORE_1'",
+        ),
         (encode_avro(variance(-1)), None, ErrorClass.INVALID, "message key 'null'"),
     ],
 )

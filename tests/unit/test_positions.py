@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+from sinks.rows import AdjustmentRow
 from streams.positions import Applied, Position, apply_change, position_key
 from streams.routing import Change
 from tests.factories import NOON_UTC
@@ -31,7 +32,8 @@ def test_a_redelivered_event_changes_nothing() -> None:
 
 def test_offsets_are_tracked_per_topic() -> None:
     position = apply_change(None, CHANGE, applied(5, "counts"))
-    exported = Change("STORE_1", "10017", "254", "3410", quantity=2, counted_quantity=None, row=object())  # type: ignore[arg-type]
+    row = AdjustmentRow("VL-1", "927", "3410", 2, "254", date(2024, 2, 29), "Found", "1")
+    exported = Change("STORE_1", "10017", "254", "3410", quantity=2, counted_quantity=None, row=row)
     after = apply_change(position, exported, applied(1, "variances"))
     assert after is not None
     assert after.net_variance == -1

@@ -32,7 +32,9 @@ def rows(*offsets: int) -> list[PendingRow]:
     return [
         PendingRow(
             offset,
-            AdjustmentRow(f"CC{offset}-1", "927", "3410", -offset, "254", date(2024, 2, 29), "memo", "1"),
+            AdjustmentRow(
+                f"CC{offset}-1", "927", "3410", -offset, "254", date(2024, 2, 29), "memo", "1"
+            ),
             AT,
             "CountApproved.v2",
         )
@@ -52,7 +54,7 @@ def publisher(dest: LocalDestination, crash_at: str | None = None) -> FeedPublis
         if step == crash_at:
             raise Crash(step)
 
-    return FeedPublisher(Feed.ADJUSTMENT, SOURCE, dest, BatchLedger(dest), OPTIONS, faults)
+    return FeedPublisher(Feed.ADJUSTMENT, SOURCE, dest, BatchLedger(dest), OPTIONS, faults=faults)
 
 
 def published_refs(root: Path) -> list[str]:
@@ -69,10 +71,14 @@ def csv_names(root: Path) -> list[str]:
     return sorted(p.name for p in (root / "inventoryadjustment" / "csv").glob("*.csv"))
 
 
-async def test_a_batch_is_published_once_with_a_name_from_its_offsets(dest: LocalDestination) -> None:
+async def test_a_batch_is_published_once_with_a_name_from_its_offsets(
+    dest: LocalDestination,
+) -> None:
     result = await publisher(dest).flush(rows(3, 5), consumed_through=7)
     assert result.done_through == 7
-    assert csv_names(dest.root) == ["acme_InventoryAdjustmentFeed_2024-02-29-18_00_00_000_count-approved-p2_000000000000-000000000007.csv"]
+    assert csv_names(dest.root) == [
+        "acme_InventoryAdjustmentFeed_2024-02-29-18_00_00_000_count-approved-p2_000000000000-000000000007.csv"
+    ]
     assert published_refs(dest.root) == ["CC3-1", "CC5-1"]
     assert not list((dest.root / "inventoryadjustment" / ".staging").iterdir())
 
@@ -80,7 +86,11 @@ async def test_a_batch_is_published_once_with_a_name_from_its_offsets(dest: Loca
 async def test_rows_above_the_row_limit_are_split_into_parts(dest: LocalDestination) -> None:
     result = await publisher(dest).flush(rows(1, 2, 3, 4, 5, 6, 7), consumed_through=9)
     assert len(result.published) == 3
-    assert [name.rsplit("_", 1)[1] for name in csv_names(dest.root)] == ["part1of3.csv", "part2of3.csv", "part3of3.csv"]
+    assert [name.rsplit("_", 1)[1] for name in csv_names(dest.root)] == [
+        "part1of3.csv",
+        "part2of3.csv",
+        "part3of3.csv",
+    ]
     assert published_refs(dest.root) == [f"CC{i}-1" for i in range(1, 8)]
 
 
@@ -95,7 +105,9 @@ async def test_the_next_batch_starts_after_the_last_seal(dest: LocalDestination)
 async def test_replaying_published_offsets_publishes_nothing(dest: LocalDestination) -> None:
     await publisher(dest).flush(rows(3, 5), consumed_through=7)
     for path in (dest.root / "inventoryadjustment" / "csv").iterdir():
-        path.rename(dest.root / "inventoryadjustment" / "archive" / path.name)  # NetSuite imported it
+        path.rename(
+            dest.root / "inventoryadjustment" / "archive" / path.name
+        )  # NetSuite imported it
     result = await publisher(dest).flush(rows(3, 5), consumed_through=7)
     assert result.published == ()
     assert result.done_through == 7
@@ -116,17 +128,22 @@ async def test_a_crash_at_any_step_is_finished_by_the_successor_exactly_once(
     assert sum("_000000000000-000000000005" in name for name in names) == 2  # as sealed: 2 parts
 
 
-async def test_a_crash_after_a_file_was_archived_does_not_import_it_again(dest: LocalDestination) -> None:
+async def test_a_crash_after_a_file_was_archived_does_not_import_it_again(
+    dest: LocalDestination,
+) -> None:
     with pytest.raises(Crash):
         await publisher(dest, crash_at="promoted").flush(rows(1), consumed_through=1)
     for path in (dest.root / "inventoryadjustment" / "csv").iterdir():
         path.rename(dest.root / "inventoryadjustment" / "archive" / path.name)
     result = await publisher(dest).flush(rows(1), consumed_through=1)
-    assert result.already_present and not result.published
+    assert result.already_present
+    assert not result.published
     assert published_refs(dest.root) == ["CC1-1"]
 
 
-async def test_a_sealed_batch_waits_until_its_rows_are_consumed_again(dest: LocalDestination) -> None:
+async def test_a_sealed_batch_waits_until_its_rows_are_consumed_again(
+    dest: LocalDestination,
+) -> None:
     with pytest.raises(Crash):
         await publisher(dest, crash_at="staged").flush(rows(1, 6), consumed_through=6)
     waiting = await publisher(dest).flush(rows(1), consumed_through=2)
@@ -138,7 +155,9 @@ async def test_a_sealed_batch_waits_until_its_rows_are_consumed_again(dest: Loca
     assert published_refs(dest.root) == ["CC1-1", "CC6-1"]
 
 
-async def test_two_workers_racing_for_one_partition_publish_one_batch(dest: LocalDestination) -> None:
+async def test_two_workers_racing_for_one_partition_publish_one_batch(
+    dest: LocalDestination,
+) -> None:
     # A stalled former owner sealed 0-3; the new owner has consumed through 6.
     with pytest.raises(Crash):
         await publisher(dest, crash_at="staged").flush(rows(1, 3), consumed_through=3)
@@ -151,14 +170,18 @@ async def test_two_workers_racing_for_one_partition_publish_one_batch(dest: Loca
     ]
 
 
-async def test_a_rebuild_with_other_rows_than_sealed_stops_with_a_clear_error(dest: LocalDestination) -> None:
+async def test_a_rebuild_with_other_rows_than_sealed_stops_with_a_clear_error(
+    dest: LocalDestination,
+) -> None:
     with pytest.raises(Crash):
         await publisher(dest, crash_at="staged").flush(rows(1, 2), consumed_through=2)
     with pytest.raises(LedgerConflict, match="sealed with 2 rows but rebuild to 1"):
         await publisher(dest).flush(rows(1), consumed_through=2)
 
 
-async def test_nothing_to_publish_reports_everything_consumed_as_done(dest: LocalDestination) -> None:
+async def test_nothing_to_publish_reports_everything_consumed_as_done(
+    dest: LocalDestination,
+) -> None:
     result = await publisher(dest).flush([], consumed_through=12)
     assert result.done_through == 12
     assert not (dest.root / "variance-sync" / "ledger" / "inventoryadjustment").exists()
@@ -166,8 +189,17 @@ async def test_nothing_to_publish_reports_everything_consumed_as_done(dest: Loca
 
 async def test_the_manifest_records_the_batch(dest: LocalDestination) -> None:
     await publisher(dest).flush(rows(3, 5), consumed_through=7)
-    manifests = list((dest.root / "variance-sync" / "manifests" / "inventoryadjustment").glob("*.json"))
+    manifests = list(
+        (dest.root / "variance-sync" / "manifests" / "inventoryadjustment").glob("*.json")
+    )
     assert len(manifests) == 1
     text = manifests[0].read_text(encoding="utf-8")
-    for expected in ('"row_count": 2', '"254": -8', '"start": 0', '"end": 7', "CountApproved.v2", "published_at"):
+    for expected in (
+        '"row_count": 2',
+        '"254": -8',
+        '"start": 0',
+        '"end": 7',
+        "CountApproved.v2",
+        "published_at",
+    ):
         assert expected in text

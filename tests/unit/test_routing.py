@@ -27,18 +27,42 @@ def test_count_lines_become_adjustments_and_zero_variances_only_update_the_table
     routed = route_count(event, netsuite)
     assert [c.quantity for c in routed.changes] == [-3, 0, 5]
     assert routed.rows == [
-        AdjustmentRow("CC1001-10017", "927", "3410", -3, "254", date(2024, 2, 29),
-                      "Inventory cycle count by HotWax", "1"),
-        AdjustmentRow("CC1001-10019", "927", "3412", 5, "254", date(2024, 2, 29),
-                      "Inventory cycle count by HotWax", "1"),
+        AdjustmentRow(
+            "CC1001-10017",
+            "927",
+            "3410",
+            -3,
+            "254",
+            date(2024, 2, 29),
+            "Inventory cycle count by HotWax",
+            "1",
+        ),
+        AdjustmentRow(
+            "CC1001-10019",
+            "927",
+            "3412",
+            5,
+            "254",
+            date(2024, 2, 29),
+            "Inventory cycle count by HotWax",
+            "1",
+        ),
     ]
 
 
 def test_reference_starts_with_the_count_id_and_uses_oms_item_ids_when_present(
     netsuite: NetSuiteConfig,
 ) -> None:
-    event = count(line("10017", "3410", counted=1, system=2, inventory_item_id="II9",
-                       physical_inventory_id="PI4"))
+    event = count(
+        line(
+            "10017",
+            "3410",
+            counted=1,
+            system=2,
+            inventory_item_id="II9",
+            physical_inventory_id="PI4",
+        )
+    )
     row = route_count(event, netsuite).rows[0]
     assert isinstance(row, AdjustmentRow)
     assert row.reference_no == "CC1001-II9-PI4"
@@ -68,17 +92,26 @@ def test_losses_move_from_the_store_to_the_variance_location(netsuite: NetSuiteC
     ]
 
 
-def test_found_stock_moves_from_the_variance_location_to_the_store(netsuite: NetSuiteConfig) -> None:
+def test_found_stock_moves_from_the_variance_location_to_the_store(
+    netsuite: NetSuiteConfig,
+) -> None:
     event = variance(2, "VAR_STOLEN", event_id="back")
     row = route_variance(event, netsuite).rows[0]
     assert isinstance(row, TransferRow)
-    assert (row.quantity, row.from_location_id, row.to_location_id, row.memo) == (2, "1098", "254", "VAR_STOLEN")
+    assert (row.quantity, row.from_location_id, row.to_location_id, row.memo) == (
+        2,
+        "1098",
+        "254",
+        "VAR_STOLEN",
+    )
 
 
 def test_synced_reason_without_variance_location_is_an_adjustment(netsuite: NetSuiteConfig) -> None:
     event = variance(-1, "VAR_LOST", description="Lost in back room", event_id="x1")
     assert route_variance(event, netsuite).rows == [
-        AdjustmentRow("VL-x1", "927", "3410", -1, "254", date(2024, 2, 29), "Lost in back room", "1")
+        AdjustmentRow(
+            "VL-x1", "927", "3410", -1, "254", date(2024, 2, 29), "Lost in back room", "1"
+        )
     ]
 
 
