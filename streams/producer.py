@@ -68,9 +68,7 @@ class VarianceProducer:
         self._topics = TopicNames.from_config(config)
         self._limits = limits or ValidationLimits()
         self._encoding = encoding
-        # No idempotent producer: Tansu rejects InitProducerId v0 (DESIGN section 9).
-        # Duplicates from retries are harmless: the worker dedupes by event_id.
-        self._producer = AIOKafkaProducer(**client_options(config), acks="all", linger_ms=5)
+        self._producer: AIOKafkaProducer | None = None
 
     async def __aenter__(self) -> VarianceProducer:
         await self.start()
@@ -85,13 +83,20 @@ class VarianceProducer:
         await self.stop()
 
     async def start(self) -> None:
+        # No idempotent producer: Tansu rejects InitProducerId v0 (DESIGN section 9).
+        # Duplicates from retries are harmless: the worker dedupes by event_id.
+        producer = AIOKafkaProducer(**client_options(self._config), acks="all", linger_ms=5)
         try:
-            await self._producer.start()
+            await producer.start()
         except KafkaError as exc:
+            await producer.stop()
             raise PublishFailed(f"cannot reach Kafka at {self._config.bootstrap}: {exc}") from None
+        self._producer = producer
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
 
     def validate(self, kind: EventKind, data: Mapping[str, Any]) -> Event:
         """Validate a JSON-shaped event; raises `InvalidEvent` with every problem."""
@@ -122,6 +127,8 @@ class VarianceProducer:
             value, headers = encode_json(event), JSON_HEADERS
         else:
             value, headers = encode_avro(event), []
+        if self._producer is None:
+            raise PublishFailed("the producer is not started; use `async with` or start()")
         try:
             return await self._producer.send(
                 self._topics.for_kind(kind),

@@ -1,0 +1,94 @@
+"""Command-line errors are one line and exit code 2; no servers are needed for these."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from streams.cli import main
+from tests.factories import variance, write_config
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["dev", "--kafka-port", "99999"], "argument --kafka-port: '99999' is not a TCP port"),
+        (["dev", "--window-seconds", "0"], "argument --window-seconds: '0' must be greater than 0"),
+        (["publish", "--topic", "counts", "x.jsonl"], "argument --topic: invalid choice: 'counts'"),
+        (["frobnicate"], "argument command: invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_arguments_get_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(argv, capsys)
+    assert code == 2
+    assert err.count("\n") == 1
+    assert message in err
+
+
+def test_a_bad_config_file_gets_one_line_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, "\n[batching]\nmax_rows = 0\n")
+    code, _, err = run(["worker", "--config", str(config)], capsys)
+    assert code == 2
+    problem = "batching.max_rows: Input should be greater than or equal to 1"
+    assert err == f"variance-sync: error: {config}: {problem}\n"
+
+
+def test_a_missing_config_file_gets_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(["dev", "--config", str(tmp_path / "nope.toml")], capsys)
+    assert (code, err) == (
+        2,
+        f"variance-sync: error: {tmp_path / 'nope.toml'}: config file not found\n",
+    )
+
+
+def test_publish_reports_invalid_lines_and_sends_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = json.dumps(variance(-1).model_dump(mode="json"))
+    bad = json.dumps({**variance(-1).model_dump(mode="json"), "quantity": 0})
+    events = tmp_path / "events.jsonl"
+    events.write_text(f"{good}\n\n{bad}\nnot json\n[1]\n", encoding="utf-8")
+    # Port 9 (discard) is closed: reaching the broker would fail, so exit 1 proves nothing was sent.
+    code, out, err = run(
+        ["publish", "--topic", "variance-logged", "--bootstrap", "127.0.0.1:9", str(events)], capsys
+    )
+    assert code == 1
+    assert out == ""
+    lines = err.splitlines()
+    assert lines[0].startswith(f"{events}:3: quantity:")
+    assert lines[1].startswith(f"{events}:4: not JSON")
+    assert lines[2] == f"{events}:5: not a JSON object"
+    assert (
+        lines[3]
+        == "variance-sync: 3 invalid line(s); nothing sent (use --skip-invalid to send the rest)"
+    )
+
+
+def test_publish_to_an_unreachable_broker_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps(variance(-1).model_dump(mode="json")) + "\n", encoding="utf-8")
+    code, _, err = run(
+        ["publish", "--topic", "variance-logged", "--bootstrap", "127.0.0.1:9", str(events)], capsys
+    )
+    assert code == 2
+    assert err.count("\n") == 1
+    assert "cannot reach Kafka at 127.0.0.1:9" in err
