@@ -238,3 +238,47 @@ def test_events_reach_netsuite_folders_exactly_once(
         assert status == 404
     finally:
         worker.stop()
+
+
+async def publish_variances(bootstrap: str, prefix: str, count: int) -> None:
+    async with VarianceProducer(kafka=KafkaConfig(bootstrap=bootstrap)) as producer:
+        await producer.publish_many(
+            [
+                variance(-1, "VAR_LOST", event_id=f"{prefix}-{i}", product=str(10_000 + i))
+                for i in range(count)
+            ]
+        )
+
+
+def test_an_sftp_outage_delays_batches_but_loses_and_repeats_nothing(
+    tmp_path: Path, broker: EmbeddedBroker, sshd: SSHDServer
+) -> None:
+    base_dir = f"netsuite-{uuid.uuid4().hex[:8]}"
+    adjustments = sshd.root / base_dir / "inventoryadjustment" / "csv"
+    worker = WorkerProcess(
+        worker_config(tmp_path, broker, sshd, base_dir), tmp_path / "worker.log"
+    ).start()
+    try:
+        worker.wait_ready()
+        asyncio.run(publish_variances(broker.bootstrap, "before", 5))
+        wait_for(lambda: len(read_rows(adjustments)[1]) == 5, 30, "rows before the outage", worker)
+        sshd.stop()
+        try:
+            asyncio.run(publish_variances(broker.bootstrap, "during", 20))
+            time.sleep(8)  # four windows pass while the server is down
+            assert len(read_rows(adjustments)[1]) == 5
+            status, body = worker.get("/ready")
+            assert status == 503
+            assert body["checks"]["destination_reachable"] is False
+        finally:
+            sshd.start()
+        wait_for(lambda: len(read_rows(adjustments)[1]) >= 25, 90, "rows after the outage", worker)
+        time.sleep(3)
+        refs = sorted(row[0] for row in read_rows(adjustments)[1])
+        expected = sorted(
+            [f"VL-before-{i}" for i in range(5)] + [f"VL-during-{i}" for i in range(20)]
+        )
+        assert refs == expected
+        assert "keeping the batch" in worker.log()
+    finally:
+        worker.stop()

@@ -1,0 +1,106 @@
+"""`variance-sync dev --no-worker` as a user runs it, plus a worker started from stack.env."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from streams.config import KafkaConfig
+from streams.devstack.broker import free_port, port_open
+from streams.producer import VarianceProducer
+from tests.factories import variance
+from tests.fixtures.worker import WorkerProcess
+
+
+def read_env(path: Path) -> dict[str, str]:
+    env = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = shlex.split(value)[0]
+    return env
+
+
+def wait_for_file(path: Path, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, "variance-sync dev exited early"
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.1)
+
+
+async def publish_one(bootstrap: str) -> None:
+    async with VarianceProducer(kafka=KafkaConfig(bootstrap=bootstrap)) as producer:
+        await producer.publish(
+            variance(-3, "VAR_STOLEN", facility="STORE_CHICAGO", event_id="dev-1")
+        )
+
+
+def test_dev_stack_serves_a_separately_started_worker(tmp_path: Path) -> None:
+    data = tmp_path / "var"
+    kafka_port, sftp_port = free_port(), free_port()
+    dev = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            "dev",
+            "--data-dir",
+            str(data),
+            "--no-worker",
+            "--no-sample",
+            "--kafka-port",
+            str(kafka_port),
+            "--sftp-port",
+            str(sftp_port),
+            "--window-seconds",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    worker = None
+    try:
+        wait_for_file(data / "stack.env", dev)
+        env = read_env(data / "stack.env")
+        assert env["VARIANCE_SYNC_SFTP__PORT"] == str(sftp_port)
+        assert (
+            Path(env["VARIANCE_SYNC_SFTP__KNOWN_HOSTS"])
+            .read_text()
+            .startswith(f"[127.0.0.1]:{sftp_port} ssh-ed25519 ")
+        )
+        for folder in (
+            "inventoryadjustment/csv",
+            "inventorytransfer/archive",
+            "variance-sync/ledger",
+        ):
+            assert (data / "sftp" / "netsuite" / folder).is_dir()
+
+        worker = WorkerProcess(
+            Path(env["VARIANCE_SYNC_CONFIG"]), tmp_path / "worker.log", env
+        ).start()
+        worker.wait_ready()
+        asyncio.run(publish_one(env["VARIANCE_SYNC_KAFKA__BOOTSTRAP"]))
+        csv_dir = data / "sftp" / "netsuite" / "inventorytransfer" / "csv"
+        deadline = time.monotonic() + 30
+        while not list(csv_dir.glob("*.csv")):
+            assert time.monotonic() < deadline, worker.log()
+            time.sleep(0.2)
+        (published,) = csv_dir.glob("acme_InventoryTransferFeed_*.csv")
+        assert published.read_bytes().endswith(
+            b"\r\nVL-dev-1,3410,3,254,1098,02/29/2024,VAR_STOLEN,1\r\n"
+        )
+    finally:
+        if worker is not None:
+            worker.stop()
+        dev.send_signal(signal.SIGINT)
+        output = dev.communicate(timeout=30)[0].decode()
+    assert dev.returncode == 0, output
+    assert f"Kafka (Tansu, in memory) : 127.0.0.1:{kafka_port}" in output
+    assert output.rstrip().endswith("variance-sync dev: stopped")
+    assert not port_open("127.0.0.1", kafka_port)  # Tansu stopped with it
+    assert not port_open("127.0.0.1", sftp_port)
