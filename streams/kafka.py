@@ -98,7 +98,9 @@ async def prepare_broker(kafka: KafkaConfig) -> BrokerFlavor:
     try:
         flavor = await _flavor(admin, kafka)
         names = TopicNames.from_config(kafka)
-        wanted = dict.fromkeys((*names.inputs, names.dlq), kafka.partitions)
+        wanted = dict.fromkeys(names.inputs, kafka.partitions)
+        # One DLQ partition: dead letters are few, and `dlq show N` can name them by offset.
+        wanted[names.dlq] = 1
         await ensure_topics(admin, wanted, kafka.replication_factor)
     except KafkaError as exc:
         raise BrokerError(f"Kafka at {kafka.bootstrap}: {exc}") from None

@@ -132,6 +132,15 @@ class EventPipeline:
         return route_variance(event, self._settings.netsuite)
 
     def _apply(self, record: SourceRecord, accepted: Accepted) -> dict[Feed, list[PendingRow]]:
+        if not self.apply_to_tables(record, accepted):
+            return {}
+        return self._rows(record, accepted)
+
+    def apply_to_tables(self, record: SourceRecord, accepted: Accepted) -> bool:
+        """Apply an accepted event to the tables; False when it is a producer duplicate.
+
+        Also used on its own by `rebuild-table` to fold the input topics into positions.
+        """
         event = accepted.event
         kind = self._kinds[record.topic]
         coordinates = f"{record.topic}:{record.partition}:{record.offset}"
@@ -144,7 +153,7 @@ class EventPipeline:
             log.info(
                 "event %s at %s duplicates %s; ignored", event.event_id, coordinates, first_seen
             )
-            return {}
+            return False
         applied = Applied(event.event_id, event.occurred_at, record.topic, record.offset)
         changed = 0
         for change in accepted.routed.changes:
@@ -159,7 +168,7 @@ class EventPipeline:
         metrics.EVENTS.labels(kind.value, outcome).inc()
         if accepted.routed.unexported_reason is not None:
             metrics.UNEXPORTED.labels(accepted.routed.unexported_reason).inc()
-        return self._rows(record, accepted)
+        return True
 
     def _rows(self, record: SourceRecord, accepted: Accepted) -> dict[Feed, list[PendingRow]]:
         # Rows come from the event alone, even for a re-delivery: whether they are already

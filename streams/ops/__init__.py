@@ -1,0 +1,1 @@
+"""Ops tools: lag inspection, replay, dead letters and table rebuilds."""

@@ -1,0 +1,208 @@
+"""Offsets and timestamps as the ops tools need them, correct on Tansu and on Kafka.
+
+DESIGN section 9 lists what Tansu gets wrong, and each method here avoids it:
+- the latest offset comes from the high watermark of a Fetch response, never from
+  ListOffsets (which answers the last batch's base offset + 1 on Tansu);
+- a time becomes an offset by binary search over record timestamps, never through
+  `offsets_for_times` (which answers 0 on Tansu);
+- committed offsets are always asked for with an explicit partition list;
+- groups are described one at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from streams.config import KafkaConfig
+from streams.kafka import BrokerError, client_options
+
+FETCH_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class RecordInfo:
+    offset: int
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    state: str
+    members: tuple[str, ...]
+
+    @property
+    def active(self) -> bool:
+        return bool(self.members)
+
+
+class OffsetReader:
+    """An admin client and a group-less consumer, used together as one context."""
+
+    def __init__(self, kafka: KafkaConfig) -> None:
+        self._kafka = kafka
+        self._admin: AIOKafkaAdminClient | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def __aenter__(self) -> OffsetReader:
+        options = client_options(self._kafka)
+        admin = AIOKafkaAdminClient(**options, request_timeout_ms=15_000)
+        consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
+        try:
+            await admin.start()
+            await consumer.start()
+        except KafkaConnectionError as exc:
+            await consumer.stop()
+            await admin.close()
+            raise BrokerError(f"cannot reach Kafka at {self._kafka.bootstrap}: {exc}") from None
+        self._admin, self._consumer = admin, consumer
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._admin is not None:
+            await self._admin.close()
+
+    @property
+    def admin(self) -> AIOKafkaAdminClient:
+        assert self._admin is not None, "use OffsetReader as an async context manager"  # noqa: S101
+        return self._admin
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        assert self._consumer is not None, "use OffsetReader as an async context manager"  # noqa: S101
+        return self._consumer
+
+    async def partitions(self, topic: str) -> list[TopicPartition]:
+        described = await self.admin.describe_topics([topic])
+        if not described or described[0].get("error_code"):
+            raise BrokerError(f"unknown topic {topic!r}")
+        numbers = sorted(p["partition"] for p in described[0]["partitions"])
+        return [TopicPartition(topic, number) for number in numbers]
+
+    async def topics(self) -> list[str]:
+        return sorted(await self.admin.list_topics())
+
+    async def groups(self) -> list[str]:
+        return sorted(str(group[0]) for group in await self.admin.list_consumer_groups())
+
+    async def group_state(self, group: str) -> GroupState:
+        # One group per request: Tansu garbles a multi-group DescribeGroups answer.
+        response = await self.admin.describe_consumer_groups([group])
+        for described in response[0].groups:
+            error_code, name, state, _, _, members = described[:6]
+            if name == group and not error_code:
+                return GroupState(state=str(state), members=tuple(str(m[0]) for m in members))
+        return GroupState(state="Dead", members=())
+
+    async def committed(
+        self, group: str, tps: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int | None]:
+        answer = await self.admin.list_consumer_group_offsets(group, partitions=list(tps))
+        result: dict[TopicPartition, int | None] = {}
+        for tp in tps:
+            meta = answer.get(tp)
+            result[tp] = meta.offset if meta is not None and meta.offset >= 0 else None
+        return result
+
+    async def log_starts(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        starts: Mapping[TopicPartition, int] = await self.consumer.beginning_offsets(list(tps))
+        return dict(starts)
+
+    async def high_watermarks(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """The high watermark of each partition, as a Fetch response reports it."""
+        consumer = self.consumer
+        consumer.assign(list(tps))
+        starts = await self.log_starts(tps)
+        for tp in tps:
+            consumer.seek(tp, starts[tp])
+        deadline = time.monotonic() + FETCH_TIMEOUT
+        marks: dict[TopicPartition, int] = {}
+        while len(marks) < len(tps):
+            if time.monotonic() > deadline:
+                missing = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in tps if tp not in marks)
+                raise BrokerError(f"no fetch answer for {missing} within {FETCH_TIMEOUT:.0f}s")
+            pending = [tp for tp in tps if tp not in marks]
+            await consumer.getmany(*pending, timeout_ms=200, max_records=1)
+            for tp in pending:
+                mark = consumer.highwater(tp)
+                if mark is not None:
+                    marks[tp] = mark
+        return marks
+
+    async def record_at(self, tp: TopicPartition, offset: int) -> RecordInfo | None:
+        """The first record at or after `offset`, or None when there is none yet."""
+        consumer = self.consumer
+        consumer.assign([tp])
+        consumer.seek(tp, offset)
+        deadline = time.monotonic() + FETCH_TIMEOUT
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(tp, timeout_ms=200, max_records=1)
+            for record in batch.get(tp, []):
+                return RecordInfo(record.offset, record.timestamp)
+            mark = consumer.highwater(tp)
+            if mark is not None and offset >= mark:
+                return None
+        raise BrokerError(f"no fetch answer for {tp.topic}[{tp.partition}] at offset {offset}")
+
+    async def offset_for_time(
+        self, tp: TopicPartition, timestamp_ms: int, start: int, end: int
+    ) -> int:
+        """The first offset in [start, end) whose record is at or after `timestamp_ms`, or
+        `end` when every record is older. Assumes timestamps grow with offsets, as with
+        producer CreateTime from one clock; out-of-order stamps give a nearby offset."""
+        low, high = start, end
+        while low < high:
+            middle = (low + high) // 2
+            found = await self.record_at(tp, middle)
+            if found is None:
+                high = middle
+            elif found.timestamp_ms < timestamp_ms:
+                low = found.offset + 1
+            else:
+                high = middle
+        return low
+
+    async def commit(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
+        """Set a group's committed offsets without joining it (generation -1 commit);
+        Kafka accepts this only while the group has no members."""
+        consumer = AIOKafkaConsumer(
+            **client_options(self._kafka), group_id=group, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            consumer.assign(list(offsets))
+            await consumer.commit(dict(offsets))
+        except KafkaError as exc:
+            raise BrokerError(f"cannot commit offsets for group {group}: {exc}") from None
+        finally:
+            await consumer.stop()
+
+
+def tp_label(tp: TopicPartition) -> str:
+    return f"{tp.topic}[{tp.partition}]"
+
+
+async def gather_records(
+    reader: OffsetReader,
+    tps: Iterable[TopicPartition],
+    offsets: Mapping[TopicPartition, int | None],
+) -> dict[TopicPartition, RecordInfo | None]:
+    """The record at each partition's offset (the oldest unconsumed one for a group)."""
+    found: dict[TopicPartition, RecordInfo | None] = {}
+    for tp in tps:
+        offset = offsets.get(tp)
+        found[tp] = None if offset is None else await reader.record_at(tp, offset)
+    return found
