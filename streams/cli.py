@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 from streams.config import ConfigError, Settings, load_settings
 from streams.errors import UsageError
 from streams.kafka import BrokerError
+from streams.ops import dlq, lag, rebuild, replay
 
 EXIT_USAGE = 2
 
@@ -89,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--json", action="store_true", help="send JSON bodies instead of Avro")
     publish.add_argument("file", type=Path, help="events, one JSON object per line")
     publish.set_defaults(handler=_publish)
+
+    # Ops tools; each module adds its own subcommand and handler.
+    for ops_command in (lag, replay, dlq, rebuild):
+        ops_command.add_parser(commands)
     return parser
 
 

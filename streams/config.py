@@ -183,12 +183,6 @@ class Settings(BaseSettings):
         file_source = InitSettingsSource(settings_cls, dict(_file_data.get() or {}))
         return (init_settings, env_settings, file_source)
 
-    @_model_validator(mode="after")
-    def _sftp_when_publishing_to_sftp(self) -> Settings:
-        if self.publish.destination == "sftp" and self.sftp is None:
-            raise ValueError("publish.destination is 'sftp' but there is no [sftp] section")
-        return self
-
     def redacted(self) -> dict[str, Any]:
         """The effective settings with secrets masked, for logs and `config show`."""
         return self.model_dump(mode="json")

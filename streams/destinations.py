@@ -5,7 +5,7 @@ from __future__ import annotations
 from sinks.destination import Destination
 from sinks.local import LocalDestination
 from sinks.sftp import SFTPDestination, SFTPParams
-from streams.config import Settings
+from streams.config import ConfigError, Settings
 
 
 def make_destination(settings: Settings) -> Destination:
@@ -14,7 +14,8 @@ def make_destination(settings: Settings) -> Destination:
         assert publish.local_dir is not None  # noqa: S101 - guaranteed by PublishConfig
         return LocalDestination(publish.local_dir)
     sftp = settings.sftp
-    assert sftp is not None  # noqa: S101 - guaranteed by Settings
+    if sftp is None:
+        raise ConfigError("publish.destination is 'sftp' but there is no [sftp] section")
     return SFTPDestination(
         SFTPParams(
             host=sftp.host,

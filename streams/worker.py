@@ -18,10 +18,10 @@ log = logging.getLogger(__name__)
 
 def run_worker(settings: Settings) -> None:
     """Blocks until SIGINT/SIGTERM; Faust's worker then stops cleanly and exits."""
+    destination = make_destination(settings)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     flavor = loop.run_until_complete(prepare_broker(settings.kafka))
-    destination = make_destination(settings)
     runtime = build_runtime(settings, flavor, destination, faults=fault_hook_from_env())
     log.info(
         "worker for group %s on %s (%s) publishing to %s",

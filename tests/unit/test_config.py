@@ -5,14 +5,15 @@ from pathlib import Path
 import pytest
 
 from streams.config import DEFAULT_CONFIG, ConfigError, load_settings
+from streams.destinations import make_destination
 from tests.factories import SAMPLE_TOML, make_settings, write_config
 
 
-def test_the_packaged_sample_config_needs_only_an_sftp_section() -> None:
+def test_the_packaged_sample_config_is_valid_and_needs_an_sftp_section_to_publish() -> None:
     with pytest.raises(
         ConfigError, match=r"publish.destination is 'sftp' but there is no \[sftp\] section"
     ):
-        load_settings(DEFAULT_CONFIG)
+        make_destination(load_settings(DEFAULT_CONFIG))
     settings = load_settings(
         DEFAULT_CONFIG,
         {
