@@ -23,8 +23,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sinks.batching import PendingRow
 from sinks.csv_render import chunk_rows, render
@@ -60,6 +61,7 @@ class FlushResult:
     published: tuple[str, ...] = ()
     already_present: tuple[str, ...] = ()
     waiting: bool = False
+    rows_published: int = 0
 
 
 class FeedPublisher:
@@ -84,26 +86,24 @@ class FeedPublisher:
         self._options = options
         self._faults = faults
         self._clock = clock
-        self._log = logging.LoggerAdapter(
+        self._log = _Context(
             log, {"feed": feed.value, "topic": source.topic, "partition": source.partition}
         )
 
     async def flush(self, rows: Sequence[PendingRow], consumed_through: int) -> FlushResult:
         """Publish every row up to `consumed_through`, the last offset consumed so far."""
-        published: list[str] = []
-        present: list[str] = []
+        progress = _Progress()
         head = await self._ledger.head(self.feed, self.source)
         while True:
             if head is not None and not head.published:
                 if head.seal.end > consumed_through:
-                    return FlushResult(head.seal.start - 1, tuple(published), tuple(present), True)
-                await self._complete(head.seal, _within(rows, head.seal), published, present)
+                    return progress.result(head.seal.start - 1, waiting=True)
+                await self._complete(head.seal, _within(rows, head.seal), progress)
                 head = LedgerHead(head.seal, published=True)
             start = head.seal.end + 1 if head is not None else 0
             batch = [row for row in rows if start <= row.offset <= consumed_through]
             if not batch:
-                done = max(consumed_through, start - 1)
-                return FlushResult(done, tuple(published), tuple(present))
+                return progress.result(max(consumed_through, start - 1))
             ours = self._seal(start, consumed_through, batch)
             winner = await self._ledger.claim(self.feed, self.source, ours.manifest)
             if winner.end != ours.end:
@@ -144,20 +144,19 @@ class FeedPublisher:
         )
         return Seal.from_manifest(manifest)
 
-    async def _complete(
-        self, seal: Seal, rows: Sequence[PendingRow], published: list[str], present: list[str]
-    ) -> None:
+    async def _complete(self, seal: Seal, rows: Sequence[PendingRow], progress: _Progress) -> None:
         contents = None
         for index, file in enumerate(seal.files):
             where = await self._locate(file.name)
             if where is not None:
                 self._log.info("%s already in %s; not publishing it again", file.name, where)
-                present.append(file.name)
+                progress.present.append(file.name)
                 continue
             if contents is None:
                 contents = self._rebuild(seal, rows)
             await self._publish_file(file, contents[index])
-            published.append(file.name)
+            progress.published.append(file.name)
+            progress.rows += file.rows
         await self._ledger.record_published(self.feed, self.source, seal, self._clock())
         await self._faults("recorded")
         self._log.info(
@@ -212,6 +211,26 @@ class FeedPublisher:
         echoed = await self._dest.read(staged)
         if echoed is None or hashlib.sha256(echoed).digest() != hashlib.sha256(data).digest():
             raise VerificationFailed(f"{staged}: read-back checksum differs from what was sent")
+
+
+@dataclass
+class _Progress:
+    published: list[str] = field(default_factory=list)
+    present: list[str] = field(default_factory=list)
+    rows: int = 0
+
+    def result(self, done_through: int, waiting: bool = False) -> FlushResult:
+        return FlushResult(
+            done_through, tuple(self.published), tuple(self.present), waiting, self.rows
+        )
+
+
+class _Context(logging.LoggerAdapter[logging.Logger]):
+    """Puts the feed and source partition in front of every line."""
+
+    def process(self, msg: str, kwargs: Any) -> tuple[str, Any]:
+        extra = self.extra or {}
+        return f"[{extra['feed']} {extra['topic']}[{extra['partition']}]] {msg}", kwargs
 
 
 def _within(rows: Sequence[PendingRow], seal: Seal) -> list[PendingRow]:

@@ -68,3 +68,4 @@ def register_ingest_agent(runtime: Runtime) -> None:
     revoked_signal.connect(on_revoked)
     tasks: Any = app
     tasks.task(runtime.publish_loop.run)
+    tasks.task(runtime.monitor.run)

@@ -22,6 +22,8 @@ from streams.agents import register_ingest_agent
 from streams.config import KafkaConfig, Settings
 from streams.dlq import DeadLetter
 from streams.kafka import BrokerFlavor, TopicNames
+from streams.monitor import Monitor
+from streams.ops.lag_model import LagPolicy
 from streams.pipeline import EventPipeline
 from streams.publish_loop import PublishLoop
 from streams.sources import SourceRegistry
@@ -51,6 +53,7 @@ class Runtime:
     pipeline: EventPipeline
     publish_loop: PublishLoop
     destination: Destination
+    monitor: Monitor
     inventory: Any
     seen: Any
 
@@ -87,8 +90,36 @@ def build_runtime(
         Backoff(settings.publish.retry_initial_seconds, settings.publish.retry_max_seconds),
         faults=faults,
     )
+    status = app.topic(
+        topics.status,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    async def send_status(key: bytes, value: bytes) -> None:
+        await status.send(key=key, value=value)
+
+    monitor = Monitor(
+        settings.kafka,
+        sources,
+        publish_loop,
+        send_status,
+        policy=LagPolicy.for_window(settings.batching.window_seconds),
+    )
     runtime = Runtime(
-        app, settings, topics, flavor, sources, pipeline, publish_loop, destination, inventory, seen
+        app,
+        settings,
+        topics,
+        flavor,
+        sources,
+        pipeline,
+        publish_loop,
+        destination,
+        monitor,
+        inventory,
+        seen,
     )
     register_ingest_agent(runtime)
     register_views(runtime)

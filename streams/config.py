@@ -103,6 +103,8 @@ class TopicsConfig(_Section):
     count_approved: str = "hotwax.inventory.count-approved"
     variance_logged: str = "hotwax.inventory.variance-logged"
     dlq: str = "variance-sync.dlq"
+    dlq_redrives: str = "variance-sync.dlq-redrives"
+    status: str = "variance-sync.status"
 
 
 class KafkaConfig(_Section):

@@ -40,11 +40,13 @@ class TopicNames:
     count_approved: str
     variance_logged: str
     dlq: str
+    dlq_redrives: str
+    status: str
 
     @classmethod
     def from_config(cls, kafka: KafkaConfig) -> TopicNames:
         t = kafka.topics
-        return cls(t.count_approved, t.variance_logged, t.dlq)
+        return cls(t.count_approved, t.variance_logged, t.dlq, t.dlq_redrives, t.status)
 
     @property
     def inputs(self) -> tuple[str, str]:
@@ -99,8 +101,9 @@ async def prepare_broker(kafka: KafkaConfig) -> BrokerFlavor:
         flavor = await _flavor(admin, kafka)
         names = TopicNames.from_config(kafka)
         wanted = dict.fromkeys(names.inputs, kafka.partitions)
-        # One DLQ partition: dead letters are few, and `dlq show N` can name them by offset.
-        wanted[names.dlq] = 1
+        # One partition each: dead letters are few, and `dlq show N` names them by offset;
+        # re-drive records and worker status snapshots are small and read whole.
+        wanted.update(dict.fromkeys((names.dlq, names.dlq_redrives, names.status), 1))
         await ensure_topics(admin, wanted, kafka.replication_factor)
     except KafkaError as exc:
         raise BrokerError(f"Kafka at {kafka.bootstrap}: {exc}") from None

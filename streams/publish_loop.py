@@ -52,6 +52,7 @@ class PublishLoop:
         self._probe_seconds = probe_seconds
         self._last_contact = float("-inf")
         self.last_error: str | None = None
+        self.last_publish: dict[str, float] = {}  # feed -> unix time of its last new file
         self._layout_ready = False
 
     @property
@@ -142,7 +143,9 @@ class PublishLoop:
         self.last_error = None
         if result.published:
             metrics.FILES_PUBLISHED.labels(feed.value).inc(len(result.published))
+            metrics.ROWS_PUBLISHED.labels(feed.value).inc(result.rows_published)
             metrics.LAST_PUBLISH.labels(feed.value).set_to_current_time()
+            self.last_publish[feed.value] = time.time()
 
     def _update_gauges(self) -> None:
         now = self._monotonic()

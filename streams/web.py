@@ -66,6 +66,10 @@ def register_views(runtime: Runtime) -> None:
             )
         return self.json(position)
 
+    @app.page("/lag")
+    async def lag(self: Any, request: Any) -> Any:
+        return self.json(runtime.monitor.lag_json())
+
     @app.page("/batches")
     async def batches(self: Any, request: Any) -> Any:
         return self.json(batches_snapshot(runtime))

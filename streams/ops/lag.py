@@ -1,16 +1,169 @@
-"""variance-sync lag (being written)."""
+"""`variance-sync lag`: consumer lag, partition status and batch health, for ops staff and
+monitoring probes (exit 0 when all is OK, 1 on WARN, 2 on STALL or STOP)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from sinks.feeds import Feed
+from streams.config import Settings
 from streams.errors import UsageError
+from streams.kafka import TopicNames
+from streams.ops.common import add_connection_options, print_json, settings_from
+from streams.ops.lag_model import LagHistory, LagPolicy, Status
+from streams.ops.lag_report import GroupReport, build_report, read_batch_health, sample_group
+from streams.ops.offsets import OffsetReader
+
+Evaluate = Callable[[int], Awaitable[list[GroupReport]]]
+STYLES = {Status.OK: "green", Status.WARN: "yellow", Status.STALL: "red", Status.STOP: "bold red"}
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser("lag", help="(being written)")
+    parser = commands.add_parser("lag", help="consumer lag, partition status and batch health")
+    add_connection_options(parser)
+    parser.add_argument(
+        "--group", action="append", help="consumer group (default: kafka.group_id); repeatable"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument(
+        "--watch", type=float, metavar="N", help="refresh every N seconds until Ctrl-C"
+    )
+    parser.add_argument("--samples", type=int, default=2, help="samples per evaluation (default 2)")
+    parser.add_argument(
+        "--interval", type=float, default=2.0, help="seconds between samples (default 2)"
+    )
+    parser.add_argument("--warn-after", type=float, help="seconds (default: window + 30)")
+    parser.add_argument("--stall-after", type=float, help="seconds (default: 2 x window + 30)")
+    parser.add_argument("--stop-after", type=float, help="seconds (default: max(10 x window, 600))")
     parser.set_defaults(handler=run)
 
 
+def policy_from(args: argparse.Namespace, settings: Settings) -> LagPolicy:
+    default = LagPolicy.for_window(settings.batching.window_seconds)
+    return LagPolicy(
+        warn_after=args.warn_after if args.warn_after is not None else default.warn_after,
+        stall_after=args.stall_after if args.stall_after is not None else default.stall_after,
+        stop_after=args.stop_after if args.stop_after is not None else default.stop_after,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("not available yet")
+    if args.samples < 1 or args.interval < 0 or (args.watch is not None and args.watch <= 0):
+        raise UsageError("--samples must be at least 1, --interval and --watch positive")
+    return asyncio.run(inspect(args, settings_from(args)))
+
+
+async def inspect(args: argparse.Namespace, settings: Settings) -> int:
+    groups = args.group or [settings.kafka.group_id]
+    topics = TopicNames.from_config(settings.kafka)
+    policy = policy_from(args, settings)
+    histories = {group: LagHistory() for group in groups}
+    async with OffsetReader(settings.kafka) as reader:
+        tps = [tp for topic in topics.inputs for tp in await reader.partitions(topic)]
+        unknown = [g for g in groups if not await reader.group_exists(g, tps)]
+        if unknown:
+            listed = ", ".join(await reader.groups()) or "none"
+            raise UsageError(f"unknown consumer group {', '.join(unknown)} (known: {listed})")
+
+        async def evaluate_all(samples: int) -> list[GroupReport]:
+            for index in range(samples):
+                if index:
+                    await asyncio.sleep(args.interval)
+                for group in groups:
+                    histories[group].add(await sample_group(reader, group, tps))
+            batches = await read_batch_health(reader, topics.status)
+            feeds = [feed.value for feed in Feed]
+            return [build_report(g, histories[g], policy, batches, feeds) for g in groups]
+
+        if args.watch is None:
+            reports = await evaluate_all(args.samples)
+            show(reports, args.json)
+            return max(r.status.exit_code for r in reports)
+        return await watch(args, evaluate_all)
+
+
+async def watch(args: argparse.Namespace, evaluate: Evaluate) -> int:
+    reports: list[GroupReport] = []
+    try:
+        with Live(console=Console(), auto_refresh=False) as live:
+            while True:
+                reports = await evaluate(1)
+                live.update(Group(*(render(r) for r in reports)), refresh=True)
+                await asyncio.sleep(args.watch)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        pass
+    return max((r.status.exit_code for r in reports), default=0)
+
+
+def show(reports: list[GroupReport], as_json: bool) -> None:
+    if as_json:
+        print_json([r.to_json() for r in reports])
+        return
+    console = Console()
+    for report in reports:
+        console.print(render(report))
+
+
+def render(report: GroupReport) -> Group:
+    data = report.to_json()
+    status = report.status
+    offsets = Table(
+        title=f"group {report.group}: [{STYLES[status]}]{status.name}[/]", title_justify="left"
+    )
+    offsets.add_column("topic", overflow="fold")
+    for column in ("partition", "committed", "end", "lag", "oldest unconsumed"):
+        offsets.add_column(column, justify="right")
+    offsets.add_column("status")
+    for row in data["partitions"]:
+        row_status = Status[row["status"]]
+        offsets.add_row(
+            row["topic"],
+            str(row["partition"]),
+            _dash(row["committed"]),
+            str(row["high_watermark"]),
+            str(row["lag"]),
+            _age(row["oldest_unconsumed_age_seconds"]),
+            f"[{STYLES[row_status]}]{row_status.name}[/]",
+        )
+    batches = data["batches"]
+    open_batches = Table(title="open batches", title_justify="left")
+    for column in ("worker", "feed", "source", "rows", "age"):
+        open_batches.add_column(column, justify="right" if column in ("rows", "age") else "left")
+    for batch in batches["open"]:
+        source = f"{batch['topic']}[{batch['partition']}]@{batch['first_offset']}"
+        open_batches.add_row(
+            batch["worker"], batch["feed"], source, str(batch["rows"]), _age(batch["age_seconds"])
+        )
+    lines = [
+        f"live workers: {len(batches['workers'])}; oldest unpublished batch: "
+        f"{_age(batches['oldest_unpublished_age_seconds'])}",
+        *(
+            f"last publish to {feed}: {_when(moment)}"
+            for feed, moment in batches["last_publish"].items()
+        ),
+        *(f"[red]{worker}: {error}[/]" for worker, error in batches["errors"].items()),
+    ]
+    return Group(offsets, open_batches, *lines)
+
+
+def _dash(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def _age(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.1f}s"
+
+
+def _when(moment: float | None) -> str:
+    if moment is None:
+        return "never (since these workers started)"
+    stamp = datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds")
+    return f"{stamp} ({time.time() - moment:.0f}s ago)"

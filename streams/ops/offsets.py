@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -85,6 +86,12 @@ class OffsetReader:
         assert self._consumer is not None, "use OffsetReader as an async context manager"  # noqa: S101
         return self._consumer
 
+    def _assign(self, tps: Sequence[TopicPartition]) -> None:
+        # Re-assigning the very same partitions while a fetch is in flight leaves aiokafka
+        # unable to stop the consumer later (seen against Tansu); seeking is enough.
+        if self.consumer.assignment() != set(tps):
+            self.consumer.assign(list(tps))
+
     async def partitions(self, topic: str) -> list[TopicPartition]:
         described = await self.admin.describe_topics([topic])
         if not described or described[0].get("error_code"):
@@ -107,6 +114,13 @@ class OffsetReader:
                 return GroupState(state=str(state), members=tuple(str(m[0]) for m in members))
         return GroupState(state="Dead", members=())
 
+    async def group_exists(self, group: str, tps: Sequence[TopicPartition]) -> bool:
+        """Listed, or with members, or with a committed offset on `tps`. Tansu lists a
+        group only once it has committed, so the listing alone is not enough."""
+        if group in await self.groups() or (await self.group_state(group)).active:
+            return True
+        return any(offset is not None for offset in (await self.committed(group, tps)).values())
+
     async def committed(
         self, group: str, tps: Sequence[TopicPartition]
     ) -> dict[TopicPartition, int | None]:
@@ -124,7 +138,7 @@ class OffsetReader:
     async def high_watermarks(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         """The high watermark of each partition, as a Fetch response reports it."""
         consumer = self.consumer
-        consumer.assign(list(tps))
+        self._assign(tps)
         starts = await self.log_starts(tps)
         for tp in tps:
             consumer.seek(tp, starts[tp])
@@ -145,7 +159,7 @@ class OffsetReader:
     async def record_at(self, tp: TopicPartition, offset: int) -> RecordInfo | None:
         """The first record at or after `offset`, or None when there is none yet."""
         consumer = self.consumer
-        consumer.assign([tp])
+        self._assign([tp])
         consumer.seek(tp, offset)
         deadline = time.monotonic() + FETCH_TIMEOUT
         while time.monotonic() < deadline:
@@ -156,6 +170,24 @@ class OffsetReader:
             if mark is not None and offset >= mark:
                 return None
         raise BrokerError(f"no fetch answer for {tp.topic}[{tp.partition}] at offset {offset}")
+
+    async def records(self, tp: TopicPartition, start: int, end: int) -> list[Any]:
+        """Every record with an offset in [start, end), in order."""
+        consumer = self.consumer
+        self._assign([tp])
+        consumer.seek(tp, start)
+        found: list[Any] = []
+        deadline = time.monotonic() + FETCH_TIMEOUT
+        # The position, not the last offset seen, says when we are done: compacted or
+        # transactional topics have gaps in their offsets.
+        while await consumer.position(tp) < end:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"reading {tp_label(tp)} stopped before offset {end}")
+            batch = await consumer.getmany(tp, timeout_ms=200)
+            found += [r for r in batch.get(tp, []) if r.offset < end]
+            if batch.get(tp):
+                deadline = time.monotonic() + FETCH_TIMEOUT
+        return found
 
     async def offset_for_time(
         self, tp: TopicPartition, timestamp_ms: int, start: int, end: int
