@@ -236,8 +236,39 @@ def test_events_reach_netsuite_folders_exactly_once(
         assert position["netsuite_location_id"] == "300"
         status, _ = worker.get("/inventory/STORE_9/10017")
         assert status == 404
+        check_http_views(worker)
     finally:
         worker.stop()
+
+
+def check_http_views(worker: WorkerProcess) -> None:
+    status, metrics = worker.text("/metrics")
+    assert status == 200
+    for name in (
+        'variance_sync_events_total{event_type="count-approved",outcome="applied"} 2.0',
+        'variance_sync_events_total{event_type="variance-logged",outcome="duplicate"} 1.0',
+        'variance_sync_dead_letters_total{error_class="unroutable"',
+        'variance_sync_files_published_total{feed="inventorytransfer"}',
+        'variance_sync_unexported_changes_total{reason_id="VAR_SAMPLE"} 1.0',
+    ):
+        assert name in metrics, name
+    wait_for(
+        lambda: "variance_sync_consumer_lag{" in worker.text("/metrics")[1],
+        20,
+        "lag metrics",
+        worker,
+    )
+    assert worker.get("/health") == (200, {"status": "ok"})
+    status, ready = worker.get("/ready")
+    assert (status, ready["ready"]) == (200, True)
+    status, lag = worker.get("/lag")
+    assert (status, lag["group"]) == (200, "variance-sync")
+    status, batches = worker.get("/batches")
+    assert (status, batches["last_error"]) == (200, None)
+    # Read-only: nothing answers a mutation.
+    for path in ("/inventory/STORE_1/10017", "/batches", "/lag", "/ready"):
+        assert worker.text(path, method="POST")[0] == 405
+        assert worker.text(path, method="DELETE")[0] == 405
 
 
 async def publish_variances(bootstrap: str, prefix: str, count: int) -> None:
