@@ -98,7 +98,7 @@ async def prepare_broker(kafka: KafkaConfig) -> BrokerFlavor:
     except KafkaConnectionError as exc:
         raise BrokerError(f"cannot reach Kafka at {kafka.bootstrap}: {exc}") from None
     try:
-        flavor = await _flavor(admin, kafka)
+        flavor = await detect_flavor(admin, kafka)
         names = TopicNames.from_config(kafka)
         wanted = dict.fromkeys(names.inputs, kafka.partitions)
         # One partition each: dead letters are few, and `dlq show N` names them by offset;
@@ -112,7 +112,8 @@ async def prepare_broker(kafka: KafkaConfig) -> BrokerFlavor:
     return flavor
 
 
-async def _flavor(admin: AIOKafkaAdminClient, kafka: KafkaConfig) -> BrokerFlavor:
+async def detect_flavor(admin: AIOKafkaAdminClient, kafka: KafkaConfig) -> BrokerFlavor:
+    """The configured flavor, or for "auto" Tansu when its cluster id says so."""
     if kafka.flavor != "auto":
         return BrokerFlavor(kafka.flavor)
     cluster = await admin.describe_cluster()

@@ -19,12 +19,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.client import AIOKafkaClient, CoordinationType
 from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.protocol.group import LeaveGroupRequest
 
 from streams.config import KafkaConfig
-from streams.kafka import BrokerError, client_options
+from streams.kafka import BrokerError, BrokerFlavor, client_options, detect_flavor
 
 FETCH_TIMEOUT = 10.0
+UNKNOWN_MEMBER_ID = 25
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,9 @@ class OffsetReader:
             self.consumer.assign(list(tps))
 
     async def partitions(self, topic: str) -> list[TopicPartition]:
+        # The listing first: describing an unknown topic creates it on Tansu.
+        if topic not in await self.topics():
+            raise BrokerError(f"unknown topic {topic!r}")
         described = await self.admin.describe_topics([topic])
         if not described or described[0].get("error_code"):
             raise BrokerError(f"unknown topic {topic!r}")
@@ -120,6 +126,29 @@ class OffsetReader:
         if group in await self.groups() or (await self.group_state(group)).active:
             return True
         return any(offset is not None for offset in (await self.committed(group, tps)).values())
+
+    async def flavor(self) -> BrokerFlavor:
+        return await detect_flavor(self.admin, self._kafka)
+
+    async def remove_members(self, group: str, members: Sequence[str]) -> None:
+        """LeaveGroup on behalf of each member. Tansu never expires a member, and one whose
+        worker stopped in generation 0 (Tansu's first) stays listed, because aiokafka
+        leaves a group only from generation 1."""
+        client = AIOKafkaClient(**client_options(self._kafka))
+        try:
+            await client.bootstrap()
+            node = await client.coordinator_lookup(CoordinationType.GROUP, group)
+            for member in members:
+                response = await client.send(node, LeaveGroupRequest(group, member))
+                code = response.error_code
+                if code not in (0, UNKNOWN_MEMBER_ID):
+                    raise BrokerError(
+                        f"cannot remove member {member} of group {group}: error {code}"
+                    )
+        except KafkaError as exc:
+            raise BrokerError(f"cannot remove the members of group {group}: {exc}") from None
+        finally:
+            await client.close()
 
     async def committed(
         self, group: str, tps: Sequence[TopicPartition]
