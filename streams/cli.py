@@ -16,7 +16,8 @@ from typing import Any, NoReturn
 from streams.config import ConfigError, Settings, load_settings
 from streams.errors import UsageError
 from streams.kafka import BrokerError
-from streams.ops import dlq, lag, rebuild, replay
+from streams.devstack import netsuite_sim
+from streams.ops import dlq, lag, rebuild, reconcile, replay
 
 EXIT_USAGE = 2
 
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.set_defaults(handler=_publish)
 
     # Ops tools; each module adds its own subcommand and handler.
-    for ops_command in (lag, replay, dlq, rebuild):
+    for ops_command in (lag, replay, dlq, rebuild, reconcile, netsuite_sim):
         ops_command.add_parser(commands)
     return parser
 
