@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from streams.config import ConfigError, Settings, load_settings
+from streams.devstack import netsuite_sim
 from streams.errors import UsageError
 from streams.kafka import BrokerError
-from streams.devstack import netsuite_sim
 from streams.ops import dlq, lag, rebuild, reconcile, replay
 
 EXIT_USAGE = 2

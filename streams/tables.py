@@ -23,7 +23,10 @@ def register_tables(app: faust.App, partitions: int) -> tuple[Any, Any]:
         INVENTORY_TABLE,
         partitions=partitions,
         key_type=str,
-        value_type=dict,
+        # Not `dict`: Faust decodes stored and recovered values with `value_type.from_data`,
+        # which `dict` lacks, so the RocksDB store and every changelog recovery would crash.
+        # None keeps the JSON encoding and hands back the plain dict.
+        value_type=None,
         help="Applied inventory position per facility and product.",
     )
     seen = app.Table(

@@ -1,0 +1,225 @@
+"""Folding the input topics into positions with the worker's own per-record logic, and
+comparing the result with a table rebuilt from its changelog.
+
+Each record goes through `EventPipeline.accept` and `apply_to_tables`, as in the ingest
+agent, with plain dicts for tables; what the worker would dead-letter is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from streams.config import Settings
+from streams.dlq import DeadLetter, SourceRecord, decode_headers
+from streams.kafka import TopicNames
+from streams.ops.changelog import RebuiltTable, scan
+from streams.ops.offsets import OffsetReader
+from streams.pipeline import Clocks, EventPipeline
+from streams.positions import position_key
+from streams.sources import SourceRegistry
+
+# Set by whichever event touched a position last. The worker interleaves the two input
+# topics in an order nobody records, so these may end as either topic's last event left them.
+ORDER_SENSITIVE = ("last_event_id", "last_event_at", "netsuite_location_id", "netsuite_item_id")
+
+
+async def _never_dead_letters(letter: DeadLetter) -> None:
+    """`EventPipeline.handle` is the only caller, and the fold never calls it."""
+
+
+class InputFold:
+    def __init__(self, settings: Settings) -> None:
+        topics = TopicNames.from_config(settings.kafka)
+        self.inventory: dict[str, Any] = {}
+        self.seen: dict[str, Any] = {}
+        # Position key -> topic -> ORDER_SENSITIVE fields right after that topic's last event.
+        self.endings: dict[str, dict[str, dict[str, Any]]] = {}
+        self.records = self.applied = self.duplicates = self.skipped = 0
+        self._kinds = topics.kinds
+        self._now = datetime.now(UTC)
+        self._pipeline = EventPipeline(
+            settings,
+            self._kinds,
+            self.inventory,
+            self.seen,
+            SourceRegistry(topics.feeds),
+            send_dead_letter=_never_dead_letters,
+            clocks=Clocks(wall=lambda: self._now),
+        )
+
+    def add(self, record: SourceRecord) -> None:
+        """Apply one record; records of a partition must come in offset order."""
+        self.records += 1
+        if record.timestamp_ms is not None:
+            # "Too far in the future" was judged at processing time, which the record's
+            # own timestamp approximates far better than today's clock.
+            self._now = datetime.fromtimestamp(record.timestamp_ms / 1000, tz=UTC)
+        try:
+            accepted = self._pipeline.accept(record, self._kinds[record.topic])
+        except Exception:
+            # The worker dead-letters every failure here: `Rejected` with its reason, and
+            # anything else (a bug) as "internal".
+            self.skipped += 1
+            return
+        if not self._pipeline.apply_to_tables(record, accepted):
+            self.duplicates += 1
+            return
+        self.applied += 1
+        for change in accepted.routed.changes:
+            key = position_key(change.facility_id, change.product_id)
+            position = self.inventory[key]
+            self.endings.setdefault(key, {})[record.topic] = {
+                name: position[name] for name in ORDER_SENSITIVE
+            }
+
+
+def to_source_record(record: Any) -> SourceRecord:
+    """An aiokafka record as the ingest agent sees it (`streams.agents.to_record`)."""
+    return SourceRecord(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp_ms=record.timestamp,
+        key=record.key,
+        value=record.value if record.value is not None else b"",
+        headers=decode_headers(record.headers),
+    )
+
+
+def applied_through(
+    inputs: Iterable[TopicPartition],
+    committed: Mapping[TopicPartition, int | None],
+    inventory: RebuiltTable,
+    seen: RebuiltTable,
+) -> dict[TopicPartition, int]:
+    """The last input offset per partition known to be applied (-1: none).
+
+    Evidence: the group's committed offset (offsets move only after an event's batch is
+    published), the coordinates in `seen-events`, and the offsets positions record. Events
+    past all three are not applied yet, so folding them would report lag as differences.
+    """
+    bounds = dict.fromkeys(inputs, -1)
+
+    def note(tp: TopicPartition, offset: Any) -> None:
+        if tp in bounds and isinstance(offset, int):
+            bounds[tp] = max(bounds[tp], offset)
+
+    for tp, offset in committed.items():
+        if offset is not None:
+            note(tp, offset - 1)
+    for coordinates in seen.values.values():
+        parts = str(coordinates).rsplit(":", 2)
+        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+            note(TopicPartition(parts[0], int(parts[1])), int(parts[2]))
+    for key, position in inventory.values.items():
+        offsets = position.get("applied_offsets") if isinstance(position, dict) else None
+        if isinstance(offsets, dict):
+            for topic, offset in offsets.items():
+                note(TopicPartition(topic, inventory.partition_of[key]), offset)
+    return bounds
+
+
+@dataclass(frozen=True, slots=True)
+class InputRead:
+    topic: str
+    kind: str
+    partition: int
+    high_watermark: int
+    folded_end: int  # exclusive: records at or past it were not folded
+
+    @property
+    def not_applied(self) -> int:
+        return self.high_watermark - self.folded_end
+
+
+async def fold_inputs(
+    reader: OffsetReader, settings: Settings, bounds: Mapping[TopicPartition, int]
+) -> tuple[InputFold, list[InputRead]]:
+    tps = sorted(bounds)
+    starts = await reader.log_starts(tps)
+    marks = await reader.high_watermarks(tps)
+    ends = {tp: max(starts[tp], min(marks[tp], bounds[tp] + 1)) for tp in tps}
+    fold = InputFold(settings)
+    async for record in scan(reader, {tp: (starts[tp], ends[tp]) for tp in tps}):
+        fold.add(to_source_record(record))
+    kinds = TopicNames.from_config(settings.kafka).kinds
+    reads = [
+        InputRead(tp.topic, kinds[tp.topic].value, tp.partition, marks[tp], ends[tp]) for tp in tps
+    ]
+    return fold, reads
+
+
+class Kind(StrEnum):
+    MISSING = "missing"  # the fold has the key, the changelog does not
+    EXTRA = "extra"  # only the changelog has the key
+    DIFFERS = "differs"  # both have it; `field` names what differs (None: the whole value)
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    table: str
+    key: str
+    kind: Kind
+    field: str | None
+    changelog: Any
+    fold: Any
+
+
+@dataclass
+class Comparison:
+    table: str
+    compared: int = 0
+    equal: int = 0
+    differing: int = 0
+    missing: int = 0
+    extra: int = 0
+    differences: list[Difference] = field(default_factory=list)
+
+
+def compare(
+    table: str,
+    rebuilt: Mapping[str, Any],
+    folded: Mapping[str, Any],
+    endings: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+) -> Comparison:
+    """Keys only on one side, and per-field differences for keys on both."""
+    result = Comparison(table)
+    for key in sorted(set(rebuilt) | set(folded)):
+        result.compared += 1
+        if key not in rebuilt:
+            result.missing += 1
+            result.differences.append(Difference(table, key, Kind.MISSING, None, None, folded[key]))
+        elif key not in folded:
+            result.extra += 1
+            result.differences.append(Difference(table, key, Kind.EXTRA, None, rebuilt[key], None))
+        else:
+            found = _differences(table, key, rebuilt[key], folded[key], (endings or {}).get(key))
+            result.differences += found
+            result.differing += bool(found)
+            result.equal += not found
+    return result
+
+
+def _differences(
+    table: str, key: str, ours: Any, theirs: Any, endings: Mapping[str, Mapping[str, Any]] | None
+) -> list[Difference]:
+    if not (isinstance(ours, dict) and isinstance(theirs, dict)):
+        return [] if ours == theirs else [Difference(table, key, Kind.DIFFERS, None, ours, theirs)]
+    names = sorted(set(ours) | set(theirs))
+    if any(_same(ours, ending, ORDER_SENSITIVE) for ending in (endings or {}).values()):
+        names = [name for name in names if name not in ORDER_SENSITIVE]
+    return [
+        Difference(table, key, Kind.DIFFERS, name, ours.get(name), theirs.get(name))
+        for name in names
+        if ours.get(name) != theirs.get(name)
+    ]
+
+
+def _same(left: Mapping[str, Any], right: Mapping[str, Any], names: Sequence[str]) -> bool:
+    return all(left.get(name) == right.get(name) for name in names)

@@ -1,0 +1,127 @@
+"""Deterministic event streams with the NetSuite books they must produce.
+
+The expectation comes from the same pure routing the worker uses, applied once per
+distinct event: whatever a fault does to the pipeline, NetSuite must end up with exactly
+these transactions and balances.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from schemas.models import CountApproved, CountLine, VarianceLogged
+from sinks.rows import AdjustmentRow, FeedRow, TransferRow
+from streams.config import NetSuiteConfig
+from streams.producer import Event
+from streams.routing import route_count, route_variance
+
+FACILITIES = ("STORE_1", "STORE_2")
+REASONS = ("VAR_LOST", "VAR_STOLEN", "VAR_DAMAGED", "VAR_FOUND", "VAR_SAMPLE")
+
+
+@dataclass
+class Expected:
+    references: Counter[str] = field(default_factory=Counter)
+    balances: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def add(self, row: FeedRow) -> None:
+        if isinstance(row, AdjustmentRow):
+            self.references[row.reference_no] += 1
+            self.balances[(row.location_id, row.item_id)] += row.quantity
+        elif isinstance(row, TransferRow):
+            self.references[row.external_id] += 1
+            self.balances[(row.from_location_id, row.item_id)] -= row.quantity
+            self.balances[(row.to_location_id, row.item_id)] += row.quantity
+
+    def nonzero_balances(self) -> dict[tuple[str, str], int]:
+        return {key: value for key, value in self.balances.items() if value}
+
+
+@dataclass
+class Traffic:
+    """`count` events over two stores and 40 products, with a fixed seed."""
+
+    netsuite: NetSuiteConfig
+    seed: int
+    prefix: str = "t"
+    _rng: random.Random = field(init=False)
+    _made: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)  # noqa: S311 - test data
+
+    def events(self, count: int) -> list[Event]:
+        return [self.next_event() for _ in range(count)]
+
+    def next_event(self) -> Event:
+        self._made += 1
+        event_id = f"{self.prefix}{self.seed}-{self._made}"
+        facility = self._rng.choice(FACILITIES)
+        at = datetime(2024, 2, 29, 18, tzinfo=UTC) + timedelta(seconds=self._made)
+        if self._rng.random() < 0.3:
+            return self._count(event_id, facility, at)
+        return self._variance(event_id, facility, at)
+
+    def _product(self) -> tuple[str, str]:
+        number = self._rng.randrange(40)
+        return str(10_000 + number), str(3_000 + number)
+
+    def _count(self, event_id: str, facility: str, at: datetime) -> CountApproved:
+        products = dict(self._product() for _ in range(self._rng.randint(2, 8)))
+        lines = []
+        for product, item in products.items():
+            system = self._rng.randint(0, 30)
+            counted = max(0, system + self._rng.randint(-2, 2))
+            lines.append(
+                CountLine(
+                    product_id=product,
+                    netsuite_item_id=item,
+                    counted_quantity=counted,
+                    system_quantity=system,
+                    variance_quantity=counted - system,
+                )
+            )
+        return CountApproved(
+            event_id=event_id,
+            occurred_at=at,
+            facility_id=facility,
+            count_id=f"CC{self._made}",
+            approved_by="manager",
+            lines=tuple(lines),
+        )
+
+    def _variance(self, event_id: str, facility: str, at: datetime) -> VarianceLogged:
+        product, item = self._product()
+        reason = self._rng.choice(REASONS)
+        size = self._rng.randint(1, 5)
+        return VarianceLogged(
+            event_id=event_id,
+            occurred_at=at,
+            facility_id=facility,
+            product_id=product,
+            netsuite_item_id=item,
+            quantity=size if reason == "VAR_FOUND" else -size,
+            reason_id=reason,
+            reason_description=reason.title(),
+            logged_by="associate",
+        )
+
+    def expected(self, events: list[Event]) -> Expected:
+        """The books after importing every distinct event once."""
+        expected = Expected()
+        seen: set[str] = set()
+        for event in events:
+            if event.event_id in seen:
+                continue
+            seen.add(event.event_id)
+            routed = (
+                route_count(event, self.netsuite)
+                if isinstance(event, CountApproved)
+                else route_variance(event, self.netsuite)
+            )
+            for row in routed.rows:
+                expected.add(row)
+        return expected
