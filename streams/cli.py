@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -132,6 +133,12 @@ def _publish(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # aiokafka logs a refused connection itself; with logging unconfigured Python would
+    # print that on stderr too, and an unreachable broker would take two lines, not one.
+    # Commands that configure logging (the worker) still see its lines through the root.
+    client_log = logging.getLogger("aiokafka")
+    if not client_log.handlers:
+        client_log.addHandler(logging.NullHandler())
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -103,11 +102,6 @@ def _offset(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    # aiokafka logs a refused connection itself; with logging unconfigured Python prints
-    # that on stderr too, and an unreachable broker would take two lines instead of one.
-    client_log = logging.getLogger("aiokafka")
-    if not client_log.handlers:
-        client_log.addHandler(logging.NullHandler())
     commands: dict[str, Command] = {"list": list_dlq, "show": show_dlq, "redrive": redrive_dlq}
     try:
         return asyncio.run(commands[args.dlq_command](args, settings))

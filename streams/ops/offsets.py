@@ -11,6 +11,7 @@ DESIGN section 9 lists what Tansu gets wrong, and each method here avoids it:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,9 @@ class OffsetReader:
             await admin.close()
             raise BrokerError(f"cannot reach Kafka at {self._kafka.bootstrap}: {exc}") from None
         self._admin, self._consumer = admin, consumer
+        # Let the consumer's background tasks start: stopping it before they ever ran
+        # makes aiokafka raise CancelledError out of stop(), hiding our own error.
+        await asyncio.sleep(0)
         return self
 
     async def __aexit__(
