@@ -144,6 +144,11 @@ def _decode_avro(payload: bytes, kind: EventKind) -> Decoded:
     # fastavro documents no error contract for corrupt input: EOFError, ValueError,
     # IndexError, OverflowError, UnicodeDecodeError and more all occur. A poison message
     # must become a DecodeError (and a dead letter), never stop the partition.
+    except EOFError as exc:
+        raise DecodeError(
+            f"truncated {writer.label} body: the payload ends at byte {len(payload)} "
+            "in the middle of a field"
+        ) from exc
     except Exception as exc:
         raise DecodeError(
             f"corrupt {writer.label} body: {type(exc).__name__} near byte {body.tell()}"

@@ -21,7 +21,7 @@ from sinks.retry import Backoff
 from streams.agents import register_ingest_agent
 from streams.config import KafkaConfig, Settings
 from streams.dlq import DeadLetter
-from streams.kafka import BrokerFlavor, TopicNames
+from streams.kafka import DLQ_MAX_MESSAGE_BYTES, BrokerFlavor, TopicNames
 from streams.monitor import Monitor
 from streams.ops.lag_model import LagPolicy
 from streams.pipeline import EventPipeline
@@ -145,6 +145,9 @@ def faust_settings(settings: Settings, flavor: BrokerFlavor) -> dict[str, Any]:
         "web_host": worker.web_host,
         "web_port": worker.web_port,
         "web_in_thread": False,
+        # Room for dead-lettering any event the broker accepted, oversized ones included.
+        "producer_max_request_size": DLQ_MAX_MESSAGE_BYTES,
+        "consumer_max_fetch_size": DLQ_MAX_MESSAGE_BYTES,
     }
     credentials = broker_credentials(kafka)
     if credentials is not None:

@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--no-worker", action="store_true", help="start only the broker and the SFTP server"
     )
+    dev.add_argument("--no-netsuite", action="store_true", help="do not run the NetSuite simulator")
     dev.set_defaults(handler=_dev)
 
     worker = commands.add_parser(
@@ -114,6 +115,7 @@ def _dev(args: argparse.Namespace) -> int:
         window_seconds=args.window_seconds,
         sample=not args.no_sample,
         worker=not args.no_worker,
+        netsuite=not args.no_netsuite,
     )
     return asyncio.run(run_dev(options))
 

@@ -93,6 +93,8 @@ class BatchingConfig(_Section):
 class ValidationConfig(_Section):
     max_abs_quantity: int = Field(100_000, ge=1)
     max_future_seconds: int = Field(600, ge=0)
+    # Larger payloads are dead-lettered unread: no real count comes near this.
+    max_event_bytes: int = Field(1_048_576, ge=1024, le=16_777_216)
 
     @property
     def max_future(self) -> timedelta:

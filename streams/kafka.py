@@ -24,6 +24,8 @@ from streams.config import KafkaConfig
 log = logging.getLogger(__name__)
 
 TOPIC_ALREADY_EXISTS = 36
+# The DLQ keeps rejected events whole, including oversized ones, so it accepts up to this.
+DLQ_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
 
 class BrokerFlavor(StrEnum):
@@ -104,7 +106,8 @@ async def prepare_broker(kafka: KafkaConfig) -> BrokerFlavor:
         # One partition each: dead letters are few, and `dlq show N` names them by offset;
         # re-drive records and worker status snapshots are small and read whole.
         wanted.update(dict.fromkeys((names.dlq, names.dlq_redrives, names.status), 1))
-        await ensure_topics(admin, wanted, kafka.replication_factor)
+        configs = {names.dlq: {"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)}}
+        await ensure_topics(admin, wanted, kafka.replication_factor, configs)
     except KafkaError as exc:
         raise BrokerError(f"Kafka at {kafka.bootstrap}: {exc}") from None
     finally:
@@ -122,9 +125,16 @@ async def detect_flavor(admin: AIOKafkaAdminClient, kafka: KafkaConfig) -> Broke
 
 
 async def ensure_topics(
-    admin: AIOKafkaAdminClient, wanted: Mapping[str, int], replication_factor: int
+    admin: AIOKafkaAdminClient,
+    wanted: Mapping[str, int],
+    replication_factor: int,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
-    new = [NewTopic(name, count, replication_factor) for name, count in wanted.items()]
+    configs = configs or {}
+    new = [
+        NewTopic(name, count, replication_factor, topic_configs=dict(configs.get(name, {})))
+        for name, count in wanted.items()
+    ]
     response = await admin.create_topics(new)
     for topic, code, message in response.topic_errors:
         if code not in (0, TOPIC_ALREADY_EXISTS):

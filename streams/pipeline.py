@@ -105,6 +105,13 @@ class EventPipeline:
 
     def accept(self, record: SourceRecord, kind: EventKind) -> Accepted:
         """Decode, validate and route, or raise `Rejected` with the DLQ reason."""
+        limit = self._settings.validation.max_event_bytes
+        if len(record.value) > limit:
+            raise Rejected(
+                ErrorClass.INVALID,
+                f"event is {len(record.value)} bytes; at most {limit} are accepted "
+                "(validation.max_event_bytes)",
+            )
         try:
             event, version = decode_event(
                 record.value, kind, record.content_type, self._limits, self._clocks.wall()

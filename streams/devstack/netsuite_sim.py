@@ -1,16 +1,336 @@
-"""variance-sync netsuite-sim (being written)."""
+"""`variance-sync netsuite-sim`: NetSuite's scheduled import scripts, simulated.
+
+Every pass lists each feed's `csv/` (DESIGN section 5), checks every file whole against
+its import map (`streams.devstack.netsuite_import`), books valid files in a SQLite
+ledger (`streams.devstack.netsuite_ledger`) and moves them to `archive/`; a rejected
+file goes to `failed/`, after its `fileName,errorMessage` CSV is written to `error/`.
+For imported adjustment files with count rows it writes the cycle-count
+acknowledgement (`workEffortId,externalId`) to `inventoryadjustment/cycle_count/`.
+It never deletes anything.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
 
+from rich.console import Console
+from rich.table import Column, Table
+
+from sinks.destination import Destination
+from sinks.exceptions import SinkError
+from sinks.feeds import Feed
+from streams.config import load_settings
+from streams.destinations import make_destination
+from streams.devstack.netsuite_import import (
+    FileRejected,
+    cycle_count_id,
+    parse_import_file,
+    render_ack,
+    render_errors,
+)
+from streams.devstack.netsuite_ledger import (
+    balances,
+    open_ledger,
+    record_failure,
+    record_import,
+    transfer_exists,
+)
 from streams.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEDGER = Path("var/netsuite-sim.sqlite")
+DEFAULT_INTERVAL = 15.0
+CYCLE_COUNT_DIR = f"{Feed.ADJUSTMENT.value}/cycle_count"
+# NetSuite's own outputs are staged here and renamed into place, so that the OMS (or
+# our monitor) never reads half an acknowledgement or error file.
+TEMP_DIR = ".netsuite-sim"
+
+
+@dataclass
+class PassResult:
+    imported: int = 0
+    rows: int = 0
+    failed: int = 0
+
+
+class Importer:
+    """One NetSuite account's import scripts, over `dest`, booking into `ledger`.
+
+    SQLite calls run on the event loop's thread: the connection is bound to the thread
+    that opened it, and one file's booking takes milliseconds.
+    """
+
+    def __init__(
+        self,
+        dest: Destination,
+        ledger: sqlite3.Connection,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._dest = dest
+        self._ledger = ledger
+        self._clock = clock
+
+    async def run_pass(self) -> PassResult:
+        result = PassResult()
+        for feed in Feed:
+            # Our batch names carry the first event's UTC time right after the feed
+            # label, so name order is time order: NetSuite's "list by date".
+            names = sorted(await self._dest.list_dir(feed.csv_dir))
+            if names:
+                for folder in (feed.archive_dir, feed.failed_dir, feed.error_dir, CYCLE_COUNT_DIR):
+                    await self._dest.makedirs(folder)
+                await self._dest.makedirs(f"{feed.value}/{TEMP_DIR}")
+            for name in names:
+                await self._import(feed, name, result)
+        return result
+
+    async def _import(self, feed: Feed, name: str, result: PassResult) -> None:
+        source = f"{feed.csv_dir}/{name}"
+        data = await self._dest.read(source)
+        if data is None:
+            return  # moved away since the listing
+        archived = f"{feed.archive_dir}/{name}"
+        if await self._dest.exists(archived):
+            problem = f"{archived} already exists: this file was imported before (double publish)"
+            await self._fail(feed, name, (problem,))
+            result.failed += 1
+            return
+        if _last_outcome(self._ledger, feed, name) == "archived":
+            # An earlier pass booked it but could not move it (SFTP down, or killed):
+            # finish that import instead of booking the file twice.
+            log.info("%s: booked by an earlier pass; archiving it now", source)
+            rows = len(_booked(self._ledger, feed, name))
+        else:
+            try:
+                booked = parse_import_file(
+                    feed, name, data, lambda ext: transfer_exists(self._ledger, ext)
+                )
+            except FileRejected as exc:
+                await self._fail(feed, name, exc.problems)
+                result.failed += 1
+                return
+            # Booked before the move, so a pass that dies in between is finished above.
+            record_import(self._ledger, booked, file=name, feed=feed.value, at=self._now())
+            rows = len(booked)
+        if feed is Feed.ADJUSTMENT:
+            await self._acknowledge(name)
+        if not await self._dest.rename_noreplace(source, archived):
+            log.warning("%s: %s appeared meanwhile; left in csv/", source, archived)
+            return
+        log.info("%s: imported %d rows, archived", source, rows)
+        result.imported += 1
+        result.rows += rows
+
+    async def _acknowledge(self, name: str) -> None:
+        acks = [
+            (count, tid)
+            for tid, ref in _booked(self._ledger, Feed.ADJUSTMENT, name)
+            if (count := cycle_count_id(ref))
+        ]
+        if acks:
+            target = f"{CYCLE_COUNT_DIR}/{PurePosixPath(name).stem}_ack.csv"
+            await self._write_atomically(Feed.ADJUSTMENT, target, render_ack(acks))
+
+    async def _fail(self, feed: Feed, name: str, problems: tuple[str, ...]) -> None:
+        source = f"{feed.csv_dir}/{name}"
+        failed_name = await self._free_failed_name(feed, name)
+        # The error file first: whoever sees the file in failed/ finds its reason ready.
+        error_file = f"{feed.error_dir}/{PurePosixPath(failed_name).stem}_error.csv"
+        await self._write_atomically(feed, error_file, render_errors(name, problems))
+        if not await self._dest.rename_noreplace(source, f"{feed.failed_dir}/{failed_name}"):
+            log.warning("%s: failed/%s appeared meanwhile; retrying next pass", source, failed_name)
+            return
+        summary = FileRejected(problems).summary
+        record_failure(self._ledger, file=name, feed=feed.value, error=summary, at=self._now())
+        log.warning("%s: failed: %s", source, summary)
+
+    async def _free_failed_name(self, feed: Feed, name: str) -> str:
+        """`name`, or `<stem>~N<suffix>` when failed/ already holds a file of that name.
+
+        Nothing in failed/ is ever replaced: it is the evidence of an earlier rejection.
+        """
+        path, candidate, attempt = PurePosixPath(name), name, 1
+        while await self._dest.exists(f"{feed.failed_dir}/{candidate}"):
+            attempt += 1
+            candidate = f"{path.stem}~{attempt}{path.suffix}"
+        return candidate
+
+    async def _write_atomically(self, feed: Feed, target: str, data: bytes) -> None:
+        temp = f"{feed.value}/{TEMP_DIR}/{PurePosixPath(target).name}"
+        await self._dest.write(temp, data)
+        await self._dest.rename_replace(temp, target)
+
+    def _now(self) -> str:
+        return self._clock().isoformat(timespec="seconds")
+
+
+def _last_outcome(ledger: sqlite3.Connection, feed: Feed, name: str) -> str | None:
+    row = ledger.execute(
+        "SELECT outcome FROM imports WHERE feed = ? AND file = ? ORDER BY rowid DESC LIMIT 1",
+        (feed.value, name),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _booked(ledger: sqlite3.Connection, feed: Feed, name: str) -> list[tuple[int, str]]:
+    """(transaction id, Reference No or External Id) of what file `name` booked."""
+    kind = "adjustment" if feed is Feed.ADJUSTMENT else "transfer"
+    rows = ledger.execute(
+        "SELECT id, reference FROM transactions WHERE kind = ? AND file = ? ORDER BY id",
+        (kind, name),
+    )
+    return [(int(tid), str(reference)) for tid, reference in rows]
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser("netsuite-sim", help="(being written)")
+    parser = commands.add_parser(
+        "netsuite-sim", help="import csv/ like NetSuite's scheduled scripts, into a SQLite ledger"
+    )
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE", help="the worker's TOML ([sftp] or local [publish])"
+    )
+    parser.add_argument(
+        "--ledger",
+        type=Path,
+        default=DEFAULT_LEDGER,
+        metavar="FILE",
+        help="SQLite books (default %(default)s)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=_seconds,
+        default=DEFAULT_INTERVAL,
+        metavar="SECONDS",
+        help="between passes (default %(default)g)",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="one pass over both feeds, then exit")
+    mode.add_argument(
+        "--report", action="store_true", help="print the ledger's balances and import log"
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("not available yet")
+    if args.report:
+        return report(args.ledger)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # asyncssh logs every channel at INFO; one line per file is what a reader wants here.
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    settings = load_settings(args.config)
+    dest = make_destination(settings)
+    if not args.once:
+        asyncio.run(_serve_until_signalled(dest, args.ledger, args.interval))
+        return 0
+    try:
+        result = asyncio.run(_one_pass(dest, args.ledger))
+    except SinkError as exc:
+        raise UsageError(f"netsuite-sim: {exc}") from None
+    print(
+        f"netsuite-sim: {result.imported} files imported ({result.rows} rows), "
+        f"{result.failed} failed",
+        flush=True,
+    )
+    return 0
+
+
+async def serve(
+    dest: Destination, ledger_path: Path, interval: float, stop: asyncio.Event | None = None
+) -> None:
+    """A pass every `interval` seconds until `stop` is set or the task is cancelled.
+
+    A destination or ledger error ends only that pass: the files it did not finish stay
+    in csv/ and the next pass takes them up again.
+    """
+    if stop is None:
+        stop = asyncio.Event()
+    try:
+        with _ledger(ledger_path) as ledger:
+            importer = Importer(dest, ledger)
+            log.info(
+                "importing from %s every %g s into %s", dest.description, interval, ledger_path
+            )
+            while not stop.is_set():
+                try:
+                    await importer.run_pass()
+                except (SinkError, sqlite3.Error) as exc:
+                    log.warning("pass stopped, retrying in %g s: %s", interval, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval)
+    finally:
+        await dest.close()
+
+
+async def _serve_until_signalled(dest: Destination, ledger_path: Path, interval: float) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(dest, ledger_path, interval, stop)
+
+
+async def _one_pass(dest: Destination, ledger_path: Path) -> PassResult:
+    try:
+        with _ledger(ledger_path) as ledger:
+            return await Importer(dest, ledger).run_pass()
+    finally:
+        await dest.close()
+
+
+@contextlib.contextmanager
+def _ledger(path: Path) -> Iterator[sqlite3.Connection]:
+    """The open ledger; a file that cannot be opened is the user's one-line problem."""
+    with contextlib.ExitStack() as stack:
+        try:
+            ledger = stack.enter_context(open_ledger(path))
+        except (OSError, sqlite3.Error) as exc:
+            raise UsageError(f"cannot open the ledger {path}: {exc}") from None
+        yield ledger
+
+
+def report(ledger_path: Path) -> int:
+    if not ledger_path.is_file():
+        raise UsageError(f"no ledger at {ledger_path}; run `variance-sync netsuite-sim` first")
+    with _ledger(ledger_path) as ledger:
+        # Internal ids are digit strings: numeric order reads naturally.
+        books = sorted(balances(ledger).items(), key=lambda kv: (int(kv[0][0]), int(kv[0][1])))
+        imports = ledger.execute(
+            "SELECT at, feed, file, outcome, rows, COALESCE(error, '') FROM imports ORDER BY rowid"
+        ).fetchall()
+        (count,) = ledger.execute("SELECT COUNT(*) FROM transactions").fetchone()
+    console = Console(markup=False, highlight=False)  # file names and errors are data
+    table = Table(
+        "location",
+        "item",
+        Column("quantity", justify="right"),
+        title=f"balances ({count} transactions)",
+    )
+    for (location, item), quantity in books:
+        table.add_row(location, item, str(quantity))
+    console.print(table)
+    columns = ("at", "feed", "file", "outcome", "rows", "error")
+    log_table = Table(*(Column(c, overflow="fold") for c in columns), title="import log")
+    for at, feed, file, outcome, rows, error in imports:
+        log_table.add_row(at, feed, file, outcome, str(rows), error)
+    console.print(log_table)
+    return 0
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value

@@ -1,7 +1,8 @@
 """`variance-sync dev`: the whole loop on one machine, in the foreground.
 
 Starts Tansu and asyncssh's SFTP server (rooted at DATA/sftp, NetSuite tree under
-DATA/sftp/netsuite), creates the topics, then a worker process and sample traffic.
+DATA/sftp/netsuite), creates the topics, then a worker process, sample traffic and the
+NetSuite simulator (`netsuite-sim`, booking into DATA/netsuite-sim.sqlite).
 SIGINT or SIGTERM stops everything it started. `DATA/stack.env` holds the environment a
 separately started `variance-sync worker` needs to join this stack.
 """
@@ -22,7 +23,9 @@ from pathlib import Path
 from sinks.feeds import Feed
 from sinks.layout import ensure_layout
 from sinks.local import LocalDestination
+from sinks.sftp import SFTPDestination
 from streams.config import DEFAULT_CONFIG, load_settings
+from streams.devstack import netsuite_sim
 from streams.devstack.broker import EmbeddedBroker
 from streams.devstack.sample import Catalog, SampleGenerator, run_sample_traffic
 from streams.devstack.sftp_server import EmbeddedSFTPServer
@@ -32,6 +35,8 @@ from streams.producer import VarianceProducer
 log = logging.getLogger(__name__)
 
 NETSUITE_DIR = "netsuite"
+# Short, so a new user sees files move to archive/ soon after they land in csv/.
+NETSUITE_SIM_INTERVAL = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +48,7 @@ class DevOptions:
     window_seconds: float | None
     sample: bool
     worker: bool
+    netsuite: bool = True
 
 
 def worker_environment(
@@ -93,6 +99,7 @@ async def run_dev(options: DevOptions) -> int:
     sftp = EmbeddedSFTPServer(root=data / "sftp", state_dir=data / "ssh", port=options.sftp_port)
     worker: subprocess.Popen[bytes] | None = None
     traffic: asyncio.Task[None] | None = None
+    importer: asyncio.Task[None] | None = None
     try:
         await sftp.start()
         kafka = settings.kafka.model_copy(update={"bootstrap": broker.bootstrap, "flavor": "tansu"})
@@ -109,9 +116,15 @@ async def run_dev(options: DevOptions) -> int:
                 Catalog.build(dict(settings.netsuite.facilities), 200, rng), rng
             )
             traffic = asyncio.create_task(run_sample_traffic(producer, generator))
+        if options.netsuite:
+            importer = asyncio.create_task(run_netsuite_sim(sftp, data))
         print_banner(options, broker, sftp, netsuite_root)
         await wait_for_stop(worker)
     finally:
+        if importer is not None:
+            importer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await importer
         if traffic is not None:
             traffic.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -122,6 +135,27 @@ async def run_dev(options: DevOptions) -> int:
         broker.stop()
     print("variance-sync dev: stopped", flush=True)
     return 0
+
+
+async def run_netsuite_sim(sftp: EmbeddedSFTPServer, data: Path) -> None:
+    """The simulator on this event loop, reading the SFTP folders as NetSuite would."""
+    handler = logging.FileHandler(data / "logs" / "netsuite-sim.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    sim_log = logging.getLogger(netsuite_sim.__name__)
+    sim_log.addHandler(handler)
+    sim_log.setLevel(logging.INFO)
+    # Its own file only: failed imports must not interleave with the banner.
+    sim_log.propagate = False
+    destination = SFTPDestination(sftp.sftp_params(NETSUITE_DIR))
+    try:
+        await netsuite_sim.serve(destination, data / "netsuite-sim.sqlite", NETSUITE_SIM_INTERVAL)
+    except Exception as exc:
+        # Say so and leave the rest of the stack running: it is still useful without it.
+        sim_log.exception("netsuite-sim stopped")
+        print(f"variance-sync dev: the NetSuite simulator stopped: {exc}", flush=True)
+    finally:
+        sim_log.removeHandler(handler)
+        handler.close()
 
 
 def start_worker(env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
@@ -185,4 +219,14 @@ def print_banner(
         f"  worker                   : {'running' if options.worker else 'off (--no-worker)'}",
         f"  sample traffic           : {'on' if options.sample else 'off (--no-sample)'}",
     ]
+    if options.netsuite:
+        ledger = data / "netsuite-sim.sqlite"
+        lines += [
+            f"  NetSuite simulator       : imports csv/ into archive/ every "
+            f"{NETSUITE_SIM_INTERVAL:g} s; log {data / 'logs' / 'netsuite-sim.log'}",
+            f"  NetSuite books (SQLite)  : {ledger}; see them with: "
+            f"variance-sync netsuite-sim --ledger {ledger} --report",
+        ]
+    else:
+        lines.append("  NetSuite simulator       : off (--no-netsuite)")
     print("\n".join(lines), flush=True)

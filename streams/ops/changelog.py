@@ -172,7 +172,7 @@ async def scan(
     """Every record in [start, end) of each partition, in offset order per partition."""
     consumer = reader.consumer
     pending = {tp: end for tp, (start, end) in ranges.items() if start < end}
-    consumer.assign(list(pending))
+    reader.assign(list(pending))
     for tp in pending:
         consumer.seek(tp, ranges[tp][0])
     deadline = time.monotonic() + FETCH_TIMEOUT

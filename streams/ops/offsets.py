@@ -93,11 +93,14 @@ class OffsetReader:
         assert self._consumer is not None, "use OffsetReader as an async context manager"  # noqa: S101
         return self._consumer
 
-    def _assign(self, tps: Sequence[TopicPartition]) -> None:
-        # Re-assigning the very same partitions while a fetch is in flight leaves aiokafka
-        # unable to stop the consumer later (seen against Tansu); seeking is enough.
+    def assign(self, tps: Sequence[TopicPartition]) -> None:
+        """Point the consumer at `tps` (callers then seek). Re-assigning the very same
+        partitions while a fetch is in flight leaves aiokafka unable to stop the consumer
+        later (seen against Tansu), so an unchanged set is only resumed."""
         if self.consumer.assignment() != set(tps):
             self.consumer.assign(list(tps))
+        else:
+            self.consumer.resume(*tps)
 
     async def partitions(self, topic: str) -> list[TopicPartition]:
         # The listing first: describing an unknown topic creates it on Tansu.
@@ -171,7 +174,7 @@ class OffsetReader:
     async def high_watermarks(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         """The high watermark of each partition, as a Fetch response reports it."""
         consumer = self.consumer
-        self._assign(tps)
+        self.assign(tps)
         starts = await self.log_starts(tps)
         for tp in tps:
             consumer.seek(tp, starts[tp])
@@ -192,7 +195,7 @@ class OffsetReader:
     async def record_at(self, tp: TopicPartition, offset: int) -> RecordInfo | None:
         """The first record at or after `offset`, or None when there is none yet."""
         consumer = self.consumer
-        self._assign([tp])
+        self.assign([tp])
         consumer.seek(tp, offset)
         deadline = time.monotonic() + FETCH_TIMEOUT
         while time.monotonic() < deadline:
@@ -207,7 +210,7 @@ class OffsetReader:
     async def records(self, tp: TopicPartition, start: int, end: int) -> list[Any]:
         """Every record with an offset in [start, end), in order."""
         consumer = self.consumer
-        self._assign([tp])
+        self.assign([tp])
         consumer.seek(tp, start)
         found: list[Any] = []
         deadline = time.monotonic() + FETCH_TIMEOUT

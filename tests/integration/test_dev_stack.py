@@ -1,4 +1,5 @@
-"""`variance-sync dev --no-worker` as a user runs it, plus a worker started from stack.env."""
+"""`variance-sync dev --no-worker` as a user runs it, plus a worker started from stack.env;
+the stack's NetSuite simulator imports what that worker publishes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from streams.config import KafkaConfig
 from streams.devstack.broker import free_port, port_open
+from streams.devstack.netsuite_ledger import balances, open_ledger
 from streams.producer import VarianceProducer
 from tests.factories import variance
 from tests.fixtures.worker import WorkerProcess
@@ -31,6 +33,18 @@ def wait_for_file(path: Path, process: subprocess.Popen[bytes], timeout: float =
         assert process.poll() is None, "variance-sync dev exited early"
         assert time.monotonic() < deadline, f"{path} did not appear"
         time.sleep(0.1)
+
+
+def read_published(feed_dir: Path) -> tuple[str, bytes] | None:
+    """The one published transfer file, whether still in csv/ or imported into archive/."""
+    # csv/ first: the stack's NetSuite simulator moves files from there to archive/.
+    for folder in ("csv", "archive"):
+        for path in (feed_dir / folder).glob("acme_InventoryTransferFeed_*.csv"):
+            try:
+                return folder, path.read_bytes()
+            except FileNotFoundError:
+                continue  # moved to archive/ between the listing and the read
+    return None
 
 
 async def publish_one(bootstrap: str) -> None:
@@ -85,15 +99,21 @@ def test_dev_stack_serves_a_separately_started_worker(tmp_path: Path) -> None:
         ).start()
         worker.wait_ready()
         asyncio.run(publish_one(env["VARIANCE_SYNC_KAFKA__BOOTSTRAP"]))
-        csv_dir = data / "sftp" / "netsuite" / "inventorytransfer" / "csv"
+        transfers = data / "sftp" / "netsuite" / "inventorytransfer"
         deadline = time.monotonic() + 30
-        while not list(csv_dir.glob("*.csv")):
+        while (found := read_published(transfers)) is None:
             assert time.monotonic() < deadline, worker.log()
             time.sleep(0.2)
-        (published,) = csv_dir.glob("acme_InventoryTransferFeed_*.csv")
-        assert published.read_bytes().endswith(
-            b"\r\nVL-dev-1,3410,3,254,1098,02/29/2024,VAR_STOLEN,1\r\n"
-        )
+        assert found[1].endswith(b"\r\nVL-dev-1,3410,3,254,1098,02/29/2024,VAR_STOLEN,1\r\n")
+
+        # The simulator passes every 10 s: the file reaches archive/, then the books.
+        deadline = time.monotonic() + 30
+        while (found := read_published(transfers)) is None or found[0] != "archive":
+            assert time.monotonic() < deadline, (data / "logs" / "netsuite-sim.log").read_text()
+            time.sleep(0.2)
+        assert not list((transfers / "csv").iterdir())
+        with open_ledger(data / "netsuite-sim.sqlite") as books:
+            assert balances(books) == {("254", "3410"): -3, ("1098", "3410"): 3}
     finally:
         if worker is not None:
             worker.stop()
@@ -101,6 +121,11 @@ def test_dev_stack_serves_a_separately_started_worker(tmp_path: Path) -> None:
         output = dev.communicate(timeout=30)[0].decode()
     assert dev.returncode == 0, output
     assert f"Kafka (Tansu, in memory) : 127.0.0.1:{kafka_port}" in output
+    ledger = data / "netsuite-sim.sqlite"
+    assert (
+        f"NetSuite books (SQLite)  : {ledger}; see them with: "
+        f"variance-sync netsuite-sim --ledger {ledger} --report"
+    ) in output
     assert output.rstrip().endswith("variance-sync dev: stopped")
     assert not port_open("127.0.0.1", kafka_port)  # Tansu stopped with it
     assert not port_open("127.0.0.1", sftp_port)

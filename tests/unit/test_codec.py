@@ -157,12 +157,14 @@ def test_truncated_header(length: int) -> None:
 
 def test_header_without_body() -> None:
     payload = encode_avro(a_count())[:10]
-    assert decode_error(payload, COUNT) == "corrupt CountApproved.v2 body: EOFError near byte 10"
+    assert decode_error(payload, COUNT) == (
+        "truncated CountApproved.v2 body: the payload ends at byte 10 in the middle of a field"
+    )
 
 
 def test_truncated_body() -> None:
     payload = encode_avro(a_count())
-    assert decode_error(payload[:-3], COUNT).startswith("corrupt CountApproved.v2 body: ")
+    assert decode_error(payload[:-3], COUNT).startswith("truncated CountApproved.v2 body: ")
 
 
 def test_bad_marker() -> None:

@@ -262,3 +262,14 @@ def test_every_line_ends_with_crlf_and_memos_never_span_lines(memo: str) -> None
     data = render(Feed.ADJUSTMENT, [adj("CC1-1", "3410", -3, memo=memo)])
     assert data.endswith(b"\r\n")
     assert data.count(b"\n") == data.count(b"\r") == data.count(b"\r\n") == 2
+
+
+@given(ref=st.text(min_size=1), memo=st.text(), qty=st.integers())
+def test_no_text_cell_can_start_a_formula_and_quantities_stay_numbers(
+    ref: str, memo: str, qty: int
+) -> None:
+    data = render(Feed.ADJUSTMENT, [adj(ref, "3410", qty, memo=memo)])
+    _, record = parse(data)
+    for text_cell in (record[0], record[6], record[8]):
+        assert not text_cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+    assert record[3] == str(qty)  # a negative quantity keeps its '-'

@@ -1,0 +1,192 @@
+"""The fault suite's stage: a real broker, a real sshd, worker processes to kill, and the
+NetSuite simulator and `reconcile` to judge the outcome.
+
+Every scenario ends with `assert_exact`: after the simulator has imported everything,
+NetSuite's books hold each expected Reference No / External Id exactly once, every
+balance is exact, `failed/` is empty in both feeds, and `reconcile` finds no drift.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from schemas.models import CountApproved
+from sinks.feeds import Feed
+from streams.cli import main as cli
+from streams.config import KafkaConfig, Settings, load_settings
+from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.netsuite_ledger import balances, open_ledger, transactions
+from streams.producer import Event, VarianceProducer
+from tests.factories import SAMPLE_TOML
+from tests.faults.traffic import Expected, Traffic
+from tests.fixtures.sshd import SSHDServer
+from tests.fixtures.worker import WorkerProcess
+
+WINDOW_SECONDS = 1
+
+
+@dataclass
+class FaultStack:
+    tmp_path: Path
+    broker: EmbeddedBroker
+    sshd: SSHDServer
+    known_hosts: Path | None = None
+    base_dir: str = field(default_factory=lambda: f"faults-{uuid.uuid4().hex[:8]}")
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    @property
+    def root(self) -> Path:
+        """The NetSuite base folder, as the SFTP server's disk holds it."""
+        return self.sshd.root / self.base_dir
+
+    @property
+    def ledger(self) -> Path:
+        return self.tmp_path / "netsuite.sqlite"
+
+    @property
+    def config(self) -> Path:
+        path = self.tmp_path / "config.toml"
+        if not path.exists():
+            path.write_text(self.config_text(), encoding="utf-8")
+        return path
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings(self.config)
+
+    def config_text(self, known_hosts: Path | None = None) -> str:
+        params = self.sshd.params
+        return (
+            SAMPLE_TOML
+            + f"""
+[batching]
+window_seconds = {WINDOW_SECONDS}
+
+[kafka]
+bootstrap = "{self.broker.bootstrap}"
+
+[sftp]
+host = "127.0.0.1"
+port = {params.port}
+username = "{params.username}"
+base_dir = "{self.base_dir}"
+private_key = "{params.client_keys[0]}"
+known_hosts = "{known_hosts or self.known_hosts or params.known_hosts}"
+
+[publish]
+retry_max_seconds = 2
+
+[worker]
+store = "memory"
+data_dir = "{self.tmp_path / "worker"}"
+"""
+        )
+
+    def traffic(self, seed: int, prefix: str = "t") -> Traffic:
+        return Traffic(self.settings.netsuite, seed, prefix)
+
+    def start_worker(
+        self, env: dict[str, str] | None = None, config: Path | None = None
+    ) -> WorkerProcess:
+        log = self.tmp_path / f"worker-{len(self.workers)}.log"
+        worker = WorkerProcess(config or self.config, log, env).start()
+        self.workers.append(worker)
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.workers:
+            worker.kill()
+
+    def publish(self, events: Sequence[Event]) -> None:
+        asyncio.run(_publish(self.broker.bootstrap, events))
+
+    def published_references(self) -> Counter[str]:
+        """Reference Nos and External Ids in every file NetSuite could import."""
+        found: Counter[str] = Counter()
+        for feed in Feed:
+            for folder in ("csv", "archive", "failed"):
+                for path in (self.root / feed.value / folder).glob("*.csv"):
+                    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+                    found.update(row[0] for row in rows[1:])
+        return found
+
+    def wait_published(self, expected: Expected, timeout: float = 120) -> None:
+        want = set(expected.references)
+        try:
+            wait_for(
+                lambda: want <= set(self.published_references()),
+                timeout,
+                f"{len(want)} references to be published",
+                self.workers,
+            )
+        except AssertionError as exc:
+            missing = sorted(want - set(self.published_references()))
+            raise AssertionError(f"{len(missing)} never published: {missing[:30]}\n{exc}") from None
+        time.sleep(3 * WINDOW_SECONDS)  # anything extra would show up now
+
+    def import_all(self) -> None:
+        code = cli(
+            ["netsuite-sim", "--config", str(self.config), "--ledger", str(self.ledger), "--once"]
+        )
+        assert code == 0
+
+    def assert_exact(self, expected: Expected) -> None:
+        """NetSuite holds every expected row exactly once, and nothing else."""
+        self.import_all()
+        with open_ledger(self.ledger) as connection:
+            booked = Counter(t.reference for t in transactions(connection))
+            books = {key: value for key, value in balances(connection).items() if value}
+        duplicates = {ref: n for ref, n in booked.items() if n > 1}
+        assert not duplicates, f"imported more than once: {duplicates}"
+        assert set(booked) == set(expected.references), (
+            f"missing {sorted(set(expected.references) - set(booked))[:10]}, "
+            f"extra {sorted(set(booked) - set(expected.references))[:10]}"
+        )
+        assert books == expected.nonzero_balances()
+        for feed in Feed:
+            assert not list((self.root / feed.value / "failed").iterdir()), (
+                f"{feed.value}/failed is not empty"
+            )
+        code = cli(
+            ["reconcile", "--config", str(self.config), "--netsuite-ledger", str(self.ledger)]
+        )
+        assert code == 0, "reconcile found drift"
+
+
+async def _publish(bootstrap: str, events: Sequence[Event]) -> None:
+    async with VarianceProducer(kafka=KafkaConfig(bootstrap=bootstrap)) as producer:
+        for start in range(0, len(events), 50):
+            await producer.publish_many(events[start : start + 50])
+
+
+def wait_for(
+    condition: Callable[[], bool], timeout: float, what: str, workers: Sequence[WorkerProcess]
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.25)
+    logs = "\n".join(f"--- {w.log_file.name}\n{_state(w)}\n{w.log()[-3000:]}" for w in workers)
+    raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
+
+def _state(worker: WorkerProcess) -> str:
+    if not worker.alive:
+        return "(not running)"
+    try:
+        return f"/batches {worker.get('/batches')[1]}\n/lag {worker.get('/lag')[1]}"
+    except (OSError, ValueError) as exc:
+        return f"(no answer: {exc})"
+
+
+def count_rows(events: Sequence[Event]) -> int:
+    return sum(len(e.lines) if isinstance(e, CountApproved) else 1 for e in events)
