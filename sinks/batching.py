@@ -71,6 +71,12 @@ class FeedBatcher:
         """The waiting rows whose offset is at most `end`, oldest first."""
         return [row for row in self._rows if row.offset <= end]
 
+    def drop_from(self, start: int) -> None:
+        """Forget rows at or above `start`: their events will be consumed again."""
+        while self._rows and self._rows[-1].offset >= start:
+            self._rows.pop()
+            self._arrivals.pop()
+
     def drop_through(self, end: int) -> int:
         """Forget rows at or below `end`: they are published or belong to someone else."""
         dropped = 0

@@ -6,7 +6,10 @@ produced is published, so Faust never commits an offset past an unpublished row.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
+
+from aiokafka.errors import IllegalStateError
 
 from sinks.naming import SourcePartition
 from streams.dlq import SourceRecord, decode_headers
@@ -61,11 +64,25 @@ def register_ingest_agent(runtime: Runtime) -> None:
     async def on_revoked(_app: Any, revoked: Any, **_: Any) -> None:
         await sources.revoke([SourcePartition(tp.topic, tp.partition) for tp in revoked])
 
+    async def on_rebalance_complete(_app: Any, **_: Any) -> None:
+        # Sent just before Faust seeks each partition back to its committed offset, which
+        # re-delivers events the stream dropped while recovery held it. aiokafka skips
+        # that seek where the committed offset is 0 or missing, so those events would
+        # never come back: start such partitions from the beginning here, and let
+        # Faust's seek move the others on to their committed offsets.
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            if tp.topic in topics.inputs:
+                with contextlib.suppress(IllegalStateError):  # rebalancing again
+                    await consumer.seek(tp, 0)
+
     # Faust's signal and task signatures are looser than mypy can see through.
     assigned_signal: Any = app.on_partitions_assigned
     revoked_signal: Any = app.on_partitions_revoked
     assigned_signal.connect(on_assigned)
     revoked_signal.connect(on_revoked)
+    complete_signal: Any = app.on_rebalance_complete
+    complete_signal.connect(on_rebalance_complete)
     tasks: Any = app
     tasks.task(runtime.publish_loop.run)
     tasks.task(runtime.monitor.run)

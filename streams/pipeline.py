@@ -79,10 +79,13 @@ class EventPipeline:
     async def handle(self, record: SourceRecord, ackable: Ackable) -> None:
         source = SourcePartition(record.topic, record.partition)
         state = self._sources.get(source)
-        if state is None or record.offset <= state.consumed_through:
-            # Revoked while in flight (the new owner processes it), or a second delivery
-            # within one assignment: leave it alone, and never ack it here.
+        if state is None:
+            # Revoked while in flight: the new owner consumes it from the committed offset.
             return
+        if record.offset <= state.consumed_through:
+            # The consumer went back, as Faust does after every rebalance: take the events
+            # again from here, or rows that the stream skipped before the seek are lost.
+            state.rewind(record.offset)
         kind = self._kinds[record.topic]
         try:
             accepted = self.accept(record, kind)

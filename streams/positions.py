@@ -1,8 +1,11 @@
 """Inventory positions: what variance-sync has applied per (facility, product).
 
-Pure variance math. Idempotence lives here: a position remembers the last offset it
-applied from each source topic, and a facility's events all sit on one partition of
-each topic, so an event at or below that offset is a re-delivery and changes nothing.
+Pure variance math. Idempotence lives here: a facility's events all sit on one partition
+of each topic, and a position remembers which offsets of each topic it applied, so a
+re-delivered event changes nothing. It keeps the highest one and the most recent few:
+around a rebalance Faust can deliver an event only after later ones (it drops events
+while recovery holds the stream, then seeks back), so "at or below the highest" alone
+would wrongly take the late event for a re-delivery.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from streams.routing import Change
+
+# Enough for any reordering around one rebalance: a position sees few events per window.
+RECENT_OFFSETS = 16
 
 
 def position_key(facility_id: str, product_id: str) -> str:
@@ -32,7 +38,8 @@ class Position:
     last_event_id: str = ""
     last_event_at: str | None = None
     events_applied: int = 0
-    applied_offsets: dict[str, int] = field(default_factory=dict)
+    applied_offsets: dict[str, int] = field(default_factory=dict)  # the highest, per topic
+    recent_offsets: dict[str, list[int]] = field(default_factory=dict)  # ascending
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,9 +60,19 @@ class Applied:
 
 
 def already_applied(position: Position | None, source: Applied) -> bool:
-    if position is None:
+    if position is None or source.offset > position.applied_offsets.get(source.topic, -1):
         return False
-    return source.offset <= position.applied_offsets.get(source.topic, -1)
+    recent = position.recent_offsets.get(source.topic)
+    if recent is None:
+        return True  # written before recent offsets were kept: the highest is a floor
+    if source.offset in recent:
+        return True
+    # Below every offset still remembered, once older ones were forgotten: applied.
+    return len(recent) >= RECENT_OFFSETS and source.offset < recent[0]
+
+
+def remember(recent: list[int] | None, offset: int) -> list[int]:
+    return sorted([*(recent or []), offset])[-RECENT_OFFSETS:]
 
 
 def is_newer(moment: datetime, previous: str | None) -> bool:
@@ -92,5 +109,12 @@ def apply_change(position: Position | None, change: Change, source: Applied) -> 
         last_event_id=source.event_id,
         last_event_at=moment,
         events_applied=position.events_applied + 1,
-        applied_offsets={**position.applied_offsets, source.topic: source.offset},
+        applied_offsets={
+            **position.applied_offsets,
+            source.topic: max(source.offset, position.applied_offsets.get(source.topic, -1)),
+        },
+        recent_offsets={
+            **position.recent_offsets,
+            source.topic: remember(position.recent_offsets.get(source.topic), source.offset),
+        },
     )

@@ -44,6 +44,18 @@ class SourceState:
         self._unacked.append((offset, event))
         self.release()
 
+    def rewind(self, offset: int) -> None:
+        """Forget everything consumed at or after `offset`: the consumer went back there.
+
+        Nothing forgotten was acked, and published rows come back as already published,
+        so the re-delivered events rebuild exactly what the ledger expects.
+        """
+        for batcher in self.batchers.values():
+            batcher.drop_from(offset)
+        while self._unacked and self._unacked[-1][0] >= offset:
+            self._unacked.pop()
+        self.consumed_through = min(self.consumed_through, offset - 1)
+
     def low_water(self) -> int:
         """The lowest offset that some feed still needs; everything below may be acked."""
         firsts = [b.first_offset for b in self.batchers.values() if b.first_offset is not None]

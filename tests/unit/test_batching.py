@@ -48,6 +48,18 @@ def test_rows_through_and_drop_through_follow_offsets() -> None:
     assert batcher.age(now=50) == 0
 
 
+def test_drop_from_forgets_the_newest_rows_and_their_arrival_times() -> None:
+    batcher = FeedBatcher()
+    batcher.add([row(1)], now=0)
+    batcher.add([row(4), row(9)], now=5)
+    batcher.drop_from(4)
+    assert [r.offset for r in batcher.rows_through(100)] == [1]
+    batcher.add([row(4)], now=7)  # taken again after a rewind
+    assert batcher.opened_at == 0
+    batcher.drop_from(0)
+    assert batcher.opened_at is None
+
+
 def test_offsets_must_not_go_backwards() -> None:
     batcher = FeedBatcher()
     batcher.add([row(5)], now=0)

@@ -104,13 +104,25 @@ async def test_json_bodies_are_accepted_with_their_content_type(harness: Harness
     assert harness.pending(VARIANCES, Feed.TRANSFER) == ["VL-j1"]
 
 
-async def test_a_record_delivered_twice_to_one_owner_counts_once(harness: Harness) -> None:
+async def test_a_record_delivered_again_to_one_owner_counts_once(harness: Harness) -> None:
     payload = encode_avro(variance(-2, "VAR_LOST", event_id="r1"))
     await harness.send(VARIANCES, payload, offset=0)
     again = await harness.send(VARIANCES, payload, offset=0)
     assert not again.acked
     assert harness.inventory["STORE_1/10017"]["net_variance"] == -2
     assert harness.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-r1"]
+
+
+async def test_a_rewind_brings_back_records_the_stream_skipped(harness: Harness) -> None:
+    # Faust can drop events while recovery holds the stream, then seek back to the
+    # committed offset: the state must take the events again, not skip them as seen.
+    payloads = [encode_avro(variance(-1, "VAR_LOST", event_id=f"w{n}")) for n in range(4)]
+    for offset in (2, 3):
+        await harness.send(VARIANCES, payloads[offset], offset=offset)
+    events = [await harness.send(VARIANCES, payloads[n], offset=n) for n in range(4)]
+    assert harness.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-w0", "VL-w1", "VL-w2", "VL-w3"]
+    assert harness.inventory["STORE_1/10017"]["net_variance"] == -4
+    assert not any(event.acked for event in events)
 
 
 async def test_after_a_rebalance_a_redelivered_record_is_batched_but_not_reapplied(

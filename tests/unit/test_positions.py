@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from sinks.rows import AdjustmentRow
-from streams.positions import Applied, Position, apply_change, position_key
+from streams.positions import RECENT_OFFSETS, Applied, Position, apply_change, position_key
 from streams.routing import Change
 from tests.factories import NOON_UTC
 
@@ -27,7 +27,26 @@ def test_first_change_creates_the_position() -> None:
 def test_a_redelivered_event_changes_nothing() -> None:
     position = apply_change(None, CHANGE, applied(5))
     assert apply_change(position, CHANGE, applied(5)) is None
-    assert apply_change(position, CHANGE, applied(4)) is None
+
+
+def test_an_event_delivered_after_later_ones_is_still_applied_once() -> None:
+    position = apply_change(None, CHANGE, applied(5))
+    late = apply_change(position, CHANGE, applied(4))
+    assert late is not None
+    assert late.net_variance == -6
+    assert late.applied_offsets == {"counts": 5}
+    assert late.recent_offsets == {"counts": [4, 5]}
+    assert apply_change(late, CHANGE, applied(4)) is None
+
+
+def test_offsets_older_than_the_remembered_ones_count_as_applied() -> None:
+    position = None
+    for offset in range(10, 10 + RECENT_OFFSETS):
+        position = apply_change(position, CHANGE, applied(offset))
+    assert position is not None
+    assert apply_change(position, CHANGE, applied(9)) is None
+    legacy = Position.from_json({**position.to_json(), "recent_offsets": {}})
+    assert apply_change(legacy, CHANGE, applied(12)) is None  # the highest was a floor
 
 
 def test_offsets_are_tracked_per_topic() -> None:

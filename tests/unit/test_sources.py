@@ -46,6 +46,21 @@ def test_nothing_at_or_after_the_first_unpublished_row_is_acked() -> None:
     assert acked == [0, 1, 2, 3]
 
 
+def test_a_rewind_forgets_what_comes_after_it_but_keeps_earlier_rows() -> None:
+    state = SourceState(SOURCE, (Feed.ADJUSTMENT,))
+    acked: list[int] = []
+    state.record(0, Event(0, acked), {}, now=0)
+    for offset in (1, 2, 3):
+        state.record(offset, Event(offset, acked), {Feed.ADJUSTMENT: [row(offset)]}, now=0)
+    state.rewind(2)
+    assert state.consumed_through == 1
+    assert [r.offset for r in state.batchers[Feed.ADJUSTMENT].rows_through(9)] == [1]
+    state.record(2, Event(2, acked), {Feed.ADJUSTMENT: [row(2)]}, now=0)
+    state.batchers[Feed.ADJUSTMENT].drop_through(2)
+    state.release()
+    assert acked == [0, 1, 2]
+
+
 async def test_the_registry_only_knows_owned_partitions() -> None:
     registry = SourceRegistry({"variances": (Feed.ADJUSTMENT,)})
     assert registry.get(SOURCE) is None
