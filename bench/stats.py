@@ -43,7 +43,7 @@ def report(bench: str, figures: list[Figure], ratios: dict[str, float]) -> None:
     for column in ("figure", "median", "min", "max", "unit"):
         table.add_column(column, justify="left" if column in ("figure", "unit") else "right")
     for f in figures:
-        table.add_row(f.name, f"{f.median:,.0f}", f"{f.minimum:,.0f}", f"{f.maximum:,.0f}", f.unit)
+        table.add_row(f.name, _shown(f.median), _shown(f.minimum), _shown(f.maximum), f.unit)
     console = Console()
     console.print(table)
     for name, value in ratios.items():
@@ -57,3 +57,7 @@ def report(bench: str, figures: list[Figure], ratios: dict[str, float]) -> None:
     }
     with (RESULTS / f"{bench}.json").open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(line) + "\n")
+
+
+def _shown(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"

@@ -237,6 +237,7 @@ def position(product: str, item: str, quantity: int, event_id: str, offset: int)
         "last_event_at": NOON,
         "events_applied": 1,
         "applied_offsets": {VARIANCE_TOPIC: offset},
+        "recent_offsets": {VARIANCE_TOPIC: [offset]},
     }
 
 

@@ -135,6 +135,15 @@ def test_each_kind_of_difference_is_reported_and_counted() -> None:
     ]
 
 
+def test_records_written_before_recent_offsets_were_kept_do_not_differ() -> None:
+    folded = {"p": {**position(), "recent_offsets": {"t": [4, 5]}}}
+    assert compare("inventory", {"p": position()}, folded).differences == []
+    newer = {"p": {**position(), "recent_offsets": {"t": [5]}}}
+    assert compare("inventory", newer, folded).differences == [
+        Difference("inventory", "p", Kind.DIFFERS, "recent_offsets", {"t": [5]}, {"t": [4, 5]})
+    ]
+
+
 def test_plain_values_differ_as_a_whole() -> None:
     result = compare("seen-events", {"e": "t:0:1"}, {"e": "t:0:2"})
     assert result.differences == [

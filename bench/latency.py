@@ -1,0 +1,137 @@
+"""B3: latency under a steady load, from an event's publish to its row in `csv/`.
+
+A worker with a 5 s window runs at steady state; events are published at 500 domain
+events per second (the B2 mix, paced) for 60 s. The SFTP folders are polled every
+100 ms, and each row's latency is the time its file was first seen minus the time its
+event was published. The target is p99 <= window + 2 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import os
+import statistics
+import time
+import urllib.request
+
+from bench.stack import BenchStack, Child, bench_stack, run_id, wait_until
+from bench.stats import Figure, report
+from bench.workload import build_backlog, exported
+from schemas.models import CountApproved
+from sinks.feeds import Feed
+from streams.config import KafkaConfig, NetSuiteConfig
+from streams.producer import Event, VarianceProducer
+
+RATE = 500
+SECONDS = int(os.environ.get("BENCH_B3_SECONDS", "60"))
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+WINDOW = 5.0
+POLL = 0.1
+
+
+class Watcher:
+    """Notes when each reference first appears in `csv/`."""
+
+    def __init__(self, stack: BenchStack, run: str) -> None:
+        self._folders = [stack.sftp.root / run / feed.csv_dir for feed in Feed]
+        self._read: set[str] = set()
+        self.seen: dict[str, float] = {}
+
+    def poll(self) -> None:
+        now = time.monotonic()
+        for folder in self._folders:
+            for path in folder.glob("*.csv") if folder.is_dir() else ():
+                if path.name in self._read:
+                    continue
+                self._read.add(path.name)
+                rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+                for row in rows[1:]:
+                    self.seen.setdefault(row[0], now)
+
+
+async def wait_ready(child: Child, port: str) -> None:
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1):
+                return True
+        except OSError:
+            return False
+
+    await wait_until(ready, child, 120, "the worker to be ready")
+
+
+async def one_run(stack: BenchStack, events: list[Event]) -> list[float]:
+    run = run_id("b3")
+    env = stack.worker_env(run, VARIANCE_SYNC_BATCHING__WINDOW_SECONDS=str(WINDOW))
+    child = stack.start(["-m", "streams.cli", "worker"], env, run)
+    watcher = Watcher(stack, run)
+    published: dict[str, float] = {}
+    try:
+        await wait_ready(child, env["VARIANCE_SYNC_WORKER__WEB_PORT"])
+        async with VarianceProducer(kafka=KafkaConfig(bootstrap=stack.bootstrap)) as producer:
+            poller = asyncio.create_task(_poll(watcher))
+            try:
+                await _paced(producer, events, stack.netsuite, published)
+                await wait_until(
+                    lambda: published.keys() <= watcher.seen.keys(), child, 120, "the last row"
+                )
+            finally:
+                poller.cancel()
+    finally:
+        child.kill()
+    return [watcher.seen[ref] - at for ref, at in published.items()]
+
+
+async def _poll(watcher: Watcher) -> None:
+    while True:
+        watcher.poll()
+        await asyncio.sleep(POLL)
+
+
+async def _paced(
+    producer: VarianceProducer,
+    events: list[Event],
+    netsuite: NetSuiteConfig,
+    published: dict[str, float],
+) -> None:
+    """Publish so that domain events leave at RATE per second on average."""
+    started = time.monotonic()
+    sent = 0
+    for event in events:
+        due = started + sent / RATE
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        await producer.publish(event)
+        now = time.monotonic()
+        for ref in exported(event, netsuite):
+            published[ref] = now
+        sent += len(event.lines) if isinstance(event, CountApproved) else 1
+
+
+async def measure() -> None:
+    latencies: list[list[float]] = []
+    async with bench_stack() as stack:
+        for number in range(RUNS):
+            backlog = build_backlog(RATE * SECONDS, stack.netsuite, seed=30 + number)
+            latencies.append(await one_run(stack, backlog.events))
+    p50 = [statistics.median(run) for run in latencies]
+    p99 = [statistics.quantiles(run, n=100)[98] for run in latencies]
+    worst = [max(run) for run in latencies]
+    report(
+        "b3-latency",
+        [
+            Figure.of("B3 p50 publish -> row in csv/", "s", p50),
+            Figure.of("B3 p99 publish -> row in csv/", "s", p99),
+            Figure.of("B3 max publish -> row in csv/", "s", worst),
+        ],
+        {"window seconds": WINDOW, "target p99 (window + 2 s)": WINDOW + 2},
+    )
+
+
+def main() -> None:
+    asyncio.run(measure())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""A benchmark's own stage: an embedded Tansu broker and asyncssh SFTP server, a config
+for 200 stores, and workers as child processes (each run under a fresh consumer group and
+SFTP folder, so that every run reads the whole backlog again)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.workload import facilities
+from sinks.feeds import Feed
+from streams.config import KafkaConfig, NetSuiteConfig, Settings, load_settings
+from streams.devstack.broker import EmbeddedBroker, free_port
+from streams.devstack.sftp_server import EmbeddedSFTPServer
+from streams.kafka import prepare_broker
+from streams.producer import Event, VarianceProducer
+
+CONFIG = """
+[netsuite]
+subsidiary_id = "1"
+adjustment_account_id = "927"
+file_prefix = "bench"
+synced_reasons = ["VAR_LOST", "VAR_STOLEN", "VAR_DAMAGED", "VAR_FOUND"]
+
+[netsuite.variance_locations]
+VAR_DAMAGED = "1099"
+VAR_STOLEN = "1098"
+
+[netsuite.facilities]
+{facilities}
+"""
+
+
+@dataclass
+class BenchStack:
+    root: Path
+    broker: EmbeddedBroker
+    sftp: EmbeddedSFTPServer
+    config: Path
+
+    @property
+    def bootstrap(self) -> str:
+        return self.broker.bootstrap
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings(self.config, {"kafka": {"bootstrap": self.bootstrap}})
+
+    @property
+    def netsuite(self) -> NetSuiteConfig:
+        return self.settings.netsuite
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        async with VarianceProducer(kafka=KafkaConfig(bootstrap=self.bootstrap)) as producer:
+            for start in range(0, len(events), 500):
+                await producer.publish_many(events[start : start + 500])
+
+    def worker_env(self, run: str, **overrides: str) -> dict[str, str]:
+        """A worker in its own group, publishing to its own SFTP folder."""
+        return {
+            "VARIANCE_SYNC_CONFIG": str(self.config),
+            "VARIANCE_SYNC_KAFKA__BOOTSTRAP": self.bootstrap,
+            "VARIANCE_SYNC_KAFKA__GROUP_ID": f"bench-{run}",
+            "VARIANCE_SYNC_PUBLISH__DESTINATION": "sftp",
+            "VARIANCE_SYNC_SFTP__HOST": self.sftp.host,
+            "VARIANCE_SYNC_SFTP__PORT": str(self.sftp.port),
+            "VARIANCE_SYNC_SFTP__USERNAME": self.sftp.username,
+            "VARIANCE_SYNC_SFTP__BASE_DIR": run,
+            "VARIANCE_SYNC_SFTP__PRIVATE_KEY": str(self.sftp.client_key),
+            "VARIANCE_SYNC_SFTP__KNOWN_HOSTS": str(self.sftp.known_hosts),
+            "VARIANCE_SYNC_WORKER__STORE": "memory",
+            "VARIANCE_SYNC_WORKER__DATA_DIR": str(self.root / run / "worker"),
+            "VARIANCE_SYNC_WORKER__WEB_PORT": str(free_port()),
+            "VARIANCE_SYNC_WORKER__LOG_LEVEL": "warn",
+            **overrides,
+        }
+
+    def start(self, argv: Sequence[str], env: dict[str, str], log_name: str) -> Child:
+        log = self.root / f"{log_name}.log"
+        with log.open("ab") as handle:
+            process = subprocess.Popen(
+                [sys.executable, *argv],
+                env={**os.environ, **env},
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+            )
+        return Child(process, log)
+
+    def start_worker(self, run: str, **overrides: str) -> Child:
+        return self.start(["-m", "streams.cli", "worker"], self.worker_env(run, **overrides), run)
+
+    def csv_rows(self, run: str) -> int:
+        """Data rows in `csv/` of both feeds, as NetSuite would see them right now."""
+        rows = 0
+        for feed in Feed:
+            folder = self.sftp.root / run / feed.csv_dir
+            for path in folder.glob("*.csv") if folder.is_dir() else ():
+                rows += max(0, path.read_bytes().count(b"\n") - 1)
+        return rows
+
+
+@dataclass
+class Child:
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{self.log.name} exited with {self.process.returncode}:\n{tail}")
+
+
+async def wait_until(condition: Callable[[], bool], child: Child, limit: float, what: str) -> float:
+    """Poll `condition()` until true; return the monotonic time it first held."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if condition():
+            return time.monotonic()
+        child.check_alive()
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"timed out after {limit:.0f}s waiting for {what}")
+
+
+@contextlib.asynccontextmanager
+async def bench_stack() -> AsyncIterator[BenchStack]:
+    with tempfile.TemporaryDirectory(prefix="variance-sync-bench-") as tmp:
+        root = Path(tmp)
+        config = root / "config.toml"
+        stores = "\n".join(f'{name} = "{loc}"' for name, loc in facilities().items())
+        config.write_text(CONFIG.format(facilities=stores), encoding="utf-8")
+        broker = EmbeddedBroker(free_port(), log_file=root / "tansu.log")
+        broker.start()
+        sftp = EmbeddedSFTPServer(root=root / "sftp", state_dir=root / "ssh", port=free_port())
+        try:
+            await sftp.start()
+            stack = BenchStack(root, broker, sftp, config)
+            await prepare_broker(stack.settings.kafka)
+            yield stack
+        finally:
+            await sftp.stop()
+            broker.stop()
+
+
+def run_id(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:6]}"
