@@ -1,8 +1,12 @@
-"""`make bench`: run every benchmark in turn."""
+"""`make bench`: run every benchmark in turn (BENCH_RUNS, BENCH_EVENTS, BENCH_B3_SECONDS
+and BENCH_POSITIONS scale them down for a quick look)."""
 
 from __future__ import annotations
 
-from bench import codec
+from bench import codec, latency, recovery, throughput
 
 if __name__ == "__main__":
     codec.main()
+    throughput.main()
+    latency.main()
+    recovery.main()

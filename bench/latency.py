@@ -14,9 +14,8 @@ import io
 import os
 import statistics
 import time
-import urllib.request
 
-from bench.stack import BenchStack, Child, bench_stack, run_id, wait_until
+from bench.stack import BenchStack, bench_stack, run_id, wait_ready, wait_until
 from bench.stats import Figure, report
 from bench.workload import build_backlog, exported
 from schemas.models import CountApproved
@@ -51,17 +50,6 @@ class Watcher:
                     self.seen.setdefault(row[0], now)
 
 
-async def wait_ready(child: Child, port: str) -> None:
-    def ready() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1):
-                return True
-        except OSError:
-            return False
-
-    await wait_until(ready, child, 120, "the worker to be ready")
-
-
 async def one_run(stack: BenchStack, events: list[Event]) -> list[float]:
     run = run_id("b3")
     env = stack.worker_env(run, VARIANCE_SYNC_BATCHING__WINDOW_SECONDS=str(WINDOW))
@@ -69,7 +57,7 @@ async def one_run(stack: BenchStack, events: list[Event]) -> list[float]:
     watcher = Watcher(stack, run)
     published: dict[str, float] = {}
     try:
-        await wait_ready(child, env["VARIANCE_SYNC_WORKER__WEB_PORT"])
+        await wait_ready(child, env)
         async with VarianceProducer(kafka=KafkaConfig(bootstrap=stack.bootstrap)) as producer:
             poller = asyncio.create_task(_poll(watcher))
             try:

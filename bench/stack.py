@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ CONFIG = """
 subsidiary_id = "1"
 adjustment_account_id = "927"
 file_prefix = "bench"
+timezone = "America/Chicago"
 synced_reasons = ["VAR_LOST", "VAR_STOLEN", "VAR_DAMAGED", "VAR_FOUND"]
 
 [netsuite.variance_locations]
@@ -66,6 +68,7 @@ class BenchStack:
 
     def worker_env(self, run: str, **overrides: str) -> dict[str, str]:
         """A worker in its own group, publishing to its own SFTP folder."""
+        (self.root / run).mkdir(exist_ok=True)
         return {
             "VARIANCE_SYNC_CONFIG": str(self.config),
             "VARIANCE_SYNC_KAFKA__BOOTSTRAP": self.bootstrap,
@@ -80,7 +83,7 @@ class BenchStack:
             "VARIANCE_SYNC_WORKER__STORE": "memory",
             "VARIANCE_SYNC_WORKER__DATA_DIR": str(self.root / run / "worker"),
             "VARIANCE_SYNC_WORKER__WEB_PORT": str(free_port()),
-            "VARIANCE_SYNC_WORKER__LOG_LEVEL": "warn",
+            "VARIANCE_SYNC_WORKER__LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "warn"),
             **overrides,
         }
 
@@ -133,6 +136,20 @@ async def wait_until(condition: Callable[[], bool], child: Child, limit: float, 
         child.check_alive()
         await asyncio.sleep(0.05)
     raise TimeoutError(f"timed out after {limit:.0f}s waiting for {what}")
+
+
+async def wait_ready(child: Child, env: dict[str, str], limit: float = 120) -> float:
+    """Wait for the worker's /ready to answer 200; return when it did."""
+    url = f"http://127.0.0.1:{env['VARIANCE_SYNC_WORKER__WEB_PORT']}/ready"
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return True
+        except OSError:
+            return False
+
+    return await wait_until(ready, child, limit, "the worker to be ready")
 
 
 @contextlib.asynccontextmanager
