@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -170,6 +171,13 @@ async def bench_stack() -> AsyncIterator[BenchStack]:
         finally:
             await sftp.stop()
             broker.stop()
+            keep = os.environ.get("BENCH_KEEP_LOGS")
+            if keep:
+                shutil.copytree(root, keep, dirs_exist_ok=True, ignore=_not_logs)
+
+
+def _not_logs(folder: str, names: list[str]) -> list[str]:
+    return [n for n in names if not n.endswith(".log") and not Path(folder, n).is_dir()]
 
 
 def run_id(name: str) -> str:

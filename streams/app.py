@@ -30,11 +30,9 @@ from streams.sources import SourceRegistry
 from streams.tables import register_tables
 from streams.web import register_views
 
-# DESIGN section 9: Tansu answers ListOffsets wrongly for multi-record batches, which
-# makes changelog recovery stop early; one record per batch keeps recovery exact. Its
-# group joins also wait the full rebalance timeout, so dev and tests shorten it.
+# DESIGN section 9: Tansu's group joins wait the full rebalance timeout, so dev and tests
+# shorten it. Its wrong ListOffsets answers are handled by `streams.changelog_ends`.
 TANSU_SETTINGS: dict[str, Any] = {
-    "producer_max_batch_size": 64,
     "broker_rebalance_timeout": 2,
     "broker_session_timeout": 6,
     "broker_heartbeat_interval": 1,
