@@ -14,7 +14,7 @@ import io
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from streams.producer import Event, VarianceProducer
 from tests.factories import SAMPLE_TOML
 from tests.faults.traffic import Expected, Traffic
 from tests.fixtures.sshd import SSHDServer
-from tests.fixtures.worker import WorkerProcess
+from tests.fixtures.worker import WorkerProcess, wait_for
 
 WINDOW_SECONDS = 1
 
@@ -125,7 +125,7 @@ data_dir = "{self.tmp_path / "worker"}"
                 lambda: want <= set(self.published_references()),
                 timeout,
                 f"{len(want)} references to be published",
-                self.workers,
+                *self.workers,
             )
         except AssertionError as exc:
             missing = sorted(want - set(self.published_references()))
@@ -165,27 +165,6 @@ async def _publish(bootstrap: str, events: Sequence[Event]) -> None:
     async with VarianceProducer(kafka=KafkaConfig(bootstrap=bootstrap)) as producer:
         for start in range(0, len(events), 50):
             await producer.publish_many(events[start : start + 50])
-
-
-def wait_for(
-    condition: Callable[[], bool], timeout: float, what: str, workers: Sequence[WorkerProcess]
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.25)
-    logs = "\n".join(f"--- {w.log_file.name}\n{_state(w)}\n{w.log()[-3000:]}" for w in workers)
-    raise AssertionError(f"timed out waiting for {what}\n{logs}")
-
-
-def _state(worker: WorkerProcess) -> str:
-    if not worker.alive:
-        return "(not running)"
-    try:
-        return f"/batches {worker.get('/batches')[1]}\n/lag {worker.get('/lag')[1]}"
-    except (OSError, ValueError) as exc:
-        return f"(no answer: {exc})"
 
 
 def count_rows(events: Sequence[Event]) -> int:

@@ -11,7 +11,8 @@ import signal
 
 import pytest
 
-from tests.faults.harness import FaultStack, wait_for
+from tests.faults.harness import FaultStack
+from tests.fixtures.worker import wait_for
 
 
 @pytest.mark.parametrize("step", ["staged", "promoted", "recorded", "released"])
@@ -23,7 +24,7 @@ def test_a_kill_at_each_publish_step_loses_and_repeats_nothing(
     doomed = stack.start_worker({"VARIANCE_SYNC_FAULT_POINT": step})
     doomed.wait_ready()
     stack.publish(events)
-    wait_for(lambda: not doomed.alive, 60, f"the worker to die at {step!r}", [doomed])
+    wait_for(lambda: not doomed.alive, 60, f"the worker to die at {step!r}", doomed)
     assert doomed.kill() == -signal.SIGKILL
     assert f"fault point {step!r} reached" in doomed.log()
 

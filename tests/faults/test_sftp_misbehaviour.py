@@ -16,7 +16,8 @@ import pytest
 from sinks.feeds import Feed
 from sinks.layout import NETSUITE_TREE
 from streams.devstack.sftp_server import load_or_create_key
-from tests.faults.harness import WINDOW_SECONDS, FaultStack, wait_for
+from tests.faults.harness import WINDOW_SECONDS, FaultStack
+from tests.fixtures.worker import wait_for
 
 
 def run(*argv: str) -> None:
@@ -65,7 +66,7 @@ def test_a_full_disk_delays_batches_until_space_is_freed(stack: FaultStack) -> N
         worker = stack.start_worker()
         worker.wait_ready()
         stack.publish(events)
-        wait_for(lambda: "DestinationRefused" in worker.log(), 30, "a refused upload", [worker])
+        wait_for(lambda: "DestinationRefused" in worker.log(), 30, "a refused upload", worker)
         time.sleep(4 * WINDOW_SECONDS)
         assert not list((stack.root / Feed.ADJUSTMENT.value / "csv").iterdir())
         assert worker.alive
@@ -86,7 +87,7 @@ def test_a_csv_folder_we_may_not_write_delays_batches(stack: FaultStack) -> None
         worker = stack.start_worker()
         worker.wait_ready()
         stack.publish(events)
-        wait_for(lambda: "keeping the batch" in worker.log(), 30, "a refused rename", [worker])
+        wait_for(lambda: "keeping the batch" in worker.log(), 30, "a refused rename", worker)
         time.sleep(4 * WINDOW_SECONDS)
         assert all(not list(folder.iterdir()) for folder in csv_dirs)
         assert worker.alive
@@ -107,7 +108,7 @@ def test_a_wrong_host_key_is_refused_clearly_and_nothing_is_lost(stack: FaultSta
     bad_config.write_text(stack.config_text(known_hosts=wrong), encoding="utf-8")
     refused = stack.start_worker(config=bad_config)
     stack.publish(events)
-    wait_for(lambda: "HostKeyMismatch" in refused.log(), 30, "the host key refusal", [refused])
+    wait_for(lambda: "HostKeyMismatch" in refused.log(), 30, "the host key refusal", refused)
     log = refused.log()
     assert "is not the one pinned in" in log
     assert str(stack.sshd.params.client_keys[0]) not in log

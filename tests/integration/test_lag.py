@@ -18,8 +18,8 @@ from streams.kafka import prepare_broker
 from streams.ops.offsets import OffsetReader
 from tests.factories import SAMPLE_TOML
 from tests.fixtures.broker import broker
-from tests.fixtures.worker import WorkerProcess
-from tests.integration.test_pipeline_e2e import publish_variances, wait_for
+from tests.fixtures.worker import WorkerProcess, wait_for
+from tests.integration.test_pipeline_e2e import publish_variances
 
 __all__ = ["broker"]
 

@@ -24,8 +24,8 @@ from streams.devstack.netsuite_ledger import Transaction, balances, open_ledger,
 from tests.factories import SAMPLE_TOML
 from tests.fixtures.broker import broker
 from tests.fixtures.sshd import SSHDServer
-from tests.fixtures.worker import WorkerProcess
-from tests.integration.test_pipeline_e2e import publish_mix, read_rows, wait_for, worker_config
+from tests.fixtures.worker import WorkerProcess, wait_for
+from tests.integration.test_pipeline_e2e import publish_mix, read_rows, worker_config
 
 __all__ = ["broker"]
 

@@ -12,7 +12,6 @@ import csv
 import io
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -25,7 +24,7 @@ from streams.producer import VarianceProducer
 from tests.factories import SAMPLE_TOML, count, line, variance
 from tests.fixtures.broker import broker
 from tests.fixtures.sshd import SSHDServer
-from tests.fixtures.worker import WorkerProcess
+from tests.fixtures.worker import WorkerProcess, wait_for
 
 __all__ = ["broker"]
 
@@ -91,17 +90,6 @@ def read_rows(folder: Path) -> tuple[list[str], list[list[str]]]:
 
 def table(text: str) -> list[list[str]]:
     return sorted(csv.reader(io.StringIO(text)))
-
-
-def wait_for(
-    condition: Callable[[], bool], timeout: float, what: str, worker: WorkerProcess
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}; worker log:\n{worker.log()}")
 
 
 async def publish_mix(bootstrap: str) -> None:

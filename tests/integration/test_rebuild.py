@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from streams.ops.offsets import OffsetReader
 from streams.producer import Delivery, VarianceProducer
 from tests.factories import SAMPLE_TOML, count, line, variance
 from tests.fixtures.broker import broker
-from tests.fixtures.worker import WorkerProcess
+from tests.fixtures.worker import WorkerProcess, wait_for
 
 __all__ = ["broker"]
 
@@ -72,17 +71,6 @@ def rebuild_table(config: Path, capsys: pytest.CaptureFixture[str], *flags: str)
     out, err = capsys.readouterr()
     assert err == "" or code == 2, err
     return code, out if code != 2 else err
-
-
-def wait_for(
-    condition: Any, timeout: float, what: str, worker: WorkerProcess | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}" + (f"\n{worker.log()}" if worker else ""))
 
 
 async def publish_mix(bootstrap: str) -> None:

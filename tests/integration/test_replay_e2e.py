@@ -15,7 +15,6 @@ import io
 import json
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from streams.producer import VarianceProducer
 from tests.factories import SAMPLE_TOML, count, line, variance
 from tests.fixtures.broker import broker
 from tests.fixtures.sshd import SSHDServer
-from tests.fixtures.worker import WorkerProcess
+from tests.fixtures.worker import WorkerProcess, wait_for
 
 __all__ = ["broker"]
 
@@ -163,17 +162,6 @@ async def offsets(
 def caught_up(bootstrap: str) -> bool:
     committed, marks = asyncio.run(offsets(bootstrap))
     return committed == marks
-
-
-def wait_for(
-    condition: Callable[[], bool], timeout: float, what: str, worker: WorkerProcess
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}; worker log:\n{worker.log()}")
 
 
 def nothing_pending(worker: WorkerProcess) -> bool:

@@ -12,11 +12,10 @@ from streams.cli import main
 from streams.devstack.broker import EmbeddedBroker
 from tests.fixtures.broker import broker
 from tests.fixtures.sshd import SSHDServer
-from tests.fixtures.worker import WorkerProcess
+from tests.fixtures.worker import WorkerProcess, wait_for
 from tests.integration.test_pipeline_e2e import (
     publish_variances,
     read_rows,
-    wait_for,
     worker_config,
 )
 
