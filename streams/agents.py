@@ -56,6 +56,18 @@ async def end_changelogs(runtime: Runtime) -> None:
         log.warning("could not end the changelogs before recovery: %s", exc)
 
 
+# Table writes wait in Faust's producer buffer until they are produced. Faust waits for
+# at most 100 of them per event, so a 250-line count outgrows it and, over a backlog,
+# the buffer grew to half a million records (a gigabyte). Keep it near this size instead.
+PRODUCER_BUFFER_LIMIT = 1_000
+
+
+async def drain_changelog_writes(app: Any) -> None:
+    buffer = app.producer.buffer
+    while buffer.size > PRODUCER_BUFFER_LIMIT:
+        await buffer.flush_atmost(buffer.size - PRODUCER_BUFFER_LIMIT)
+
+
 def register_ingest_agent(runtime: Runtime) -> None:
     app, topics, sources, pipeline = runtime.app, runtime.topics, runtime.sources, runtime.pipeline
     limit = runtime.settings.batching.max_pending_rows
@@ -71,6 +83,7 @@ def register_ingest_agent(runtime: Runtime) -> None:
         async for event in stream.noack().events():
             await pipeline.handle(to_record(event), event)
             await sources.wait_below(limit)
+            await drain_changelog_writes(app)
 
     app.agent(channel, name="ingest")(ingest)
 
