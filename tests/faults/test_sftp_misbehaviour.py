@@ -11,12 +11,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from sinks.feeds import Feed
 from sinks.layout import NETSUITE_TREE
 from streams.devstack.sftp_server import load_or_create_key
 from tests.faults.harness import WINDOW_SECONDS, FaultStack
+from tests.fixtures.ci import require
 from tests.fixtures.worker import wait_for
 
 
@@ -26,9 +25,7 @@ def run(*argv: str) -> None:
 
 def require_root(what: str) -> None:
     if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{what} needs root in CI")
-        pytest.skip(f"{what} needs root")
+        require(f"{what} needs root")
 
 
 @contextlib.contextmanager

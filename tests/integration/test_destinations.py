@@ -30,6 +30,7 @@ from streams.devstack.sftp_server import (
     NoReplaceSFTPServer,
     load_or_create_key,
 )
+from tests.fixtures.ci import require
 from tests.fixtures.embedded_sftp import EmbeddedSFTP
 from tests.fixtures.sshd import SSHDServer
 
@@ -126,7 +127,7 @@ def read_only(folder: Path) -> Iterator[None]:
     chattr = shutil.which("chattr")
     done = subprocess.run([chattr or "chattr", "+i", str(folder)], capture_output=True, check=False)
     if chattr is None or done.returncode != 0:
-        pytest.skip(f"as root only chattr +i makes a folder read-only, and it failed here: {done}")
+        require(f"as root only chattr +i makes a folder read-only, and it failed here: {done}")
     try:
         yield
     finally:
