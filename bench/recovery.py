@@ -60,23 +60,21 @@ def neutral_counts(positions: int) -> list[CountApproved]:
     return counts
 
 
-async def caught_up(stack: BenchStack, group: str) -> bool:
+async def wait_caught_up(stack: BenchStack, child: Child, group: str, limit: float) -> float:
+    """Wait until the group's committed offsets reach every input high watermark."""
+    deadline = time.monotonic() + limit
     async with OffsetReader(stack.settings.kafka) as reader:
         names = TopicNames.from_config(stack.settings.kafka)
         tps = [tp for topic in names.inputs for tp in await reader.partitions(topic)]
-        committed = await reader.committed(group, tps)
-        marks = await reader.high_watermarks(tps)
-    return all((committed[tp] or 0) >= marks[tp] for tp in tps)
-
-
-async def wait_caught_up(stack: BenchStack, child: Child, group: str, limit: float) -> float:
-    deadline = time.monotonic() + limit
-    while not await caught_up(stack, group):
-        child.check_alive()
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{group} did not catch up within {limit:.0f}s")
-        await asyncio.sleep(0.2)
-    return time.monotonic()
+        while True:
+            committed = await reader.committed(group, tps)
+            marks = await reader.high_watermarks(tps)
+            if all((committed[tp] or 0) >= marks[tp] for tp in tps):
+                return time.monotonic()
+            child.check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{group} did not catch up within {limit:.0f}s")
+            await asyncio.sleep(0.2)
 
 
 def peak_rss_bytes(child: Child) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.workload import facilities
@@ -49,12 +50,13 @@ class BenchStack:
     broker: EmbeddedBroker
     sftp: EmbeddedSFTPServer
     config: Path
+    _rows_in: dict[Path, int] = field(default_factory=dict)
 
     @property
     def bootstrap(self) -> str:
         return self.broker.bootstrap
 
-    @property
+    @functools.cached_property
     def settings(self) -> Settings:
         return load_settings(self.config, {"kafka": {"bootstrap": self.bootstrap}})
 
@@ -104,12 +106,14 @@ class BenchStack:
 
     def csv_rows(self, run: str) -> int:
         """Data rows in `csv/` of both feeds, as NetSuite would see them right now."""
-        rows = 0
+        base = self.sftp.root / run
         for feed in Feed:
-            folder = self.sftp.root / run / feed.csv_dir
+            folder = base / feed.csv_dir
             for path in folder.glob("*.csv") if folder.is_dir() else ():
-                rows += max(0, path.read_bytes().count(b"\n") - 1)
-        return rows
+                if path not in self._rows_in:
+                    # A file appears in csv/ whole (renamed in) and never changes there.
+                    self._rows_in[path] = max(0, path.read_bytes().count(b"\n") - 1)
+        return sum(rows for path, rows in self._rows_in.items() if path.is_relative_to(base))
 
 
 @dataclass

@@ -43,6 +43,7 @@ class SampleGenerator:
     catalog: Catalog
     rng: random.Random
     counts_made: int = 0
+    lines_per_count: tuple[int, int] = (5, 40)
 
     def next_event(self) -> Event:
         if self.rng.random() < 0.3:
@@ -58,7 +59,7 @@ class SampleGenerator:
     def count(self) -> CountApproved:
         facility, location = self._store()
         self.counts_made += 1
-        products = self.rng.sample(self.catalog.products, k=self.rng.randint(5, 40))
+        products = self.rng.sample(self.catalog.products, k=self.rng.randint(*self.lines_per_count))
         lines = []
         for product_id, item_id in products:
             system = self.rng.randint(0, 60)
@@ -78,7 +79,8 @@ class SampleGenerator:
             occurred_at=datetime.now(UTC),
             facility_id=facility,
             netsuite_location_id=location,
-            count_id=f"CC{self.rng.randint(100_000, 999_999)}",
+            # Unique per generator, so every Reference No it leads to is unique too.
+            count_id=f"CC{100_000 + self.counts_made}",
             approved_by="store.manager",
             lines=tuple(lines),
         )
