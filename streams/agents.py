@@ -7,21 +7,17 @@ produced is published, so Faust never commits an offset past an unpublished row.
 from __future__ import annotations
 
 import contextlib
-import logging
 from typing import TYPE_CHECKING, Any
 
 from aiokafka.errors import IllegalStateError
 
 from sinks.naming import SourcePartition
-from streams.changelog_ends import seal_changelog_ends
+from streams.changelog_ends import end_changelogs
 from streams.dlq import SourceRecord, decode_headers
-from streams.kafka import BrokerError, BrokerFlavor
-from streams.ops.changelog import TABLES, changelog_topic
+from streams.kafka import BrokerFlavor
 
 if TYPE_CHECKING:
     from streams.app import Runtime
-
-log = logging.getLogger(__name__)
 
 
 def to_record(event: Any) -> SourceRecord:
@@ -44,16 +40,6 @@ def _header_pairs(headers: Any) -> list[tuple[str, bytes]]:
     if isinstance(headers, dict):
         return list(headers.items())
     return [(str(k), v) for k, v in headers]
-
-
-async def end_changelogs(runtime: Runtime) -> None:
-    """Before a rebalance's recoveries: see `streams.changelog_ends`."""
-    kafka = runtime.settings.kafka
-    topics = [changelog_topic(kafka.group_id, table) for table in TABLES]
-    try:
-        await seal_changelog_ends(kafka, topics)
-    except BrokerError as exc:
-        log.warning("could not end the changelogs before recovery: %s", exc)
 
 
 # Table writes wait in Faust's producer buffer until they are produced. Faust waits for
@@ -93,7 +79,7 @@ def register_ingest_agent(runtime: Runtime) -> None:
     async def on_revoked(_app: Any, revoked: Any, **_: Any) -> None:
         await sources.revoke([SourcePartition(tp.topic, tp.partition) for tp in revoked])
         if runtime.flavor is BrokerFlavor.TANSU:
-            await end_changelogs(runtime)
+            await end_changelogs(runtime.settings.kafka)
 
     async def on_rebalance_complete(_app: Any, **_: Any) -> None:
         # Sent just before Faust seeks each partition back to its committed offset, which

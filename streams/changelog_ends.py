@@ -23,12 +23,23 @@ from aiokafka.errors import KafkaError
 
 from streams.config import KafkaConfig
 from streams.kafka import BrokerError, client_options
+from streams.ops.changelog import TABLES, changelog_topic
 from streams.ops.offsets import OffsetReader, tp_label
 
 log = logging.getLogger(__name__)
 
 # Faust's changelog keys are JSON strings; ours are "facility/product" or event ids.
 END_MARKER_KEY = json.dumps("~changelog-end~").encode()
+
+
+async def end_changelogs(kafka: KafkaConfig) -> None:
+    """Run by every worker when partitions are revoked; a failure is only logged, since
+    the rebalance must go on (and the next one tries again)."""
+    topics = [changelog_topic(kafka.group_id, table) for table in TABLES]
+    try:
+        await seal_changelog_ends(kafka, topics)
+    except BrokerError as exc:
+        log.warning("could not end the changelogs before recovery: %s", exc)
 
 
 async def seal_changelog_ends(kafka: KafkaConfig, topics: Sequence[str]) -> list[TopicPartition]:
