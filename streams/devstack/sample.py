@@ -45,6 +45,9 @@ class SampleGenerator:
     counts_made: int = 0
     lines_per_count: tuple[int, int] = (5, 40)
 
+    def __post_init__(self) -> None:
+        self._run_id = self.rng.randint(1_000, 9_999)
+
     def next_event(self) -> Event:
         if self.rng.random() < 0.3:
             return self.count()
@@ -79,8 +82,9 @@ class SampleGenerator:
             occurred_at=datetime.now(UTC),
             facility_id=facility,
             netsuite_location_id=location,
-            # Unique per generator, so every Reference No it leads to is unique too.
-            count_id=f"CC{100_000 + self.counts_made}",
+            # Unique within a generator (so are the Reference Nos), and unlike the last
+            # run's: the simulator's books under var/ outlive a `make run`.
+            count_id=f"CC{self._run_id}{self.counts_made:05d}",
             approved_by="store.manager",
             lines=tuple(lines),
         )
