@@ -13,6 +13,7 @@ from aiokafka.errors import IllegalStateError
 
 from sinks.naming import SourcePartition
 from streams.changelog_ends import end_changelogs
+from streams.changelog_writer import FLUSH_BYTES
 from streams.dlq import SourceRecord, decode_headers
 from streams.kafka import BrokerFlavor
 
@@ -42,20 +43,9 @@ def _header_pairs(headers: Any) -> list[tuple[str, bytes]]:
     return [(str(k), v) for k, v in headers]
 
 
-# Table writes wait in Faust's producer buffer until they are produced. Faust waits for
-# at most 100 of them per event, so a 250-line count outgrows it and, over a backlog,
-# the buffer grew to half a million records (a gigabyte). Keep it near this size instead.
-PRODUCER_BUFFER_LIMIT = 1_000
-
-
-async def drain_changelog_writes(app: Any) -> None:
-    buffer = app.producer.buffer
-    while buffer.size > PRODUCER_BUFFER_LIMIT:
-        await buffer.flush_atmost(buffer.size - PRODUCER_BUFFER_LIMIT)
-
-
 def register_ingest_agent(runtime: Runtime) -> None:
     app, topics, sources, pipeline = runtime.app, runtime.topics, runtime.sources, runtime.pipeline
+    writer = runtime.writer
     limit = runtime.settings.batching.max_pending_rows
     channel = app.topic(
         *topics.inputs,
@@ -69,14 +59,19 @@ def register_ingest_agent(runtime: Runtime) -> None:
         async for event in stream.noack().events():
             await pipeline.handle(to_record(event), event)
             await sources.wait_below(limit)
-            await drain_changelog_writes(app)
+            if writer.pending_bytes > FLUSH_BYTES:
+                await writer.flush()
 
     app.agent(channel, name="ingest")(ingest)
 
     async def on_assigned(_app: Any, assigned: Any, **_: Any) -> None:
+        await writer.start()
         sources.assign([SourcePartition(tp.topic, tp.partition) for tp in assigned])
 
     async def on_revoked(_app: Any, revoked: Any, **_: Any) -> None:
+        # Table writes first: the next owner of a partition recovers from its changelog,
+        # and the changelog ends are sealed after them.
+        await writer.flush()
         await sources.revoke([SourcePartition(tp.topic, tp.partition) for tp in revoked])
         if runtime.flavor is BrokerFlavor.TANSU:
             await end_changelogs(runtime.settings.kafka)
@@ -101,5 +96,6 @@ def register_ingest_agent(runtime: Runtime) -> None:
     complete_signal: Any = app.on_rebalance_complete
     complete_signal.connect(on_rebalance_complete)
     tasks: Any = app
+    tasks.task(writer.run)
     tasks.task(runtime.publish_loop.run)
     tasks.task(runtime.monitor.run)

@@ -19,6 +19,7 @@ from sinks.destination import Destination
 from sinks.publisher import FaultHook, PublisherOptions, no_faults
 from sinks.retry import Backoff
 from streams.agents import register_ingest_agent
+from streams.changelog_writer import ChangelogWriter
 from streams.config import KafkaConfig, Settings
 from streams.dlq import DeadLetter
 from streams.kafka import DLQ_MAX_MESSAGE_BYTES, BrokerFlavor, TopicNames
@@ -52,6 +53,7 @@ class Runtime:
     publish_loop: PublishLoop
     destination: Destination
     monitor: Monitor
+    writer: ChangelogWriter
     inventory: Any
     seen: Any
 
@@ -64,8 +66,9 @@ def build_runtime(
 ) -> Runtime:
     app = faust.App(settings.kafka.group_id, **faust_settings(settings, flavor))
     topics = TopicNames.from_config(settings.kafka)
-    inventory, seen = register_tables(app, settings.kafka.partitions)
-    sources = SourceRegistry(topics.feeds)
+    sources = SourceRegistry(topics.feeds, durable_gate=True)
+    writer = ChangelogWriter(settings.kafka, sources)
+    inventory, seen = register_tables(app, settings.kafka.partitions, writer)
     dlq = app.topic(
         topics.dlq, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
@@ -116,6 +119,7 @@ def build_runtime(
         publish_loop,
         destination,
         monitor,
+        writer,
         inventory,
         seen,
     )

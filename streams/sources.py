@@ -1,15 +1,18 @@
 """Per source partition: rows waiting for their batch, and events waiting to be acked.
 
 An event is acked (so Faust may commit past it) only once no feed still holds a row at
-or below its offset. Offsets therefore never move past an unpublished row, which is
-what lets a crashed worker's successor rebuild every unpublished batch.
+or below its offset and, in a worker, once its table writes are in the changelog
+(`streams.changelog_writer`). Offsets therefore never move past an unpublished row or an
+unwritten position, which is what lets a crashed worker's successor rebuild both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from sinks.batching import FeedBatcher, PendingRow
@@ -21,11 +24,29 @@ class Ackable(Protocol):
     def ack(self) -> bool: ...
 
 
+# Epochs are unique in the process, so that a mark taken before a partition was revoked
+# never matches the state of its next assignment.
+_EPOCHS = itertools.count()
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumedMark:
+    """How far a partition was consumed, in the epoch between two rewinds."""
+
+    epoch: int
+    through: int
+
+
 class SourceState:
-    def __init__(self, source: SourcePartition, feeds: Sequence[Feed]) -> None:
+    def __init__(
+        self, source: SourcePartition, feeds: Sequence[Feed], *, durable_gate: bool = False
+    ) -> None:
         self.source = source
         self.batchers = {feed: FeedBatcher() for feed in feeds}
         self.consumed_through = -1
+        # With the gate, events wait for `mark_durable` as well as for their rows.
+        self.durable_through: int | None = -1 if durable_gate else None
+        self._epoch = next(_EPOCHS)
         # Held for the whole flush so that revoking the partition waits for it.
         self.lock = asyncio.Lock()
         self._unacked: deque[tuple[int, Ackable]] = deque()
@@ -44,6 +65,20 @@ class SourceState:
         self._unacked.append((offset, event))
         self.release()
 
+    def consumed_mark(self) -> ConsumedMark:
+        return ConsumedMark(self._epoch, self.consumed_through)
+
+    def mark_durable(self, mark: ConsumedMark) -> None:
+        """The table writes of every event in `mark` are in the changelog; ack what may be.
+
+        A mark from before a rewind is stale: the events after the rewind point were
+        consumed again, and their writes may be in a later flush.
+        """
+        if self.durable_through is None or mark.epoch != self._epoch:
+            return
+        self.durable_through = max(self.durable_through, mark.through)
+        self.release()
+
     def rewind(self, offset: int) -> None:
         """Forget everything consumed at or after `offset`: the consumer went back there.
 
@@ -55,11 +90,17 @@ class SourceState:
         while self._unacked and self._unacked[-1][0] >= offset:
             self._unacked.pop()
         self.consumed_through = min(self.consumed_through, offset - 1)
+        self._epoch = next(_EPOCHS)
+        if self.durable_through is not None:
+            self.durable_through = min(self.durable_through, offset - 1)
 
     def low_water(self) -> int:
-        """The lowest offset that some feed still needs; everything below may be acked."""
+        """The lowest offset that is still needed; everything below may be acked."""
         firsts = [b.first_offset for b in self.batchers.values() if b.first_offset is not None]
-        return min(firsts) if firsts else self.consumed_through + 1
+        mark = min(firsts) if firsts else self.consumed_through + 1
+        if self.durable_through is not None:
+            mark = min(mark, self.durable_through + 1)
+        return mark
 
     def release(self) -> int:
         """Ack every held event below the low-water mark; return how many."""
@@ -75,8 +116,11 @@ class SourceState:
 class SourceRegistry:
     """The source partitions this worker owns right now."""
 
-    def __init__(self, feeds_by_topic: Mapping[str, Sequence[Feed]]) -> None:
+    def __init__(
+        self, feeds_by_topic: Mapping[str, Sequence[Feed]], *, durable_gate: bool = False
+    ) -> None:
         self._feeds_by_topic = feeds_by_topic
+        self._durable_gate = durable_gate
         self._states: dict[SourcePartition, SourceState] = {}
         self._progress = asyncio.Event()
         # Set by the first assignment, even an empty one (more workers than partitions).
@@ -98,11 +142,19 @@ class SourceRegistry:
         for source in sources:
             feeds = self._feeds_by_topic.get(source.topic)
             if feeds is not None and source not in self._states:
-                self._states[source] = SourceState(source, feeds)
+                self._states[source] = SourceState(source, feeds, durable_gate=self._durable_gate)
 
     @property
     def pending_rows(self) -> int:
         return sum(state.pending_rows for state in self._states.values())
+
+    def consumed(self) -> dict[SourcePartition, ConsumedMark]:
+        return {source: state.consumed_mark() for source, state in self._states.items()}
+
+    def mark_durable(self, source: SourcePartition, mark: ConsumedMark) -> None:
+        state = self._states.get(source)
+        if state is not None:
+            state.mark_durable(mark)
 
     async def revoke(self, sources: Sequence[SourcePartition]) -> None:
         """Forget revoked partitions once any flush in progress on them has finished.

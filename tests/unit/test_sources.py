@@ -97,3 +97,60 @@ async def test_backpressure_waits_until_rows_are_published() -> None:
     state.batchers[Feed.ADJUSTMENT].drop_through(0)
     registry.notify_progress()
     await asyncio.wait_for(waiting, 1)
+
+
+def test_with_the_durable_gate_events_wait_for_their_table_writes() -> None:
+    state = SourceState(SOURCE, (Feed.ADJUSTMENT,), durable_gate=True)
+    acked: list[int] = []
+    state.record(0, Event(0, acked), {}, now=0)
+    state.record(1, Event(1, acked), {}, now=0)
+    assert acked == []
+    mark = state.consumed_mark()
+    state.record(2, Event(2, acked), {}, now=0)
+    state.mark_durable(mark)
+    assert acked == [0, 1]
+    assert state.low_water() == 2
+
+
+def test_the_durable_gate_and_unpublished_rows_both_hold_an_event() -> None:
+    state = SourceState(SOURCE, (Feed.ADJUSTMENT,), durable_gate=True)
+    acked: list[int] = []
+    state.record(0, Event(0, acked), {Feed.ADJUSTMENT: [row(0)]}, now=0)
+    state.mark_durable(state.consumed_mark())
+    assert acked == []
+    state.batchers[Feed.ADJUSTMENT].drop_through(0)
+    state.release()
+    assert acked == [0]
+
+
+def test_a_mark_taken_before_a_rewind_acks_nothing_consumed_again() -> None:
+    state = SourceState(SOURCE, (Feed.ADJUSTMENT,), durable_gate=True)
+    acked: list[int] = []
+    for offset in (0, 1, 2):
+        state.record(offset, Event(offset, acked), {}, now=0)
+    stale = state.consumed_mark()
+    state.rewind(1)
+    state.record(1, Event(1, acked), {}, now=0)
+    state.mark_durable(stale)
+    assert acked == []
+    state.mark_durable(state.consumed_mark())
+    assert acked == [0, 1]
+
+
+async def test_a_mark_from_before_a_revoke_does_not_reach_the_next_assignment() -> None:
+    registry = SourceRegistry({"variances": (Feed.ADJUSTMENT,)}, durable_gate=True)
+    registry.assign([SOURCE])
+    first = registry.get(SOURCE)
+    assert first is not None
+    first.record(0, Event(0), {}, now=0)
+    stale = registry.consumed()
+    await registry.revoke([SOURCE])
+    registry.assign([SOURCE])
+    acked: list[int] = []
+    second = registry.get(SOURCE)
+    assert second is not None
+    second.record(0, Event(0, acked), {}, now=0)
+    registry.mark_durable(SOURCE, stale[SOURCE])
+    assert acked == []
+    registry.mark_durable(SOURCE, registry.consumed()[SOURCE])
+    assert acked == [0]
