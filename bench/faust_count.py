@@ -1,8 +1,9 @@
 """B1b's subject: the naive Faust agent, counting every input event into a Table.
 
 Run as a child process by `bench.baselines`; it touches a marker file once it has
-counted the whole backlog. It uses the same Faust settings on Tansu as our worker, so the
-ratio against it measures our pipeline, not the platform.
+counted the whole backlog. It uses the same Faust settings on Tansu as our worker, and the same
+worker (without Faust's start-up spinner, see `streams.worker`), so the ratio against it
+measures our pipeline, not the platform.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import faust
 from streams.app import TANSU_SETTINGS
 from streams.config import KafkaConfig
 from streams.kafka import TopicNames
+from streams.worker import faust_worker
 
 
 def main() -> None:
@@ -53,8 +55,7 @@ def main() -> None:
                 await asyncio.to_thread(marker.touch)
 
     app.agent(topics, name="count")(count)
-    worker = faust.Worker(app, loglevel="warning")
-    worker.execute_from_commandline()
+    faust_worker(app, "warning").execute_from_commandline()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from aiokafka.errors import IllegalStateError
 
 from sinks.naming import SourcePartition
 from streams.changelog_ends import end_changelogs
-from streams.changelog_writer import FLUSH_BYTES
 from streams.dlq import SourceRecord, decode_headers
 from streams.kafka import BrokerFlavor
 
@@ -59,8 +58,7 @@ def register_ingest_agent(runtime: Runtime) -> None:
         async for event in stream.noack().events():
             await pipeline.handle(to_record(event), event)
             await sources.wait_below(limit)
-            if writer.pending_bytes > FLUSH_BYTES:
-                await writer.flush()
+            await writer.throttle()
 
     app.agent(channel, name="ingest")(ingest)
 

@@ -20,6 +20,7 @@ earlier one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,10 +38,11 @@ log = logging.getLogger(__name__)
 # Large enough that a flush is usually one batch per partition, within the broker's
 # default message.max.bytes (1 MiB).
 MAX_BATCH_BYTES = 1_000_000
-# The agent flushes, and waits for any flush in flight, once this much is appended.
-FLUSH_BYTES = 512 * 1024
-# How long the flusher sleeps between flushes; the ack of a published row waits up to this.
+# A flush starts once this much is appended, or `LINGER_SECONDS` after the last one.
+FLUSH_BYTES = 256 * 1024
 LINGER_SECONDS = 0.05
+# The agent waits for a flush while more than this is appended: memory stays bounded.
+MAX_PENDING_BYTES = 8 * 1024 * 1024
 
 OnPersisted = Callable[[TopicPartition, int], None]
 
@@ -57,6 +59,7 @@ class ChangelogWriter:
         self._sources = sources
         self._producer: AIOKafkaProducer | None = None
         self._started = asyncio.Event()
+        self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._pending = _Pending()
         self._on_persisted: dict[str, OnPersisted] = {}
@@ -65,9 +68,12 @@ class ChangelogWriter:
         """Call `on_persisted(tp, last offset)` after each of `topic`'s batches is acked."""
         self._on_persisted[topic] = on_persisted
 
-    @property
-    def pending_bytes(self) -> int:
-        return self._pending.size
+    async def throttle(self) -> None:
+        """After each event: start a flush when enough is appended, wait when too much is."""
+        if self._pending.size >= FLUSH_BYTES:
+            self._wake.set()
+        if self._pending.size >= MAX_PENDING_BYTES:
+            await self.flush()
 
     def append(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
         tp = TopicPartition(topic, partition)
@@ -123,12 +129,14 @@ class ChangelogWriter:
         self._started.set()
 
     async def run(self) -> None:
-        """Flush every `LINGER_SECONDS` from the start until cancelled."""
+        """Flush when woken or every `LINGER_SECONDS`, from the start until cancelled."""
         await self._started.wait()
         try:
             while True:
                 await self.flush()
-                await asyncio.sleep(LINGER_SECONDS)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), LINGER_SECONDS)
+                self._wake.clear()
         finally:
             # Unflushed records belong to unacked events, which are consumed again.
             await self._started_producer().stop()

@@ -12,6 +12,7 @@ stores, recovers and serves them; only producing their changelog records is ours
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import faust
@@ -24,11 +25,20 @@ INVENTORY_TABLE = "inventory"
 SEEN_TABLE = "seen-events"
 
 
+# The tables' serializer is Faust's "json" codec, which decodes any JSON; its encoder
+# built a new JSONEncoder for every record, one encoder serves them all.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+def _dumps(value: Any) -> bytes:
+    return _ENCODER.encode(value).encode()
+
+
 class WrittenThroughTable(faust.Table[str, Any]):
     """A Faust table whose changelog records go through a `ChangelogWriter`.
 
     Key TTLs and Faust's per-key table sensors are not used by these tables, so the
-    writes skip them.
+    writes skip them. Keys and values are JSON, as Faust's "json" codec writes them.
     """
 
     writer: ChangelogWriter | None = None
@@ -41,11 +51,7 @@ class WrittenThroughTable(faust.Table[str, Any]):
         if self.writer is None:
             super().on_key_set(key, value)
             return
-        serializers = self.app.serializers
-        value_bytes = serializers.dumps_value(
-            self.value_type, value, serializer=self.value_serializer
-        )
-        self._append(self.writer, key, value_bytes)
+        self._append(self.writer, key, _dumps(value))
 
     def on_key_del(self, key: Any) -> None:
         if self.writer is None:
@@ -54,12 +60,10 @@ class WrittenThroughTable(faust.Table[str, Any]):
         self._append(self.writer, key, None)
 
     def _append(self, writer: ChangelogWriter, key: Any, value: bytes | None) -> None:
-        serializers = self.app.serializers
-        payload = serializers.dumps_key(self.key_type, key, serializer=self.key_serializer)
         partition = self.partition_for_key(key)  # the current event's, as Faust's own
         if partition is None:
             raise RuntimeError(f"table {self.name} must not use the producer's partitioner")
-        writer.append(self.changelog_topic_name, partition, payload, value)
+        writer.append(self.changelog_topic_name, partition, _dumps(key), value)
 
     def _on_persisted(self, tp: TopicPartition, offset: int) -> None:
         # What Faust's own send callback records: RocksDB recovers from here after a restart.

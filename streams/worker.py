@@ -30,5 +30,15 @@ def run_worker(settings: Settings) -> None:
         flavor.value,
         destination.description,
     )
-    worker = faust.Worker(runtime.app, loglevel=settings.worker.log_level, loop=loop)
-    worker.execute_from_commandline()
+    faust_worker(runtime.app, settings.worker.log_level, loop).execute_from_commandline()
+
+
+def faust_worker(
+    app: faust.App, loglevel: str, loop: asyncio.AbstractEventLoop | None = None
+) -> faust.Worker:
+    worker = faust.Worker(app, loglevel=loglevel, loop=loop)
+    # At "warn" and above Faust's start-up spinner lowers the root logger to DEBUG, so
+    # that every debug call of aiokafka, asyncssh and Faust builds a record for it: 5 %
+    # of the worker's time under load. A service has no terminal to spin on.
+    worker.spinner = None
+    return worker
