@@ -138,5 +138,9 @@ class ChangelogWriter:
                     await asyncio.wait_for(self._wake.wait(), LINGER_SECONDS)
                 self._wake.clear()
         finally:
-            # Unflushed records belong to unacked events, which are consumed again.
-            await self._started_producer().stop()
+            await self.stop()
+
+    async def stop(self) -> None:
+        # Unflushed records belong to unacked events, which are consumed again.
+        if self._producer is not None:
+            await self._producer.stop()

@@ -1,0 +1,117 @@
+"""ChangelogWriter against a real broker: records land in order, and events become
+ackable only once the broker has their table writes."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from sinks.feeds import Feed
+from sinks.naming import SourcePartition
+from streams.changelog_writer import ChangelogWriter
+from streams.config import KafkaConfig
+from streams.devstack.broker import EmbeddedBroker
+from streams.sources import SourceRegistry
+from tests.fixtures.broker import broker
+
+__all__ = ["broker"]
+
+SOURCE = SourcePartition("inputs", 0)
+CHANGELOG = "app-inventory-changelog"
+
+
+@dataclass
+class Event:
+    offset: int
+    acked: list[int] = field(default_factory=list)
+
+    def ack(self) -> bool:
+        self.acked.append(self.offset)
+        return True
+
+
+async def read_all(bootstrap: str, partition: int, count: int) -> list[tuple[bytes | None, bytes | None]]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(CHANGELOG, partition)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        records: list[tuple[bytes | None, bytes | None]] = []
+        while len(records) < count:
+            batch = await consumer.getmany(tp, timeout_ms=5000)
+            records += [(r.key, r.value) for r in batch.get(tp, [])]
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def stage(bootstrap: str) -> tuple[SourceRegistry, ChangelogWriter]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(CHANGELOG, 2, 1)])
+    await admin.close()
+    registry = SourceRegistry({"inputs": (Feed.ADJUSTMENT,)}, durable_gate=True)
+    registry.assign([SOURCE])
+    writer = ChangelogWriter(KafkaConfig(bootstrap=bootstrap), registry)
+    await writer.start()
+    return registry, writer
+
+
+async def flush_scenario(bootstrap: str) -> None:
+    registry, writer = await stage(bootstrap)
+    persisted: list[tuple[int, int]] = []
+    writer.register(CHANGELOG, lambda tp, offset: persisted.append((tp.partition, offset)))
+    state = registry.get(SOURCE)
+    assert state is not None
+    acked: list[int] = []
+    try:
+        for offset in range(3):
+            state.record(offset, Event(offset, acked), {}, now=0)
+            writer.append(CHANGELOG, 0, f'"k{offset}"'.encode(), f"{offset}".encode())
+        writer.append(CHANGELOG, 1, b'"other"', None)
+        assert acked == []  # nothing is durable yet
+        await writer.flush()
+        assert acked == [0, 1, 2]
+        assert sorted(persisted) == [(0, 2), (1, 0)]
+        expected = [(f'"k{n}"'.encode(), f"{n}".encode()) for n in range(3)]
+        assert await read_all(bootstrap, 0, 3) == expected
+        assert await read_all(bootstrap, 1, 1) == [(b'"other"', None)]
+    finally:
+        await writer.stop()
+
+
+async def overlap_scenario(bootstrap: str) -> None:
+    registry, writer = await stage(bootstrap)
+    state = registry.get(SOURCE)
+    assert state is not None
+    acked: list[int] = []
+    try:
+        state.record(0, Event(0, acked), {}, now=0)
+        writer.append(CHANGELOG, 0, b'"a"', b"0")
+        first = asyncio.create_task(writer.flush())
+        await asyncio.sleep(0)  # the first flush has taken what was appended so far
+        state.record(1, Event(1, acked), {}, now=0)
+        writer.append(CHANGELOG, 0, b'"b"', b"1")
+        await first
+        assert acked == [0]  # event 1's write was not in that flush
+        await writer.flush()
+        assert acked == [0, 1]
+        assert await read_all(bootstrap, 0, 2) == [(b'"a"', b"0"), (b'"b"', b"1")]
+    finally:
+        await writer.stop()
+
+
+def test_a_flush_writes_in_order_and_only_then_releases_the_events(
+    broker: EmbeddedBroker,
+) -> None:
+    asyncio.run(flush_scenario(broker.bootstrap))
+
+
+def test_writes_appended_during_a_flush_hold_their_events_until_the_next(
+    broker: EmbeddedBroker,
+) -> None:
+    asyncio.run(overlap_scenario(broker.bootstrap))
