@@ -33,14 +33,17 @@ class Event:
         return True
 
 
-async def read_all(bootstrap: str, partition: int, count: int) -> list[tuple[bytes | None, bytes | None]]:
+Record = tuple[bytes | None, bytes | None]
+
+
+async def read_all(bootstrap: str, partition: int, count: int) -> list[Record]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
         tp = TopicPartition(CHANGELOG, partition)
         consumer.assign([tp])
         await consumer.seek_to_beginning(tp)
-        records: list[tuple[bytes | None, bytes | None]] = []
+        records: list[Record] = []
         while len(records) < count:
             batch = await consumer.getmany(tp, timeout_ms=5000)
             records += [(r.key, r.value) for r in batch.get(tp, [])]
