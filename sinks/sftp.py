@@ -73,6 +73,9 @@ class SFTPDestination:
         self._lock = asyncio.Lock()
         self._conn: asyncssh.SSHClientConnection | None = None
         self._sftp: asyncssh.SFTPClient | None = None
+        # Folders made or found so far. Publishing asks for the same few folders before
+        # every file; a refusal of any call forgets them, in case one was removed.
+        self._folders: set[str] = set()
 
     @property
     def params(self) -> SFTPParams:
@@ -97,8 +100,11 @@ class SFTPDestination:
 
     async def makedirs(self, path: str) -> None:
         remote = self._remote(path)
+        if remote in self._folders:
+            return
         async with self._session("makedirs", remote) as sftp:
             await sftp.makedirs(remote, exist_ok=True)
+        self._folders.add(remote)
 
     async def list_dir(self, path: str) -> list[str]:
         remote = self._remote(path)
@@ -219,6 +225,7 @@ class SFTPDestination:
         try:
             yield sftp
         except _CONNECTION_ERRORS as exc:
+            self._folders.clear()
             self._forget(conn)
             logger.warning(
                 "SFTP %s %s on %s: connection lost: %s", op, where, self.description, exc
@@ -227,6 +234,7 @@ class SFTPDestination:
                 f"SFTP {op} {where} on {self.description}: connection lost ({exc})"
             ) from exc
         except asyncssh.SFTPError as exc:
+            self._folders.clear()
             raise DestinationRefused(
                 f"SFTP {op} {where} on {self.description} refused by the server: {exc.reason}"
             ) from exc

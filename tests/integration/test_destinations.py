@@ -144,6 +144,16 @@ async def test_makedirs_is_idempotent(site: Site) -> None:
     assert (site.path / "a/b/c").is_dir()
 
 
+async def test_a_folder_removed_behind_its_back_is_made_again(site: Site) -> None:
+    await site.dest.makedirs("a/b")
+    shutil.rmtree(site.path / "a")
+    with pytest.raises(DestinationRefused):
+        await site.dest.write("a/b/f.csv", b"x")
+    await site.dest.makedirs("a/b")
+    await site.dest.write("a/b/f.csv", b"x")
+    assert (site.path / "a" / "b" / "f.csv").read_bytes() == b"x"
+
+
 async def test_ensure_layout_creates_the_netsuite_tree(site: Site) -> None:
     await ensure_layout(site.dest)
     await ensure_layout(site.dest)
