@@ -47,6 +47,10 @@ MAX_PENDING_BYTES = 8 * 1024 * 1024
 OnPersisted = Callable[[TopicPartition, int], None]
 
 
+class ChangelogWriteFailed(RuntimeError):
+    """A flush failed: its records are gone, so no later flush may mark events durable."""
+
+
 @dataclass
 class _Pending:
     batches: dict[TopicPartition, list[BatchBuilder]] = field(default_factory=dict)
@@ -54,8 +58,12 @@ class _Pending:
 
 
 class ChangelogWriter:
-    def __init__(self, kafka: KafkaConfig, sources: SourceRegistry) -> None:
+    def __init__(
+        self, kafka: KafkaConfig, sources: SourceRegistry, *, request_timeout_ms: int = 40_000
+    ) -> None:
         self._kafka = kafka
+        self._request_timeout_ms = request_timeout_ms
+        self._failure: BaseException | None = None
         self._sources = sources
         self._producer: AIOKafkaProducer | None = None
         self._started = asyncio.Event()
@@ -98,9 +106,19 @@ class ChangelogWriter:
         if self._producer is None:
             return  # nothing was appended: appending needs the producer
         async with self._lock:
+            if self._failure is not None:
+                raise ChangelogWriteFailed(f"an earlier flush failed: {self._failure}")
             pending, self._pending = self._pending, _Pending()
             consumed = self._sources.consumed()
-            await self._produce(pending)
+            try:
+                await self._produce(pending)
+            except Exception as exc:
+                # The events stay unacked, and their successor consumes them again; going
+                # on would ack later events over the lost writes. The failure stops the
+                # flusher task, and with it the worker.
+                self._failure = exc
+                log.exception("changelog write failed; no event is acked from now on")
+                raise ChangelogWriteFailed(str(exc)) from exc
             for source, mark in consumed.items():
                 self._sources.mark_durable(source, mark)
 
@@ -122,7 +140,10 @@ class ChangelogWriter:
         if self._producer is not None:
             return
         producer = AIOKafkaProducer(
-            **client_options(self._kafka), acks="all", max_batch_size=MAX_BATCH_BYTES
+            **client_options(self._kafka),
+            acks="all",
+            max_batch_size=MAX_BATCH_BYTES,
+            request_timeout_ms=self._request_timeout_ms,
         )
         await producer.start()
         self._producer = producer

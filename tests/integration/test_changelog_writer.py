@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from sinks.feeds import Feed
 from sinks.naming import SourcePartition
-from streams.changelog_writer import ChangelogWriter
+from streams.changelog_writer import ChangelogWriteFailed, ChangelogWriter
 from streams.config import KafkaConfig
 from streams.devstack.broker import EmbeddedBroker
 from streams.sources import SourceRegistry
@@ -52,14 +53,14 @@ async def read_all(bootstrap: str, partition: int, count: int) -> list[Record]:
         await consumer.stop()
 
 
-async def stage(bootstrap: str) -> tuple[SourceRegistry, ChangelogWriter]:
+async def stage(bootstrap: str, **options: int) -> tuple[SourceRegistry, ChangelogWriter]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     await admin.create_topics([NewTopic(CHANGELOG, 2, 1)])
     await admin.close()
     registry = SourceRegistry({"inputs": (Feed.ADJUSTMENT,)}, durable_gate=True)
     registry.assign([SOURCE])
-    writer = ChangelogWriter(KafkaConfig(bootstrap=bootstrap), registry)
+    writer = ChangelogWriter(KafkaConfig(bootstrap=bootstrap), registry, **options)
     await writer.start()
     return registry, writer
 
@@ -118,3 +119,26 @@ def test_writes_appended_during_a_flush_hold_their_events_until_the_next(
     broker: EmbeddedBroker,
 ) -> None:
     asyncio.run(overlap_scenario(broker.bootstrap))
+
+
+async def failure_scenario(broker: EmbeddedBroker) -> None:
+    registry, writer = await stage(broker.bootstrap, request_timeout_ms=1_000)
+    state = registry.get(SOURCE)
+    assert state is not None
+    acked: list[int] = []
+    try:
+        state.record(0, Event(0, acked), {}, now=0)
+        writer.append(CHANGELOG, 0, b'"a"', b"0")
+        broker.stop()
+        with pytest.raises(ChangelogWriteFailed):
+            await writer.flush()
+        state.record(1, Event(1, acked), {}, now=0)  # no writes, yet after a lost one
+        with pytest.raises(ChangelogWriteFailed):
+            await writer.flush()
+        assert acked == []
+    finally:
+        await writer.stop()
+
+
+def test_after_a_failed_flush_no_event_is_ever_acked(broker: EmbeddedBroker) -> None:
+    asyncio.run(failure_scenario(broker))
