@@ -2,12 +2,13 @@
 
 Faust produces every table write through its producer buffer, one message and several
 awaits at a time: about 2,000 writes/s on the benchmark machine, while the same broker
-takes over 80,000 records/s in batches (docs/performance.md). A count of 200 lines is
+takes 67,000 records/s and more in batches (docs/performance.md). A count of 200 lines is
 200 position writes, so that path bounded the whole pipeline.
 
-The tables (`streams.tables`) append their changelog records here, synchronously, in the
-exact bytes Faust would have produced. A flush hands everything appended so far to an
-aiokafka producer as one batch per changelog partition and waits for the broker's acks.
+The tables (`streams.tables`) append their changelog records here, synchronously: the
+same JSON on the same partitions as Faust's own. A flush hands everything appended so
+far to an aiokafka producer as one batch per changelog partition and waits for the
+broker's acks.
 Only then does it tell each source partition that the events it had consumed are
 durable, and `streams.sources` acks no event before that: no offset is committed past
 an event whose table writes could still be lost.
