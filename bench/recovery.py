@@ -21,7 +21,6 @@ from bench.stack import BenchStack, Child, bench_stack, run_id, wait_ready
 from bench.stats import Figure, report
 from bench.workload import facilities
 from schemas.models import CountApproved, CountLine
-from streams.kafka import TopicNames
 from streams.ops.offsets import OffsetReader
 
 POSITIONS = int(os.environ.get("BENCH_POSITIONS", "1000000"))
@@ -64,8 +63,7 @@ async def wait_caught_up(stack: BenchStack, child: Child, group: str, limit: flo
     """Wait until the group's committed offsets reach every input high watermark."""
     deadline = time.monotonic() + limit
     async with OffsetReader(stack.settings.kafka) as reader:
-        names = TopicNames.from_config(stack.settings.kafka)
-        tps = [tp for topic in names.inputs for tp in await reader.partitions(topic)]
+        tps = await stack.input_partitions(reader)
         while True:
             committed = await reader.committed(group, tps)
             marks = await reader.high_watermarks(tps)

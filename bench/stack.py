@@ -19,12 +19,15 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aiokafka import TopicPartition
+
 from bench.workload import facilities
 from sinks.feeds import Feed
 from streams.config import KafkaConfig, NetSuiteConfig, Settings, load_settings
 from streams.devstack.broker import EmbeddedBroker, free_port
 from streams.devstack.sftp_server import EmbeddedSFTPServer
-from streams.kafka import prepare_broker
+from streams.kafka import TopicNames, prepare_broker
+from streams.ops.offsets import OffsetReader
 from streams.producer import Event, VarianceProducer
 
 CONFIG = """
@@ -103,6 +106,10 @@ class BenchStack:
 
     def start_worker(self, run: str, **overrides: str) -> Child:
         return self.start(["-m", "streams.cli", "worker"], self.worker_env(run, **overrides), run)
+
+    async def input_partitions(self, reader: OffsetReader) -> list[TopicPartition]:
+        names = TopicNames.from_config(self.settings.kafka)
+        return [tp for topic in names.inputs for tp in await reader.partitions(topic)]
 
     def csv_rows(self, run: str) -> int:
         """Data rows in `csv/` of both feeds, as NetSuite would see them right now."""
