@@ -6,12 +6,11 @@ takes 67,000 records/s and more in batches (docs/performance.md). A count of 200
 200 position writes, so that path bounded the whole pipeline.
 
 The tables (`streams.tables`) append their changelog records here, synchronously: the
-same JSON on the same partitions as Faust's own. A flush hands everything appended so
+same bytes on the same partitions as Faust's own. A flush hands everything appended so
 far to an aiokafka producer as one batch per changelog partition and waits for the
-broker's acks.
-Only then does it tell each source partition that the events it had consumed are
-durable, and `streams.sources` acks no event before that: no offset is committed past
-an event whose table writes could still be lost.
+broker's acks. Only then does it tell each source partition that the events it had
+consumed are durable, and `streams.sources` acks no event before that: no offset is
+committed past an event whose table writes could still be lost.
 
 One flush is in flight at a time, so a partition's records reach the broker in the order
 they were written, and the writes of every consumed event belong to this flush or an

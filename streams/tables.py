@@ -25,7 +25,7 @@ INVENTORY_TABLE = "inventory"
 SEEN_TABLE = "seen-events"
 
 
-# The tables' serializer is Faust's "json" codec, which decodes any JSON; its encoder
+# The same bytes as the tables' Faust "json" codec writes (compact, ASCII); that codec
 # built a new JSONEncoder for every record, one encoder serves them all.
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
@@ -38,43 +38,32 @@ class WrittenThroughTable(faust.Table[str, Any]):
     """A Faust table whose changelog records go through a `ChangelogWriter`.
 
     Key TTLs and Faust's per-key table sensors are not used by these tables, so the
-    writes skip them. Keys and values are JSON, as Faust's "json" codec writes them.
+    writes skip them.
     """
 
-    writer: ChangelogWriter | None = None
-
-    def write_through(self, writer: ChangelogWriter) -> None:
-        self.writer = writer
-        writer.register(self.changelog_topic_name, self._on_persisted)
+    writer: ChangelogWriter  # set by `register_tables` before the table is used
 
     def on_key_set(self, key: Any, value: Any) -> None:
-        if self.writer is None:
-            super().on_key_set(key, value)
-            return
-        self._append(self.writer, key, _dumps(value))
+        self._append(key, _dumps(value))
 
     def on_key_del(self, key: Any) -> None:
-        if self.writer is None:
-            super().on_key_del(key)
-            return
-        self._append(self.writer, key, None)
+        self._append(key, None)
 
-    def _append(self, writer: ChangelogWriter, key: Any, value: bytes | None) -> None:
+    def _append(self, key: Any, value: bytes | None) -> None:
         partition = self.partition_for_key(key)  # the current event's, as Faust's own
         if partition is None:
             raise RuntimeError(f"table {self.name} must not use the producer's partitioner")
-        writer.append(self.changelog_topic_name, partition, _dumps(key), value)
+        self.writer.append(self.changelog_topic_name, partition, _dumps(key), value)
 
-    def _on_persisted(self, tp: TopicPartition, offset: int) -> None:
+    def on_persisted(self, tp: TopicPartition, offset: int) -> None:
         # What Faust's own send callback records: RocksDB recovers from here after a restart.
         self.data.set_persisted_offset(TP(tp.topic, tp.partition), offset)
 
 
-def register_tables(
-    app: faust.App, partitions: int, writer: ChangelogWriter | None = None
-) -> tuple[Any, Any]:
+def register_tables(app: faust.App, partitions: int, writer: ChangelogWriter) -> tuple[Any, Any]:
     inventory = _table(
         app,
+        writer,
         INVENTORY_TABLE,
         partitions,
         # Not `dict`: Faust decodes stored and recovered values with `value_type.from_data`,
@@ -85,20 +74,22 @@ def register_tables(
     )
     seen = _table(
         app,
+        writer,
         SEEN_TABLE,
         partitions,
         value_type=str,
         help="Event id to the coordinates of its first copy.",
     )
-    if writer is not None:
-        inventory.write_through(writer)
-        seen.write_through(writer)
     return inventory, seen
 
 
-def _table(app: faust.App, name: str, partitions: int, **options: Any) -> WrittenThroughTable:
+def _table(
+    app: faust.App, writer: ChangelogWriter, name: str, partitions: int, **options: Any
+) -> WrittenThroughTable:
     table = WrittenThroughTable(
         app, name=name, partitions=partitions, key_type=str, beacon=app.tables.beacon, **options
     )
+    table.writer = writer
+    writer.register(table.changelog_topic_name, table.on_persisted)
     app.tables.add(table)
     return table

@@ -4,7 +4,6 @@ ackable only once the broker has their table writes."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -15,23 +14,14 @@ from sinks.naming import SourcePartition
 from streams.changelog_writer import ChangelogWriteFailed, ChangelogWriter
 from streams.config import KafkaConfig
 from streams.devstack.broker import EmbeddedBroker
-from streams.sources import SourceRegistry
+from streams.sources import SourceRegistry, SourceState
 from tests.fixtures.broker import broker
+from tests.unit.test_sources import Event
 
 __all__ = ["broker"]
 
 SOURCE = SourcePartition("inputs", 0)
 CHANGELOG = "app-inventory-changelog"
-
-
-@dataclass
-class Event:
-    offset: int
-    acked: list[int] = field(default_factory=list)
-
-    def ack(self) -> bool:
-        self.acked.append(self.offset)
-        return True
 
 
 Record = tuple[bytes | None, bytes | None]
@@ -53,7 +43,8 @@ async def read_all(bootstrap: str, partition: int, count: int) -> list[Record]:
         await consumer.stop()
 
 
-async def stage(bootstrap: str, **options: int) -> tuple[SourceRegistry, ChangelogWriter]:
+async def stage(bootstrap: str, **options: int) -> tuple[SourceState, ChangelogWriter]:
+    """A changelog topic, one owned source partition, and a started writer."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     await admin.create_topics([NewTopic(CHANGELOG, 2, 1)])
@@ -62,15 +53,15 @@ async def stage(bootstrap: str, **options: int) -> tuple[SourceRegistry, Changel
     registry.assign([SOURCE])
     writer = ChangelogWriter(KafkaConfig(bootstrap=bootstrap), registry, **options)
     await writer.start()
-    return registry, writer
+    state = registry.get(SOURCE)
+    assert state is not None
+    return state, writer
 
 
 async def flush_scenario(bootstrap: str) -> None:
-    registry, writer = await stage(bootstrap)
+    state, writer = await stage(bootstrap)
     persisted: list[tuple[int, int]] = []
     writer.register(CHANGELOG, lambda tp, offset: persisted.append((tp.partition, offset)))
-    state = registry.get(SOURCE)
-    assert state is not None
     acked: list[int] = []
     try:
         for offset in range(3):
@@ -89,9 +80,7 @@ async def flush_scenario(bootstrap: str) -> None:
 
 
 async def overlap_scenario(bootstrap: str) -> None:
-    registry, writer = await stage(bootstrap)
-    state = registry.get(SOURCE)
-    assert state is not None
+    state, writer = await stage(bootstrap)
     acked: list[int] = []
     try:
         state.record(0, Event(0, acked), {}, now=0)
@@ -122,9 +111,7 @@ def test_writes_appended_during_a_flush_hold_their_events_until_the_next(
 
 
 async def failure_scenario(broker: EmbeddedBroker) -> None:
-    registry, writer = await stage(broker.bootstrap, request_timeout_ms=1_000)
-    state = registry.get(SOURCE)
-    assert state is not None
+    state, writer = await stage(broker.bootstrap, request_timeout_ms=1_000)
     acked: list[int] = []
     try:
         state.record(0, Event(0, acked), {}, now=0)

@@ -12,8 +12,9 @@ from typing import Any
 import faust
 import pytest
 
+from streams.changelog_writer import ChangelogWriter
 from streams.cli import main
-from streams.config import WorkerConfig
+from streams.config import KafkaConfig, WorkerConfig
 from streams.errors import UsageError
 from streams.ops.changelog import (
     PartitionRead,
@@ -24,13 +25,15 @@ from streams.ops.changelog import (
     local_state,
     tables_dir,
 )
+from streams.sources import SourceRegistry
 from streams.tables import INVENTORY_TABLE, SEEN_TABLE, register_tables
 from tests.factories import write_config
 
 
 def faust_tables(data_dir: Path, partitions: int = 2) -> tuple[Any, Any]:
     app = faust.App("variance-sync", datadir=str(data_dir), store="rocksdb://")
-    return register_tables(app, partitions)
+    # Never started: these tables are only named and serialized here, never written.
+    return register_tables(app, partitions, ChangelogWriter(KafkaConfig(), SourceRegistry({})))
 
 
 def as_faust_writes(table: Any, key: str, value: Any) -> tuple[bytes, bytes | None]:
