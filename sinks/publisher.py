@@ -94,18 +94,20 @@ class FeedPublisher:
         """Publish every row up to `consumed_through`, the last offset consumed so far."""
         progress = _Progress()
         head = await self._ledger.head(self.feed, self.source)
+        rendered: list[bytes] | None = None  # the files of `head`, when we just sealed it
         while True:
             if head is not None and not head.published:
                 if head.seal.end > consumed_through:
                     return progress.result(head.seal.start - 1, waiting=True)
-                await self._complete(head.seal, _within(rows, head.seal), progress)
+                await self._complete(head.seal, _within(rows, head.seal), progress, rendered)
                 head = LedgerHead(head.seal, published=True)
             start = head.seal.end + 1 if head is not None else 0
             batch = [row for row in rows if start <= row.offset <= consumed_through]
             if not batch:
                 return progress.result(max(consumed_through, start - 1))
-            ours = self._seal(start, consumed_through, batch)
+            ours, contents = self._seal(start, consumed_through, batch)
             winner = await self._ledger.claim(self.feed, self.source, ours.manifest)
+            rendered = contents if winner == ours else None
             if winner.end != ours.end:
                 self._log.warning(
                     "offsets %d-%d were already sealed by another worker as %d-%d; adopting it",
@@ -116,10 +118,11 @@ class FeedPublisher:
                 )
             head = LedgerHead(winner, published=False)
 
-    def _seal(self, start: int, end: int, rows: Sequence[PendingRow]) -> Seal:
+    def _seal(self, start: int, end: int, rows: Sequence[PendingRow]) -> tuple[Seal, list[bytes]]:
+        """The seal of this batch, and its files' contents."""
         chunks = chunk_rows([row.row for row in rows], self._options.max_rows)
         first_at = rows[0].record_at
-        files = []
+        files, contents = [], []
         for part, chunk in enumerate(chunks, start=1):
             name = batch_file_name(
                 self._options.file_prefix,
@@ -131,7 +134,8 @@ class FeedPublisher:
                 part=part,
                 parts=len(chunks),
             )
-            files.append(BatchFile.from_bytes(name, render(self.feed, chunk), len(chunk)))
+            contents.append(render(self.feed, chunk))
+            files.append(BatchFile.from_bytes(name, contents[-1], len(chunk)))
         manifest = build_manifest(
             feed=self.feed,
             source=self.source,
@@ -142,10 +146,16 @@ class FeedPublisher:
             schema_versions={row.schema_version for row in rows},
             created_at=self._clock(),
         )
-        return Seal.from_manifest(manifest)
+        return Seal.from_manifest(manifest), contents
 
-    async def _complete(self, seal: Seal, rows: Sequence[PendingRow], progress: _Progress) -> None:
-        contents = None
+    async def _complete(
+        self,
+        seal: Seal,
+        rows: Sequence[PendingRow],
+        progress: _Progress,
+        contents: list[bytes] | None = None,
+    ) -> None:
+        """Publish the sealed files; `contents` are theirs when this flush sealed them."""
         for index, file in enumerate(seal.files):
             where = await self._locate(file.name)
             if where is not None:

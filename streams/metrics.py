@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import Counter, Gauge
 
 EVENTS = Counter(
@@ -43,3 +45,17 @@ OLDEST_PENDING_AGE = Gauge(
     "Age of the oldest row waiting to be published, by feed.",
     ["feed"],
 )
+
+
+# `labels()` parses, validates and locks on every call; the ingest path counts every event,
+# so it keeps each label set's child once found.
+
+
+@functools.cache
+def events(event_type: str, outcome: str) -> Counter:
+    return EVENTS.labels(event_type, outcome)
+
+
+@functools.cache
+def unexported(reason_id: str) -> Counter:
+    return UNEXPORTED.labels(reason_id)

@@ -159,7 +159,7 @@ class EventPipeline:
             self._seen[event.event_id] = coordinates
         elif first_seen != coordinates:
             # The producer sent this event twice; only its first copy counts.
-            metrics.EVENTS.labels(kind.value, "duplicate").inc()
+            metrics.events(kind.value, "duplicate").inc()
             log.info(
                 "event %s at %s duplicates %s; ignored", event.event_id, coordinates, first_seen
             )
@@ -175,9 +175,9 @@ class EventPipeline:
                 self._inventory[key] = updated.to_json()
                 changed += 1
         outcome = "applied" if changed or not accepted.routed.changes else "redelivered"
-        metrics.EVENTS.labels(kind.value, outcome).inc()
+        metrics.events(kind.value, outcome).inc()
         if accepted.routed.unexported_reason is not None:
-            metrics.UNEXPORTED.labels(accepted.routed.unexported_reason).inc()
+            metrics.unexported(accepted.routed.unexported_reason).inc()
         return True
 
     def _rows(self, record: SourceRecord, accepted: Accepted) -> dict[Feed, list[PendingRow]]:
@@ -193,7 +193,7 @@ class EventPipeline:
 
     async def _dead_letter(self, record: SourceRecord, rejected: Rejected) -> None:
         kind = self._kinds[record.topic]
-        metrics.EVENTS.labels(kind.value, "dead-lettered").inc()
+        metrics.events(kind.value, "dead-lettered").inc()
         metrics.DEAD_LETTERS.labels(record.topic, rejected.error_class.value).inc()
         log.warning(
             "dead-lettering %s[%d]@%d (%s): %s",

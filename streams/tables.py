@@ -37,11 +37,16 @@ def _dumps(value: Any) -> bytes:
 class WrittenThroughTable(faust.Table[str, Any]):
     """A Faust table whose changelog records go through a `ChangelogWriter`.
 
-    Key TTLs and Faust's per-key table sensors are not used by these tables, so the
-    writes skip them.
+    Key TTLs and Faust's per-key table sensors are not used by these tables, so reads
+    and writes skip them.
     """
 
     writer: ChangelogWriter  # set by `register_tables` before the table is used
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        # Faust's `get` goes through `__getitem__`: a sensor call, two store lookups, and
+        # a KeyError for every missing key, the common case for new positions and events.
+        return self.data.get(key, default)
 
     def on_key_set(self, key: Any, value: Any) -> None:
         self._append(key, _dumps(value))
