@@ -25,7 +25,6 @@ INVENTORY_TABLE = "inventory"
 SEEN_TABLE = "seen-events"
 
 
-
 def _dumps(value: Any) -> bytes:
     # The bytes the tables' Faust "json" codec writes, as Faust also uses orjson when it
     # is installed (and recovers with it). The standard library's encoder took 6 % of the
