@@ -58,7 +58,12 @@ class OffsetReader:
     async def __aenter__(self) -> OffsetReader:
         options = client_options(self._kafka)
         admin = AIOKafkaAdminClient(**options, request_timeout_ms=15_000)
-        consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
+        # The broker holds a fetch of an empty partition for fetch_max_wait_ms (500 ms by
+        # default), and high watermarks come only with fetch answers: every worker pays
+        # that at each rebalance (`streams.changelog_ends`), as does every ops command.
+        consumer = AIOKafkaConsumer(
+            **options, enable_auto_commit=False, group_id=None, fetch_max_wait_ms=50
+        )
         try:
             await admin.start()
             await consumer.start()
@@ -185,7 +190,8 @@ class OffsetReader:
                 missing = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in tps if tp not in marks)
                 raise BrokerError(f"no fetch answer for {missing} within {FETCH_TIMEOUT:.0f}s")
             pending = [tp for tp in tps if tp not in marks]
-            await consumer.getmany(*pending, timeout_ms=200, max_records=1)
+            # getmany sits out its whole timeout when the partitions are empty.
+            await consumer.getmany(*pending, timeout_ms=50, max_records=1)
             for tp in pending:
                 mark = consumer.highwater(tp)
                 if mark is not None:
