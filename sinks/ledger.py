@@ -74,9 +74,12 @@ def _start_name(start: int) -> str:
 
 
 class BatchLedger:
-    def __init__(self, dest: Destination, keep: int = 100) -> None:
+    def __init__(self, dest: Destination, keep: int = 100, prune_every: int = 10) -> None:
         self._dest = dest
         self._keep = keep
+        # Pruning lists the folder, a few SFTP round trips: not after every batch.
+        self._prune_every = prune_every
+        self._unpruned: dict[str, int] = {}  # ledger folder -> batches recorded since
 
     async def head(self, feed: Feed, source: SourcePartition) -> LedgerHead | None:
         folder = ledger_dir(feed, source)
@@ -113,7 +116,11 @@ class BatchLedger:
         await self._write_atomic(
             folder, f"{_start_name(seal.start)}{PUBLISHED_SUFFIX}", manifest_bytes(record)
         )
-        await self._prune(folder)
+        recorded = self._unpruned.get(folder, 0) + 1
+        if recorded >= self._prune_every:
+            await self._prune(folder)
+            recorded = 0
+        self._unpruned[folder] = recorded
 
     async def _write_atomic(self, folder: str, name: str, data: bytes) -> None:
         temp = f"{folder}/.tmp-{uuid.uuid4().hex}"

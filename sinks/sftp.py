@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import asyncssh
+from asyncssh.encryption import get_default_encryption_algs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from sinks.exceptions import DestinationRefused, DestinationUnavailable, HostKeyMismatch
@@ -29,6 +30,13 @@ _CONNECTION_ERRORS = (
     asyncssh.DisconnectError,
     asyncssh.ChannelOpenError,
     *_SESSION_LOST,
+)
+
+# AES-GCM ahead of asyncssh's first choice, ChaCha20-Poly1305, which it assembles from
+# several calls per packet: on any CPU with AES instructions GCM costs the worker about a
+# third less per SFTP request. The server may still pick any of asyncssh's defaults.
+_ENCRYPTION_ALGS = sorted(
+    (alg.decode() for alg in get_default_encryption_algs()), key=lambda alg: "-gcm@" not in alg
 )
 
 
@@ -256,6 +264,7 @@ class SFTPDestination:
                 config=None,
                 connect_timeout=p.connect_timeout,
                 keepalive_interval=p.keepalive_interval,
+                encryption_algs=_ENCRYPTION_ALGS,
             )
         except asyncssh.HostKeyNotVerifiable as exc:
             raise HostKeyMismatch(
@@ -277,7 +286,12 @@ class SFTPDestination:
             raise DestinationUnavailable(
                 f"SFTP server {server} did not start an SFTP session: {exc}"
             ) from exc
-        logger.info("connected to %s (SFTP version %d)", self.description, sftp.version)
+        logger.info(
+            "connected to %s (SFTP version %d, %s)",
+            self.description,
+            sftp.version,
+            conn.get_extra_info("send_cipher"),
+        )
         return conn, sftp
 
     def _load_credentials(self) -> tuple[asyncssh.SSHKnownHosts, list[asyncssh.SSHKeyPair]]:

@@ -373,6 +373,15 @@ async def test_concurrent_calls_share_one_connection(
     assert embedded_sftp.server.connection_count == 0
 
 
+async def test_the_connection_prefers_aes_gcm(
+    sftp_backend: SFTPBackend, make_sftp: MakeSFTP, caplog: pytest.LogCaptureFixture
+) -> None:
+    dest = make_sftp(sftp_backend.params_for(""))
+    with caplog.at_level(logging.INFO, logger="sinks.sftp"):
+        await dest.connect()
+    assert "-gcm@openssh.com)" in caplog.text
+
+
 def test_params_never_show_credentials(tmp_path: Path) -> None:
     params = SFTPParams(
         host="sftp.example.com",

@@ -13,7 +13,7 @@ from sinks.batching import PendingRow
 from sinks.exceptions import LedgerConflict
 from sinks.feeds import Feed
 from sinks.layout import ensure_layout
-from sinks.ledger import BatchLedger
+from sinks.ledger import PUBLISHED_SUFFIX, SEAL_SUFFIX, BatchLedger, ledger_dir
 from sinks.local import LocalDestination
 from sinks.naming import SourcePartition
 from sinks.publisher import FeedPublisher, PublisherOptions
@@ -203,3 +203,25 @@ async def test_the_manifest_records_the_batch(dest: LocalDestination) -> None:
         "published_at",
     ):
         assert expected in text
+
+
+async def test_old_published_batches_leave_the_ledger_and_the_head_stays(
+    dest: LocalDestination,
+) -> None:
+    ledger = BatchLedger(dest, keep=2, prune_every=3)
+    flush = FeedPublisher(Feed.ADJUSTMENT, SOURCE, dest, ledger, OPTIONS).flush
+    folder = dest.root / ledger_dir(Feed.ADJUSTMENT, SOURCE)
+
+    def seals() -> list[int]:
+        return sorted(int(p.name.split(".")[0]) for p in folder.glob(f"*{SEAL_SUFFIX}"))
+
+    for offset in range(5):
+        await flush(rows(offset), consumed_through=offset)
+    assert seals() == [1, 2, 3, 4]  # pruned to two after the third batch only
+    await flush(rows(5), consumed_through=5)
+    assert seals() == [4, 5]
+    for offset in range(6, 9):
+        await flush(rows(offset), consumed_through=offset)
+    assert seals() == [7, 8]
+    assert len(list(folder.glob(f"*{PUBLISHED_SUFFIX}"))) == 2
+    assert len(published_refs(dest.root)) == 9  # the audit manifests and files all stay
