@@ -79,7 +79,7 @@ class BatchLedger:
         self._keep = keep
         # Pruning lists the folder, a few SFTP round trips: not after every batch.
         self._prune_every = prune_every
-        self._unpruned: dict[str, int] = {}  # ledger folder -> batches recorded since
+        self._unpruned: dict[str, int] = {}  # ledger folder -> batches since its last prune
 
     async def head(self, feed: Feed, source: SourcePartition) -> LedgerHead | None:
         folder = ledger_dir(feed, source)
