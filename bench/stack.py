@@ -108,8 +108,7 @@ class BenchStack:
         return self.start(["-m", "streams.cli", "worker"], self.worker_env(run, **overrides), run)
 
     async def input_partitions(self, reader: OffsetReader) -> list[TopicPartition]:
-        names = TopicNames.from_config(self.settings.kafka)
-        return [tp for topic in names.inputs for tp in await reader.partitions(topic)]
+        return await reader.partitions_of(TopicNames.from_config(self.settings.kafka).inputs)
 
     def csv_rows(self, run: str) -> int:
         """Data rows in `csv/` of both feeds, as NetSuite would see them right now."""

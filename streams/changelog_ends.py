@@ -46,7 +46,7 @@ async def seal_changelog_ends(kafka: KafkaConfig, topics: Sequence[str]) -> list
     """End every short changelog partition with a single-record batch; return them."""
     async with OffsetReader(kafka) as reader:
         existing = set(await reader.topics())
-        tps = [tp for topic in topics if topic in existing for tp in await reader.partitions(topic)]
+        tps = await reader.partitions_of(topic for topic in topics if topic in existing)
         if not tps:
             return []
         marks = await reader.high_watermarks(tps)

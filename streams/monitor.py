@@ -96,7 +96,7 @@ class Monitor:
                 await asyncio.sleep(self._interval)
 
     async def _loop(self, reader: OffsetReader) -> None:
-        tps = [tp for topic in self._topics.inputs for tp in await reader.partitions(topic)]
+        tps = await reader.partitions_of(self._topics.inputs)
         while True:
             status = snapshot(self._sources, self._publish_loop, self.worker)
             await self._send_status(self.worker.encode(), status.to_bytes())

@@ -151,7 +151,7 @@ async def read_changelogs(reader: OffsetReader, topics: Mapping[str, str]) -> li
     Every high watermark is taken before any record is read, so that while workers run the
     tables are cut at nearly one moment, however long reading them takes.
     """
-    tps = [tp for topic in topics.values() for tp in await reader.partitions(topic)]
+    tps = await reader.partitions_of(topics.values())
     starts = await reader.log_starts(tps)
     marks = await reader.high_watermarks(tps)
     ends: Mapping[TopicPartition, int] = await reader.consumer.end_offsets(tps)

@@ -67,7 +67,7 @@ async def inspect(args: argparse.Namespace, settings: Settings) -> int:
     policy = policy_from(args, settings)
     histories = {group: LagHistory() for group in groups}
     async with OffsetReader(settings.kafka) as reader:
-        tps = [tp for topic in topics.inputs for tp in await reader.partitions(topic)]
+        tps = await reader.partitions_of(topics.inputs)
         unknown = [g for g in groups if not await reader.group_exists(g, tps)]
         if unknown:
             listed = ", ".join(await reader.groups()) or "none"

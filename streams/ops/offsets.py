@@ -117,6 +117,10 @@ class OffsetReader:
         numbers = sorted(p["partition"] for p in described[0]["partitions"])
         return [TopicPartition(topic, number) for number in numbers]
 
+    async def partitions_of(self, topics: Iterable[str]) -> list[TopicPartition]:
+        """Every partition of `topics`, topic by topic."""
+        return [tp for topic in topics for tp in await self.partitions(topic)]
+
     async def topics(self) -> list[str]:
         return sorted(await self.admin.list_topics())
 

@@ -176,7 +176,7 @@ async def rebuild(settings: Settings, *, verify_only: bool) -> Report:
             )
         if drops_state and await reader.flavor() is BrokerFlavor.TANSU:
             await seal_changelog_ends(kafka, list(changelogs.values()))
-        tps = [tp for topic in inputs for tp in await reader.partitions(topic)]
+        tps = await reader.partitions_of(inputs)
         # Committed offsets first: every event below them is then in the changelogs read next.
         committed = await reader.committed(group, tps)
         inventory, seen = await read_changelogs(reader, changelogs)

@@ -110,7 +110,7 @@ async def publish_mix(bootstrap: str) -> None:
 async def all_committed(bootstrap: str) -> bool:
     """Whether the group has committed every input record, so the fold covers them all."""
     async with OffsetReader(KafkaConfig(bootstrap=bootstrap)) as reader:
-        tps = [tp for topic in INPUTS for tp in await reader.partitions(topic)]
+        tps = await reader.partitions_of(INPUTS)
         committed = await reader.committed(GROUP, tps)
         marks = await reader.high_watermarks(tps)
     return all((committed[tp] or 0) == marks[tp] for tp in tps)

@@ -155,7 +155,7 @@ async def offsets(
 ) -> tuple[dict[TopicPartition, int | None], dict[TopicPartition, int]]:
     """The group's committed offsets and the high watermarks of every input partition."""
     async with OffsetReader(KafkaConfig(bootstrap=bootstrap)) as reader:
-        tps = [tp for topic in INPUTS for tp in await reader.partitions(topic)]
+        tps = await reader.partitions_of(INPUTS)
         return await reader.committed("variance-sync", tps), await reader.high_watermarks(tps)
 
 
