@@ -64,13 +64,15 @@ def register_ingest_agent(runtime: Runtime) -> None:
 
     async def on_assigned(_app: Any, assigned: Any, **_: Any) -> None:
         await writer.start()
+        await runtime.dead_letters.start()
         sources.assign([SourcePartition(tp.topic, tp.partition) for tp in assigned])
 
     async def on_revoked(_app: Any, revoked: Any, **_: Any) -> None:
-        # Table writes first: the next owner of a partition recovers from its changelog,
-        # and the changelog ends are sealed after them.
-        await writer.flush()
+        # Forget the partitions first, so that nothing writes their tables any more; then
+        # flush what was written: the next owner recovers from the changelog, and the
+        # changelog ends are sealed after the flush.
         await sources.revoke([SourcePartition(tp.topic, tp.partition) for tp in revoked])
+        await writer.flush()
         if runtime.flavor is BrokerFlavor.TANSU:
             await end_changelogs(runtime.settings.kafka)
 
@@ -93,6 +95,12 @@ def register_ingest_agent(runtime: Runtime) -> None:
     revoked_signal.connect(on_revoked)
     complete_signal: Any = app.on_rebalance_complete
     complete_signal.connect(on_rebalance_complete)
+
+    async def on_shutdown(_app: Any, **_: Any) -> None:
+        await runtime.dead_letters.stop()
+
+    shutdown_signal: Any = app.on_before_shutdown
+    shutdown_signal.connect(on_shutdown)
     tasks: Any = app
     tasks.task(writer.run)
     tasks.task(runtime.publish_loop.run)

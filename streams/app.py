@@ -21,14 +21,14 @@ from sinks.retry import Backoff
 from streams.agents import register_ingest_agent
 from streams.changelog_writer import ChangelogWriter
 from streams.config import KafkaConfig, Settings
-from streams.dlq import DeadLetter
+from streams.dlq_writer import KafkaDeadLetters
 from streams.kafka import DLQ_MAX_MESSAGE_BYTES, BrokerFlavor, TopicNames
 from streams.monitor import Monitor
 from streams.ops.lag_model import LagPolicy
 from streams.pipeline import EventPipeline
 from streams.publish_loop import PublishLoop
 from streams.sources import SourceRegistry
-from streams.tables import register_tables
+from streams.tables import TableProgress, WrittenThroughTable, register_tables
 from streams.web import register_views
 
 # DESIGN section 9: Tansu's group joins wait the full rebalance timeout, so dev and tests
@@ -54,8 +54,9 @@ class Runtime:
     destination: Destination
     monitor: Monitor
     writer: ChangelogWriter
-    inventory: Any
-    seen: Any
+    dead_letters: KafkaDeadLetters
+    inventory: WrittenThroughTable
+    progress: WrittenThroughTable
 
 
 def build_runtime(
@@ -68,16 +69,16 @@ def build_runtime(
     topics = TopicNames.from_config(settings.kafka)
     sources = SourceRegistry(topics.feeds, durable_gate=True)
     writer = ChangelogWriter(settings.kafka, sources)
-    inventory, seen = register_tables(app, settings.kafka.partitions, writer)
-    dlq = app.topic(
-        topics.dlq, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    )
-
-    async def send_dead_letter(letter: DeadLetter) -> None:
-        await dlq.send(key=letter.record.key, value=letter.record.value, headers=letter.headers())
-
+    inventory, progress = register_tables(app, settings.kafka.partitions, writer)
+    sources.use_progress(TableProgress(progress))
+    dead_letters = KafkaDeadLetters(settings.kafka, topics.dlq)
     pipeline = EventPipeline(
-        settings, topics.kinds, inventory, seen, sources, send_dead_letter=send_dead_letter
+        settings,
+        topics.kinds,
+        inventory,
+        sources,
+        dead_letters=dead_letters,
+        durable=writer.flush,
     )
     publish_loop = PublishLoop(
         sources,
@@ -120,8 +121,9 @@ def build_runtime(
         destination,
         monitor,
         writer,
+        dead_letters,
         inventory,
-        seen,
+        progress,
     )
     register_ingest_agent(runtime)
     register_views(runtime)

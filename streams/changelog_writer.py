@@ -8,9 +8,11 @@ takes 67,000 records/s and more in batches (docs/performance.md). A count of 200
 The tables (`streams.tables`) append their changelog records here, synchronously: the
 same bytes on the same partitions as Faust's own. A flush hands everything appended so
 far to an aiokafka producer as one batch per changelog partition and waits for the
-broker's acks. Only then does it tell each source partition that the events it had
-consumed are durable, and `streams.sources` acks no event before that: no offset is
-committed past an event whose table writes could still be lost.
+broker's acks. As each batch is acked, its records go back to their table with their
+changelog offsets, and only then into the table's local store: local state is a cache of
+the changelog, never ahead of it. Once the whole flush is acked, each source partition
+learns that the events it had consumed are durable, and `streams.sources` acks no event
+before that: no offset is committed past an event whose table writes could still be lost.
 
 One flush is in flight at a time, so a partition's records reach the broker in the order
 they were written, and the writes of every consumed event belong to this flush or an
@@ -22,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
@@ -44,7 +47,18 @@ LINGER_SECONDS = 0.05
 # The agent waits for a flush while more than this is appended: memory stays bounded.
 MAX_PENDING_BYTES = 8 * 1024 * 1024
 
-OnPersisted = Callable[[TopicPartition, int], None]
+
+@dataclass(frozen=True, slots=True)
+class Persisted:
+    """A changelog record the broker acknowledged, at its offset; `tag` is the writer's."""
+
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    tag: Any
+
+
+OnPersisted = Callable[[TopicPartition, Sequence[Persisted]], None]
 
 
 class ChangelogWriteFailed(RuntimeError):
@@ -52,8 +66,14 @@ class ChangelogWriteFailed(RuntimeError):
 
 
 @dataclass
+class _Batch:
+    builder: BatchBuilder
+    records: list[tuple[bytes | None, bytes | None, Any]] = field(default_factory=list)
+
+
+@dataclass
 class _Pending:
-    batches: dict[TopicPartition, list[BatchBuilder]] = field(default_factory=dict)
+    batches: dict[TopicPartition, list[_Batch]] = field(default_factory=dict)
     size: int = 0
 
 
@@ -73,7 +93,7 @@ class ChangelogWriter:
         self._on_persisted: dict[str, OnPersisted] = {}
 
     def register(self, topic: str, on_persisted: OnPersisted) -> None:
-        """Call `on_persisted(tp, last offset)` after each of `topic`'s batches is acked."""
+        """Call `on_persisted(tp, records)` after each of `topic`'s batches is acked."""
         self._on_persisted[topic] = on_persisted
 
     async def throttle(self) -> None:
@@ -83,18 +103,19 @@ class ChangelogWriter:
         if self._pending.size >= MAX_PENDING_BYTES:
             await self.flush()
 
-    def append(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
+    def append(
+        self, topic: str, partition: int, key: bytes | None, value: bytes | None, tag: Any = None
+    ) -> None:
+        """Queue a record for the next flush; `tag` comes back with it once it is acked."""
         tp = TopicPartition(topic, partition)
         batches = self._pending.batches.setdefault(tp, [])
-        if not batches or batches[-1].append(timestamp=None, key=key, value=value) is None:
-            batch = self._new_batch()
-            if batch.append(timestamp=None, key=key, value=value) is None:
+        if not batches or batches[-1].builder.append(timestamp=None, key=key, value=value) is None:
+            batch = _Batch(self._started_producer().create_batch())
+            if batch.builder.append(timestamp=None, key=key, value=value) is None:
                 raise ValueError(f"a {topic} record of {len(value or b'')} bytes fits no batch")
             batches.append(batch)
+        batches[-1].records.append((key, value, tag))
         self._pending.size += len(key or b"") + len(value or b"")
-
-    def _new_batch(self) -> BatchBuilder:
-        return self._started_producer().create_batch()
 
     def _started_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -124,16 +145,20 @@ class ChangelogWriter:
 
     async def _produce(self, pending: _Pending) -> None:
         producer = self._started_producer()
-        sent: list[tuple[TopicPartition, int, asyncio.Future[RecordMetadata]]] = []
+        sent: list[tuple[TopicPartition, _Batch, asyncio.Future[RecordMetadata]]] = []
         for tp, batches in pending.batches.items():
             for batch in batches:
-                future = await producer.send_batch(batch, tp.topic, partition=tp.partition)
-                sent.append((tp, batch.record_count(), future))
-        for tp, count, future in sent:
-            metadata = await future
+                future = await producer.send_batch(batch.builder, tp.topic, partition=tp.partition)
+                sent.append((tp, batch, future))
+        for tp, batch, future in sent:
+            base = (await future).offset
             on_persisted = self._on_persisted.get(tp.topic)
             if on_persisted is not None:
-                on_persisted(tp, metadata.offset + count - 1)
+                records = [
+                    Persisted(base + index, key, value, tag)
+                    for index, (key, value, tag) in enumerate(batch.records)
+                ]
+                on_persisted(tp, records)
 
     async def start(self) -> None:
         """Start the producer; the agent does before the first partition is assigned."""

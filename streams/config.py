@@ -101,6 +101,13 @@ class ValidationConfig(_Section):
         return timedelta(seconds=self.max_future_seconds)
 
 
+class DedupeConfig(_Section):
+    # How long after an event's first copy another copy of it is still recognised (and
+    # ignored) as a producer's duplicate. A re-drive can bring a copy back for as long as
+    # the DLQ keeps records, so keep it at least the DLQ's retention. 0: never forget.
+    horizon_days: float = Field(7.0, ge=0, le=36_500)
+
+
 class TopicsConfig(_Section):
     count_approved: str = "hotwax.inventory.count-approved"
     variance_logged: str = "hotwax.inventory.variance-logged"
@@ -170,6 +177,7 @@ class Settings(BaseSettings):
     netsuite: NetSuiteConfig
     batching: BatchingConfig = BatchingConfig()
     validation: ValidationConfig = ValidationConfig()
+    dedupe: DedupeConfig = DedupeConfig()
     kafka: KafkaConfig = KafkaConfig()
     sftp: SFTPConfig | None = None
     publish: PublishConfig = PublishConfig()

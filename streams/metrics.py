@@ -8,7 +8,8 @@ from prometheus_client import Counter, Gauge
 
 EVENTS = Counter(
     "variance_sync_events_total",
-    "Consumed events by type and outcome (applied, redelivered, duplicate, dead-lettered).",
+    "Consumed events by type and outcome (applied, redelivered, duplicate, dead-lettered, "
+    "processed-before).",
     ["event_type", "outcome"],
 )
 DEAD_LETTERS = Counter(

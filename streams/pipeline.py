@@ -2,6 +2,15 @@
 
 Free of Faust types so that it runs in unit tests with dicts for tables; the agent in
 `streams.agents` adapts Faust events to `SourceRecord` and calls `handle`.
+
+Per record, in order:
+1. below its partition's progress floor: fully processed before, so nothing happens
+   (`streams.progress`);
+2. decode, validate and route; a failure is dead-lettered at most once per source event;
+3. apply to the positions it touches, each of which names the copies applied to it
+   (`streams.positions`): a second delivery of the same copy changes nothing, another
+   copy of the same event (a producer's duplicate) is ignored whole;
+4. hand its rows to the partition's batches (`streams.sources`).
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from schemas.codec import decode_event
 from schemas.exceptions import DecodeError, SchemaError
@@ -23,13 +32,32 @@ from sinks.naming import SourcePartition
 from streams import metrics
 from streams.config import Settings
 from streams.dlq import DeadLetter, ErrorClass, SourceRecord
-from streams.positions import Applied, Position, apply_change, position_key
+from streams.positions import KEEP_ALL, Applied, Position, Pruning, apply_change, position_key
+from streams.progress import DeadLetterMark, Progress
 from streams.routing import Routed, UnroutableEvent, route_count, route_variance
-from streams.sources import Ackable, SourceRegistry
+from streams.sources import Ackable, SourceRegistry, SourceState
 
 log = logging.getLogger(__name__)
 
-SendDeadLetter = Callable[[DeadLetter], Awaitable[None]]
+
+class DeadLetterSink(Protocol):
+    """The DLQ: `streams.dlq_writer.KafkaDeadLetters` in a worker."""
+
+    def known_end(self) -> int:
+        """An offset that no dead letter this process knows of is at or past."""
+        ...
+
+    async def send(self, letter: DeadLetter) -> int:
+        """Send and wait for the acknowledgement; return the DLQ offset."""
+        ...
+
+    async def find(self, record: SourceRecord, from_offset: int) -> int | None:
+        """The DLQ offset of an earlier dead letter of `record` at or after `from_offset`."""
+        ...
+
+
+async def _nothing_to_flush() -> None:
+    """Without a changelog (the fold, unit tests) every table write is at once durable."""
 
 
 class Rejected(Exception):
@@ -58,19 +86,20 @@ class EventPipeline:
         settings: Settings,
         kinds: dict[str, EventKind],
         inventory: MutableMapping[str, Any],
-        seen: MutableMapping[str, Any],
         sources: SourceRegistry,
         *,
-        send_dead_letter: SendDeadLetter,
+        dead_letters: DeadLetterSink,
+        durable: Callable[[], Awaitable[None]] = _nothing_to_flush,
         clocks: Clocks | None = None,
     ) -> None:
         self._settings = settings
         self._kinds = kinds
         self._inventory = inventory
-        self._seen = seen
         self._sources = sources
-        self._send_dead_letter = send_dead_letter
+        self._dead_letters = dead_letters
+        self._durable = durable
         self._clocks = clocks or Clocks()
+        self._horizon_ms = round(settings.dedupe.horizon_days * 86_400_000)
         self._limits = ValidationLimits(
             max_abs_quantity=settings.validation.max_abs_quantity,
             max_future=settings.validation.max_future,
@@ -86,25 +115,27 @@ class EventPipeline:
             # The consumer went back, as Faust does after every rebalance: take the events
             # again from here, or rows that the stream skipped before the seek are lost.
             state.rewind(record.offset)
+        progress = self._sources.progress_of(state)
         kind = self._kinds[record.topic]
-        try:
-            accepted = self.accept(record, kind)
-        except Rejected as rejected:
-            await self._dead_letter(record, rejected)
-            state.record(record.offset, ackable, {}, self._clocks.monotonic())
-            return
-        except Exception as exc:
-            # A bug must not stop the stream or lose the event: keep it for re-drive.
-            log.exception(
-                "unexpected error on %s[%d]@%d", record.topic, record.partition, record.offset
-            )
-            await self._dead_letter(
-                record, Rejected(ErrorClass.INTERNAL, f"{type(exc).__name__}: {exc}")
-            )
-            state.record(record.offset, ackable, {}, self._clocks.monotonic())
-            return
-        rows = self._apply(record, accepted)
-        state.record(record.offset, ackable, rows, self._clocks.monotonic())
+        rows: dict[Feed, list[PendingRow]] = {}
+        if progress.processed(record.offset):
+            metrics.events(kind.value, "processed-before").inc()
+        else:
+            try:
+                accepted = self.accept(record, kind)
+            except Rejected as rejected:
+                await self._dead_letter(record, rejected, state, progress)
+            except Exception as exc:
+                # A bug must not stop the stream or lose the event: keep it for re-drive.
+                log.exception(
+                    "unexpected error on %s[%d]@%d", record.topic, record.partition, record.offset
+                )
+                internal = Rejected(ErrorClass.INTERNAL, f"{type(exc).__name__}: {exc}")
+                await self._dead_letter(record, internal, state, progress)
+            else:
+                rows = self._apply(record, accepted)
+        if self._owns(state):  # dead-lettering waits: the partition may be gone since
+            state.record(record.offset, ackable, rows, self._clocks.monotonic())
 
     def accept(self, record: SourceRecord, kind: EventKind) -> Accepted:
         """Decode, validate and route, or raise `Rejected` with the DLQ reason."""
@@ -142,41 +173,57 @@ class EventPipeline:
         return route_variance(event, self._settings.netsuite)
 
     def _apply(self, record: SourceRecord, accepted: Accepted) -> dict[Feed, list[PendingRow]]:
-        if not self.apply_to_tables(record, accepted):
+        if not self.apply_to_tables(record, accepted, self._pruning(record)):
             return {}
         return self._rows(record, accepted)
 
-    def apply_to_tables(self, record: SourceRecord, accepted: Accepted) -> bool:
-        """Apply an accepted event to the tables; False when it is a producer duplicate.
+    def _pruning(self, record: SourceRecord) -> Pruning:
+        if self._horizon_ms <= 0:
+            return KEEP_ALL
+        before = (record.timestamp_ms or 0) - self._horizon_ms
+        return Pruning(self._sources.floors(record.partition), before)
+
+    def apply_to_tables(
+        self, record: SourceRecord, accepted: Accepted, pruning: Pruning = KEEP_ALL
+    ) -> bool:
+        """Apply an accepted event to the positions it touches; False when it is a
+        producer's duplicate (another copy of an event already applied).
 
         Also used on its own by `rebuild-table` to fold the input topics into positions.
         """
         event = accepted.event
         kind = self._kinds[record.topic]
-        coordinates = f"{record.topic}:{record.partition}:{record.offset}"
-        first_seen = self._seen.get(event.event_id)
-        if first_seen is None:
-            self._seen[event.event_id] = coordinates
-        elif first_seen != coordinates:
-            # The producer sent this event twice; only its first copy counts.
+        copy = (record.topic, record.offset)
+        keys = [position_key(c.facility_id, c.product_id) for c in accepted.routed.changes]
+        stored = [self._inventory.get(key) for key in keys]
+        positions = [Position.from_json(s) if s is not None else None for s in stored]
+        applied_copies = [p.applied_copy(event.event_id) if p else None for p in positions]
+        first = next((c for c in applied_copies if c is not None and c != copy), None)
+        if first is not None:
             metrics.events(kind.value, "duplicate").inc()
             log.info(
-                "event %s at %s duplicates %s; ignored", event.event_id, coordinates, first_seen
+                "event %s at %s:%d:%d duplicates its copy at %s:%d; ignored",
+                event.event_id,
+                record.topic,
+                record.partition,
+                record.offset,
+                *first,
             )
             return False
-        applied = Applied(event.event_id, event.occurred_at, record.topic, record.offset)
+        at_ms = record.timestamp_ms
+        if at_ms is None:
+            at_ms = round(event.occurred_at.timestamp() * 1000)
+        applied = Applied(event.event_id, event.occurred_at, record.topic, record.offset, at_ms)
         changed = 0
-        for change in accepted.routed.changes:
-            key = position_key(change.facility_id, change.product_id)
-            stored = self._inventory.get(key)
-            position = Position.from_json(stored) if stored is not None else None
-            updated = apply_change(position, change, applied)
-            if updated is not None:
-                self._inventory[key] = updated.to_json()
+        for key, change, position, applied_copy in zip(
+            keys, accepted.routed.changes, positions, applied_copies, strict=True
+        ):
+            if applied_copy is None:
+                self._inventory[key] = apply_change(position, change, applied, pruning).to_json()
                 changed += 1
         outcome = "applied" if changed or not accepted.routed.changes else "redelivered"
         metrics.events(kind.value, outcome).inc()
-        if accepted.routed.unexported_reason is not None:
+        if accepted.routed.unexported_reason is not None and changed:
             metrics.unexported(accepted.routed.unexported_reason).inc()
         return True
 
@@ -191,7 +238,29 @@ class EventPipeline:
             )
         return rows
 
-    async def _dead_letter(self, record: SourceRecord, rejected: Rejected) -> None:
+    async def _dead_letter(
+        self, record: SourceRecord, rejected: Rejected, state: SourceState, progress: Progress
+    ) -> None:
+        """Send the record to the DLQ unless an earlier attempt did: at most once each.
+
+        The pending mark is made durable before the send, so that a successor after a
+        crash knows to look for the dead letter before sending it again.
+        """
+        mark = progress.dead_letters.get(record.offset)
+        if mark is not None and mark.sent:
+            return  # a re-delivery of an event already dead-lettered
+        letter = DeadLetter(record, rejected.error_class, rejected.reason)
+        if mark is not None and mark.pending_from is not None:
+            found = await self._dead_letters.find(record, mark.pending_from)
+            if found is not None:
+                self._mark_dead(state, progress, record.offset, DeadLetterMark(found))
+                return
+        else:
+            start = max(self._dead_letters.known_end(), progress.highest_dlq_offset() + 1)
+            self._mark_dead(state, progress, record.offset, DeadLetterMark(pending_from=start))
+            await self._durable()
+        if not self._owns(state):
+            return  # revoked meanwhile: the next owner finds the pending mark
         kind = self._kinds[record.topic]
         metrics.events(kind.value, "dead-lettered").inc()
         metrics.DEAD_LETTERS.labels(record.topic, rejected.error_class.value).inc()
@@ -203,4 +272,17 @@ class EventPipeline:
             rejected.error_class.value,
             rejected.reason,
         )
-        await self._send_dead_letter(DeadLetter(record, rejected.error_class, rejected.reason))
+        offset = await self._dead_letters.send(letter)
+        self._mark_dead(state, progress, record.offset, DeadLetterMark(offset))
+
+    def _mark_dead(
+        self, state: SourceState, progress: Progress, offset: int, mark: DeadLetterMark
+    ) -> None:
+        # Only the owner writes a partition's progress: a revoked state's would overwrite
+        # the next owner's.
+        if self._owns(state):
+            progress.dead_letters[offset] = mark
+            self._sources.save_progress(state)
+
+    def _owns(self, state: SourceState) -> bool:
+        return self._sources.get(state.source) is state

@@ -4,6 +4,9 @@ An event is acked (so Faust may commit past it) only once no feed still holds a 
 or below its offset and, in a worker, once its table writes are in the changelog
 (`streams.changelog_writer`). Offsets therefore never move past an unpublished row or an
 unwritten position, which is what lets a crashed worker's successor rebuild both.
+
+Each acked low-water mark also raises the partition's `Progress` floor
+(`streams.progress`), which the registry writes to the progress table now and then.
 """
 
 from __future__ import annotations
@@ -18,10 +21,33 @@ from typing import Protocol
 from sinks.batching import FeedBatcher, PendingRow
 from sinks.feeds import Feed
 from sinks.naming import SourcePartition
+from streams.progress import Progress
 
 
 class Ackable(Protocol):
     def ack(self) -> bool: ...
+
+
+class ProgressStore(Protocol):
+    """Where partition progress is kept: the changelog-backed progress table in a worker."""
+
+    def load(self, source: SourcePartition) -> Progress | None: ...
+
+    def save(self, source: SourcePartition, progress: Progress) -> None: ...
+
+
+class MemoryProgress:
+    """A `ProgressStore` in a dict, for the fold and for tests."""
+
+    def __init__(self) -> None:
+        self.saved: dict[SourcePartition, dict[str, object]] = {}
+
+    def load(self, source: SourcePartition) -> Progress | None:
+        data = self.saved.get(source)
+        return None if data is None else Progress.from_json(dict(data))
+
+    def save(self, source: SourcePartition, progress: Progress) -> None:
+        self.saved[source] = progress.to_json()
 
 
 # Epochs are unique in the process, so that a mark taken before a partition was revoked
@@ -50,6 +76,9 @@ class SourceState:
         # Held for the whole flush so that revoking the partition waits for it.
         self.lock = asyncio.Lock()
         self._unacked: deque[tuple[int, Ackable]] = deque()
+        # Loaded from the progress table at the first event, once recovery has filled it.
+        self.progress: Progress | None = None
+        self.progress_saved = True
 
     @property
     def pending_rows(self) -> int:
@@ -110,6 +139,8 @@ class SourceState:
             _, event = self._unacked.popleft()
             event.ack()
             released += 1
+        if released and self.progress is not None and self.progress.advance(mark):
+            self.progress_saved = False
         return released
 
 
@@ -117,10 +148,15 @@ class SourceRegistry:
     """The source partitions this worker owns right now."""
 
     def __init__(
-        self, feeds_by_topic: Mapping[str, Sequence[Feed]], *, durable_gate: bool = False
+        self,
+        feeds_by_topic: Mapping[str, Sequence[Feed]],
+        *,
+        durable_gate: bool = False,
+        progress: ProgressStore | None = None,
     ) -> None:
         self._feeds_by_topic = feeds_by_topic
         self._durable_gate = durable_gate
+        self._store = progress or MemoryProgress()
         self._states: dict[SourcePartition, SourceState] = {}
         self._progress = asyncio.Event()
         # Set by the first assignment, even an empty one (more workers than partitions).
@@ -147,6 +183,37 @@ class SourceRegistry:
     @property
     def pending_rows(self) -> int:
         return sum(state.pending_rows for state in self._states.values())
+
+    def use_progress(self, store: ProgressStore) -> None:
+        """Keep progress in `store` (the worker's table, registered after the registry)."""
+        self._store = store
+
+    def progress_of(self, state: SourceState) -> Progress:
+        """The partition's progress; call only while processing its events (after the
+        table recovered), never earlier, or a stale floor would be taken for true."""
+        if state.progress is None:
+            state.progress = self._store.load(state.source) or Progress()
+        return state.progress
+
+    def save_progress(self, state: SourceState) -> None:
+        if state.progress is not None:
+            self._store.save(state.source, state.progress)
+            state.progress_saved = True
+
+    def save_floors(self) -> int:
+        """Write every floor that rose since it was last written; return how many."""
+        dirty = [state for state in self._states.values() if not state.progress_saved]
+        for state in dirty:
+            self.save_progress(state)
+        return len(dirty)
+
+    def floors(self, partition: int) -> dict[str, int]:
+        """Topic -> floor for the input partitions numbered `partition` owned here."""
+        return {
+            source.topic: state.progress.floor
+            for source, state in self._states.items()
+            if source.partition == partition and state.progress is not None
+        }
 
     def consumed(self) -> dict[SourcePartition, ConsumedMark]:
         return {source: state.consumed_mark() for source, state in self._states.items()}

@@ -10,6 +10,7 @@ from typing import Any
 
 from schemas.models import CountApproved, CountLine, VarianceLogged
 from streams.config import Settings, load_settings
+from streams.dlq import DeadLetter, SourceRecord
 
 SAMPLE_TOML = """\
 [netsuite]
@@ -101,3 +102,28 @@ def variance(
         comments=None,
         logged_by="associate",
     )
+
+
+class DeadLetterLog:
+    """A DLQ in a list, as the pipeline's `DeadLetterSink`: the offset is the index."""
+
+    def __init__(self) -> None:
+        self.letters: list[DeadLetter] = []
+
+    def known_end(self) -> int:
+        return len(self.letters)
+
+    async def send(self, letter: DeadLetter) -> int:
+        self.letters.append(letter)
+        return len(self.letters) - 1
+
+    async def find(self, record: SourceRecord, from_offset: int) -> int | None:
+        for offset in range(from_offset, len(self.letters)):
+            sent = self.letters[offset].record
+            if (sent.topic, sent.partition, sent.offset) == (
+                record.topic,
+                record.partition,
+                record.offset,
+            ):
+                return offset
+        return None

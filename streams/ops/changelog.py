@@ -2,7 +2,7 @@
 
 Faust writes both of our tables' changelogs as JSON: it picks its "json" codec for
 `key_type=str`, so a key is a JSON string (`"STORE_1/10017"`), and the value is JSON (a
-position object, or the coordinates string of `seen-events`). Deleting a key writes a
+position, or a partition's progress). Deleting a key writes a
 record with a null value. The changelog topic is `<app id>-<table>-changelog`, and the app
 id is `kafka.group_id`.
 
@@ -32,9 +32,9 @@ from streams.config import WorkerConfig
 from streams.errors import UsageError
 from streams.kafka import BrokerError
 from streams.ops.offsets import FETCH_TIMEOUT, OffsetReader, tp_label
-from streams.tables import INVENTORY_TABLE, SEEN_TABLE
+from streams.tables import INVENTORY_TABLE, PROGRESS_TABLE
 
-TABLES = (INVENTORY_TABLE, SEEN_TABLE)
+TABLES = (INVENTORY_TABLE, PROGRESS_TABLE)
 
 
 def changelog_topic(group_id: str, table: str) -> str:

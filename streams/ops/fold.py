@@ -3,6 +3,8 @@ comparing the result with a table rebuilt from its changelog.
 
 Each record goes through `EventPipeline.accept` and `apply_to_tables`, as in the ingest
 agent, with plain dicts for tables; what the worker would dead-letter is skipped.
+Positions forget the copies they name as the worker's do (`streams.positions`), taking
+the fold's own progress for the floors.
 """
 
 from __future__ import annotations
@@ -21,36 +23,48 @@ from streams.kafka import TopicNames
 from streams.ops.changelog import RebuiltTable, scan
 from streams.ops.offsets import OffsetReader
 from streams.pipeline import Clocks, EventPipeline
-from streams.positions import position_key
+from streams.positions import KEEP_ALL, Pruning, position_key
+from streams.progress import Progress
 from streams.sources import SourceRegistry
 
 # Set by whichever event touched a position last. The worker interleaves the two input
 # topics in an order nobody records, so these may end as either topic's last event left them.
-LATER_FIELDS = ("recent_offsets",)
 ORDER_SENSITIVE = ("last_event_id", "last_event_at", "netsuite_location_id", "netsuite_item_id")
+# The copies a position names: the worker forgets them later than the fold may (its floors
+# trail the fold's), so the changelog may name more, never other ones.
+BOOKKEEPING = "applied_events"
 
 
-async def _never_dead_letters(letter: DeadLetter) -> None:
-    """`EventPipeline.handle` is the only caller, and the fold never calls it."""
+class _NoDeadLetters:
+    """`EventPipeline.handle` is the only user, and the fold never calls it."""
+
+    def known_end(self) -> int:
+        return 0
+
+    async def send(self, letter: DeadLetter) -> int:
+        raise RuntimeError("the fold sends no dead letters")
+
+    async def find(self, record: SourceRecord, from_offset: int) -> int | None:
+        raise RuntimeError("the fold sends no dead letters")
 
 
 class InputFold:
     def __init__(self, settings: Settings) -> None:
         topics = TopicNames.from_config(settings.kafka)
         self.inventory: dict[str, Any] = {}
-        self.seen: dict[str, Any] = {}
         # Position key -> topic -> ORDER_SENSITIVE fields right after that topic's last event.
         self.endings: dict[str, dict[str, dict[str, Any]]] = {}
         self.records = self.applied = self.duplicates = self.skipped = 0
         self._kinds = topics.kinds
         self._now = datetime.now(UTC)
+        self._horizon_ms = round(settings.dedupe.horizon_days * 86_400_000)
+        self._next: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset
         self._pipeline = EventPipeline(
             settings,
             self._kinds,
             self.inventory,
-            self.seen,
             SourceRegistry(topics.feeds),
-            send_dead_letter=_never_dead_letters,
+            dead_letters=_NoDeadLetters(),
             clocks=Clocks(wall=lambda: self._now),
         )
 
@@ -61,6 +75,8 @@ class InputFold:
             # "Too far in the future" was judged at processing time, which the record's
             # own timestamp approximates far better than today's clock.
             self._now = datetime.fromtimestamp(record.timestamp_ms / 1000, tz=UTC)
+        pruning = self._pruning(record)
+        self._next[(record.topic, record.partition)] = record.offset + 1
         try:
             accepted = self._pipeline.accept(record, self._kinds[record.topic])
         except Exception:
@@ -68,7 +84,7 @@ class InputFold:
             # anything else (a bug) as "internal".
             self.skipped += 1
             return
-        if not self._pipeline.apply_to_tables(record, accepted):
+        if not self._pipeline.apply_to_tables(record, accepted, pruning):
             self.duplicates += 1
             return
         self.applied += 1
@@ -78,6 +94,17 @@ class InputFold:
             self.endings.setdefault(key, {})[record.topic] = {
                 name: position[name] for name in ORDER_SENSITIVE
             }
+
+    def _pruning(self, record: SourceRecord) -> Pruning:
+        if self._horizon_ms <= 0:
+            return KEEP_ALL
+        floors = {
+            topic: offset
+            for (topic, partition), offset in self._next.items()
+            if partition == record.partition
+        }
+        floors[record.topic] = record.offset
+        return Pruning(floors, (record.timestamp_ms or 0) - self._horizon_ms)
 
 
 def to_source_record(record: Any) -> SourceRecord:
@@ -97,13 +124,14 @@ def applied_through(
     inputs: Iterable[TopicPartition],
     committed: Mapping[TopicPartition, int | None],
     inventory: RebuiltTable,
-    seen: RebuiltTable,
+    progress: RebuiltTable,
 ) -> dict[TopicPartition, int]:
     """The last input offset per partition known to be applied (-1: none).
 
     Evidence: the group's committed offset (offsets move only after an event's batch is
-    published), the coordinates in `seen-events`, and the offsets positions record. Events
-    past all three are not applied yet, so folding them would report lag as differences.
+    published), the progress floors and dead letters, and the copies positions name.
+    Events past all of them are not applied yet, so folding them would report lag as
+    differences.
     """
     bounds = dict.fromkeys(inputs, -1)
 
@@ -114,15 +142,20 @@ def applied_through(
     for tp, offset in committed.items():
         if offset is not None:
             note(tp, offset - 1)
-    for coordinates in seen.values.values():
-        parts = str(coordinates).rsplit(":", 2)
-        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
-            note(TopicPartition(parts[0], int(parts[1])), int(parts[2]))
+    for key, value in progress.values.items():
+        topic, _, partition = str(key).rpartition(":")
+        if isinstance(value, dict) and partition.isdigit():
+            tp = TopicPartition(topic, int(partition))
+            state = Progress.from_json(value)
+            note(tp, state.floor - 1)
+            for offset in state.dead_letters:
+                note(tp, offset)
     for key, position in inventory.values.items():
-        offsets = position.get("applied_offsets") if isinstance(position, dict) else None
-        if isinstance(offsets, dict):
-            for topic, offset in offsets.items():
-                note(TopicPartition(topic, inventory.partition_of[key]), offset)
+        entries = position.get(BOOKKEEPING) if isinstance(position, dict) else None
+        if isinstance(entries, dict):
+            for entry in entries.values():
+                if isinstance(entry, list) and len(entry) == 3:
+                    note(TopicPartition(entry[0], inventory.partition_of[key]), entry[1])
     return bounds
 
 
@@ -212,15 +245,20 @@ def _differences(
 ) -> list[Difference]:
     if not (isinstance(ours, dict) and isinstance(theirs, dict)):
         return [] if ours == theirs else [Difference(table, key, Kind.DIFFERS, None, ours, theirs)]
-    # A record written before positions kept recent offsets lacks them; that is no drift.
-    names = sorted(set(ours) | set(theirs) - (set(LATER_FIELDS) - set(ours)))
+    names = sorted(set(ours) | set(theirs))
     if any(_same(ours, ending, ORDER_SENSITIVE) for ending in (endings or {}).values()):
         names = [name for name in names if name not in ORDER_SENSITIVE]
     return [
         Difference(table, key, Kind.DIFFERS, name, ours.get(name), theirs.get(name))
         for name in names
-        if ours.get(name) != theirs.get(name)
+        if not _agrees(name, ours.get(name), theirs.get(name))
     ]
+
+
+def _agrees(name: str, ours: Any, theirs: Any) -> bool:
+    if name == BOOKKEEPING and isinstance(ours, dict) and isinstance(theirs, dict):
+        return all(ours.get(event_id) == entry for event_id, entry in theirs.items())
+    return bool(ours == theirs)
 
 
 def _same(left: Mapping[str, Any], right: Mapping[str, Any], names: Sequence[str]) -> bool:

@@ -4,6 +4,7 @@ ackable only once the broker has their table writes."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -11,7 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from sinks.feeds import Feed
 from sinks.naming import SourcePartition
-from streams.changelog_writer import ChangelogWriteFailed, ChangelogWriter
+from streams.changelog_writer import ChangelogWriteFailed, ChangelogWriter, Persisted
 from streams.config import KafkaConfig
 from streams.devstack.broker import EmbeddedBroker
 from streams.sources import SourceRegistry, SourceState
@@ -60,18 +61,23 @@ async def stage(bootstrap: str, **options: int) -> tuple[SourceState, ChangelogW
 
 async def flush_scenario(bootstrap: str) -> None:
     state, writer = await stage(bootstrap)
-    persisted: list[tuple[int, int]] = []
-    writer.register(CHANGELOG, lambda tp, offset: persisted.append((tp.partition, offset)))
+    persisted: list[tuple[int, int, object]] = []
+
+    def on_persisted(tp: TopicPartition, records: Sequence[Persisted]) -> None:
+        persisted.extend((tp.partition, record.offset, record.tag) for record in records)
+
+    writer.register(CHANGELOG, on_persisted)
     acked: list[int] = []
     try:
         for offset in range(3):
             state.record(offset, Event(offset, acked), {}, now=0)
-            writer.append(CHANGELOG, 0, f'"k{offset}"'.encode(), f"{offset}".encode())
-        writer.append(CHANGELOG, 1, b'"other"', None)
+            writer.append(CHANGELOG, 0, f'"k{offset}"'.encode(), f"{offset}".encode(), offset)
+        writer.append(CHANGELOG, 1, b'"other"', None, "tag")
         assert acked == []  # nothing is durable yet
+        assert persisted == []  # nor is any record handed back to its table
         await writer.flush()
         assert acked == [0, 1, 2]
-        assert sorted(persisted) == [(0, 2), (1, 0)]
+        assert sorted(persisted, key=str) == [(0, 0, 0), (0, 1, 1), (0, 2, 2), (1, 0, "tag")]
         expected = [(f'"k{n}"'.encode(), f"{n}".encode()) for n in range(3)]
         assert await read_all(bootstrap, 0, 3) == expected
         assert await read_all(bootstrap, 1, 1) == [(b'"other"', None)]

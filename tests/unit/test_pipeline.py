@@ -14,8 +14,8 @@ from sinks.feeds import Feed
 from sinks.naming import SourcePartition
 from streams.dlq import DeadLetter, ErrorClass, SourceRecord
 from streams.pipeline import EventPipeline
-from streams.sources import SourceRegistry
-from tests.factories import count, line, make_settings, variance
+from streams.sources import MemoryProgress, SourceRegistry
+from tests.factories import DeadLetterLog, count, line, make_settings, variance
 
 COUNTS, VARIANCES = "counts", "variances"
 
@@ -32,26 +32,32 @@ class Event:
 class Harness:
     def __init__(self, tmp_path: Path) -> None:
         self.inventory: dict[str, Any] = {}
-        self.seen: dict[str, Any] = {}
-        self.dead: list[DeadLetter] = []
+        self.dlq = DeadLetterLog()
+        self.progress = MemoryProgress()
         self.sources = SourceRegistry(
-            {COUNTS: (Feed.ADJUSTMENT,), VARIANCES: (Feed.ADJUSTMENT, Feed.TRANSFER)}
+            {COUNTS: (Feed.ADJUSTMENT,), VARIANCES: (Feed.ADJUSTMENT, Feed.TRANSFER)},
+            progress=self.progress,
         )
         self.sources.assign([SourcePartition(COUNTS, 0), SourcePartition(VARIANCES, 0)])
         self.offsets = {COUNTS: 0, VARIANCES: 0}
+        self.flushes = 0
 
-        async def send(letter: DeadLetter) -> None:
-            self.dead.append(letter)
+        async def durable() -> None:
+            self.flushes += 1
 
         kinds = {COUNTS: EventKind.COUNT_APPROVED, VARIANCES: EventKind.VARIANCE_LOGGED}
         self.pipeline = EventPipeline(
             make_settings(tmp_path),
             kinds,
             self.inventory,
-            self.seen,
             self.sources,
-            send_dead_letter=send,
+            dead_letters=self.dlq,
+            durable=durable,
         )
+
+    @property
+    def dead(self) -> list[DeadLetter]:
+        return self.dlq.letters
 
     async def send(
         self,
@@ -204,3 +210,95 @@ async def test_events_of_revoked_partitions_are_left_alone(harness: Harness) -> 
     held = await harness.send(VARIANCES, encode_avro(variance(-1, "VAR_LOST")))
     assert not held.acked
     assert harness.inventory == {}
+
+
+async def test_more_than_sixteen_events_on_a_position_out_of_order_apply_once(
+    harness: Harness,
+) -> None:
+    # Offsets 10-25 first, then a never-applied 9 (rebalances and seeks produce such
+    # orders), then everything again: each event counts exactly once.
+    payloads = {n: encode_avro(variance(-1, "VAR_LOST", event_id=f"o{n}")) for n in range(9, 26)}
+    for offset in range(10, 26):
+        await harness.send(VARIANCES, payloads[offset], offset=offset)
+    await harness.send(VARIANCES, payloads[9], offset=9)
+    position = harness.inventory["STORE_1/10017"]
+    assert position["net_variance"] == -17
+    for offset in range(9, 26):
+        await harness.send(VARIANCES, payloads[offset], offset=offset)
+    assert harness.inventory["STORE_1/10017"]["net_variance"] == -17
+    assert harness.inventory["STORE_1/10017"]["events_applied"] == 17
+
+
+async def test_events_below_the_floor_are_not_looked_at_again(harness: Harness) -> None:
+    source = SourcePartition(VARIANCES, 0)
+    lost = encode_avro(variance(-2, "VAR_LOST", event_id="f1"))
+    await harness.send(VARIANCES, b"\xc3\x01\x00", offset=0)
+    await harness.send(VARIANCES, encode_avro(variance(-4, "VAR_SAMPLE", event_id="f0")), offset=1)
+    assert harness.sources.save_floors() == 1
+    assert harness.progress.saved[source]["floor"] == 2
+    # A replay from the start: nothing applied twice, no row, no second dead letter.
+    await harness.sources.revoke([source])
+    harness.sources.assign([source])
+    held = [await harness.send(VARIANCES, value, offset=n) for n, value in enumerate([b"x", lost])]
+    assert harness.inventory["STORE_1/10017"]["net_variance"] == -4
+    assert len(harness.dead) == 1
+    assert harness.pending(VARIANCES, Feed.ADJUSTMENT) == []
+    assert all(event.acked for event in held)
+
+
+async def test_a_rejected_event_delivered_again_is_dead_lettered_once(harness: Harness) -> None:
+    source = SourcePartition(VARIANCES, 0)
+    await harness.send(VARIANCES, encode_avro(variance(-1, "VAR_LOST")), offset=0)  # holds acks
+    await harness.send(VARIANCES, b"\xc3\x01\x00", offset=1)
+    await harness.send(VARIANCES, b"\xc3\x01\x00", offset=1)  # a rewind, as after a seek
+    await harness.sources.revoke([source])
+    harness.sources.assign([source])  # a new owner, from the same progress table
+    await harness.send(VARIANCES, b"\xc3\x01\x00", offset=1)
+    assert [letter.record.offset for letter in harness.dead] == [1]
+    assert harness.flushes == 1  # the pending mark was made durable before the send
+
+
+class DiesWhileSending(DeadLetterLog):
+    """A DLQ whose first send kills the worker, after or before the broker took it."""
+
+    def __init__(self, reached_the_broker: bool) -> None:
+        super().__init__()
+        self.reached_the_broker = reached_the_broker
+        self.dead = False
+
+    async def send(self, letter: DeadLetter) -> int:
+        if self.dead:
+            return await super().send(letter)
+        self.dead = True
+        if self.reached_the_broker:
+            await super().send(letter)
+        raise SystemExit("killed")
+
+
+@pytest.mark.parametrize("reached_the_broker", [True, False])
+async def test_a_dead_letter_interrupted_mid_send_is_neither_lost_nor_doubled(
+    harness: Harness, reached_the_broker: bool
+) -> None:
+    dlq = DiesWhileSending(reached_the_broker)
+    harness.pipeline._dead_letters = dlq
+    source = SourcePartition(VARIANCES, 0)
+    with pytest.raises(SystemExit):
+        await harness.send(VARIANCES, b"\xc3\x01\x00", offset=0)
+    await harness.sources.revoke([source])
+    harness.sources.assign([source])
+    await harness.send(VARIANCES, b"\xc3\x01\x00", offset=0)
+    assert [letter.record.offset for letter in dlq.letters] == [0]
+    marks = harness.progress.saved[source]["dead_letters"]
+    assert marks == {"0": {"dlq_offset": 0}}
+
+
+async def test_a_producer_duplicate_of_a_count_is_ignored_on_every_line(harness: Harness) -> None:
+    event = count(
+        line("10017", "3410", counted=7, system=10), line("10018", "3411", counted=1, system=2)
+    )
+    await harness.send(COUNTS, encode_avro(event))
+    duplicate = await harness.send(COUNTS, encode_avro(event))
+    assert harness.inventory["STORE_1/10017"]["net_variance"] == -3
+    assert harness.inventory["STORE_1/10018"]["net_variance"] == -1
+    assert harness.pending(COUNTS, Feed.ADJUSTMENT) == ["CC1001-10017", "CC1001-10018"]
+    assert not duplicate.acked

@@ -26,7 +26,7 @@ from streams.ops.changelog import (
     tables_dir,
 )
 from streams.sources import SourceRegistry
-from streams.tables import INVENTORY_TABLE, SEEN_TABLE, register_tables
+from streams.tables import INVENTORY_TABLE, PROGRESS_TABLE, register_tables
 from tests.factories import write_config
 
 
@@ -48,18 +48,18 @@ def as_faust_writes(table: Any, key: str, value: Any) -> tuple[bytes, bytes | No
 
 
 def test_changelog_topics_are_named_as_faust_names_them(tmp_path: Path) -> None:
-    inventory, seen = faust_tables(tmp_path)
+    inventory, progress = faust_tables(tmp_path)
     assert inventory.changelog_topic_name == changelog_topic("variance-sync", INVENTORY_TABLE)
-    assert seen.changelog_topic_name == changelog_topic("variance-sync", SEEN_TABLE)
+    assert progress.changelog_topic_name == changelog_topic("variance-sync", PROGRESS_TABLE)
 
 
 def test_the_last_value_wins_a_tombstone_deletes_and_partitions_combine(tmp_path: Path) -> None:
     inventory, _ = faust_tables(tmp_path)
     records = [
-        (0, "STORE_1/1", {"net_variance": -1, "applied_offsets": {"t": 0}}),
+        (0, "STORE_1/1", {"net_variance": -1, "applied_events": {"e0": ["t", 0, 1]}}),
         (1, "STORE_2/1", {"net_variance": 4}),
         (0, "STORE_1/2", {"net_variance": 7}),
-        (0, "STORE_1/1", {"net_variance": -3, "applied_offsets": {"t": 5}}),
+        (0, "STORE_1/1", {"net_variance": -3, "applied_events": {"e5": ["t", 5, 1]}}),
         (0, "STORE_1/2", None),
         (1, "STORE_2/9", {"net_variance": 2}),
     ]
@@ -67,18 +67,19 @@ def test_the_last_value_wins_a_tombstone_deletes_and_partitions_combine(tmp_path
     for offset, (partition, key, value) in enumerate(records):
         rebuilt.apply(partition, offset, *as_faust_writes(inventory, key, value))
     assert rebuilt.values == {
-        "STORE_1/1": {"net_variance": -3, "applied_offsets": {"t": 5}},
+        "STORE_1/1": {"net_variance": -3, "applied_events": {"e5": ["t", 5, 1]}},
         "STORE_2/1": {"net_variance": 4},
         "STORE_2/9": {"net_variance": 2},
     }
     assert rebuilt.partition_of == {"STORE_1/1": 0, "STORE_2/1": 1, "STORE_2/9": 1}
 
 
-def test_seen_events_values_are_coordinate_strings(tmp_path: Path) -> None:
-    _, seen = faust_tables(tmp_path)
-    rebuilt = RebuiltTable(SEEN_TABLE)
-    rebuilt.apply(3, 0, *as_faust_writes(seen, "evt-1", "hotwax.inventory.variance-logged:3:17"))
-    assert rebuilt.values == {"evt-1": "hotwax.inventory.variance-logged:3:17"}
+def test_progress_values_are_floors_and_dead_letters(tmp_path: Path) -> None:
+    _, progress = faust_tables(tmp_path)
+    value = {"floor": 17, "dead_letters": {"18": {"dlq_offset": 3}}}
+    rebuilt = RebuiltTable(PROGRESS_TABLE)
+    rebuilt.apply(3, 0, *as_faust_writes(progress, "hotwax.inventory.variance-logged:3", value))
+    assert rebuilt.values == {"hotwax.inventory.variance-logged:3": value}
 
 
 @pytest.mark.parametrize(
@@ -116,17 +117,17 @@ def test_the_guard_trips_only_when_list_offsets_answers_short(
 
 def test_local_state_is_exactly_the_folders_faust_keeps_for_our_tables(tmp_path: Path) -> None:
     data_dir = tmp_path / "worker"
-    inventory, seen = faust_tables(data_dir)
+    inventory, progress = faust_tables(data_dir)
     assert inventory.app.conf.tabledir == tables_dir(data_dir)
     # Faust's RocksDB store creates its backups folder when built, the databases on use.
-    databases = [table.data.partition_path(p) for table in (inventory, seen) for p in (0, 1)]
+    databases = [table.data.partition_path(p) for table in (inventory, progress) for p in (0, 1)]
     for database in databases:
         database.mkdir()
         (database / "LOCK").touch()
     unrelated = [tables_dir(data_dir) / name for name in ("other-0.db", "inventory-old")]
     for path in unrelated:
         path.mkdir()
-    backups = [tables_dir(data_dir) / f"{name}-backups" for name in ("inventory", "seen-events")]
+    backups = [tables_dir(data_dir) / f"{name}-backups" for name in ("inventory", "progress")]
     worker = WorkerConfig(store="rocksdb", data_dir=data_dir)
 
     assert local_state(worker) == sorted(databases + backups)

@@ -61,11 +61,10 @@ def test_the_fold_applies_what_the_worker_applies_and_skips_the_rest(fold: Input
     position = fold.inventory["STORE_1/10017"]
     assert (position["net_variance"], position["exported_variance"]) == (-5 - 4 - 3, -5 - 3)
     assert (position["events_applied"], position["last_counted_quantity"]) == (3, 7)
-    assert position["applied_offsets"] == {VARIANCES: 5, COUNTS: 0}
-    assert fold.seen == {
-        "dmg": f"{VARIANCES}:0:0",
-        "sample": f"{VARIANCES}:0:5",
-        "cc": f"{COUNTS}:0:0",
+    assert position["applied_events"] == {
+        "dmg": [VARIANCES, 0, NOON_MS],
+        "sample": [VARIANCES, 5, NOON_MS],
+        "cc": [COUNTS, 0, NOON_MS],
     }
     endings = fold.endings["STORE_1/10017"]
     assert (endings[VARIANCES]["last_event_id"], endings[COUNTS]["last_event_id"]) == (
@@ -81,25 +80,29 @@ def table(name: str, values: dict[str, Any], partition_of: dict[str, int]) -> Re
 def test_applied_through_takes_the_furthest_evidence_per_input_partition() -> None:
     inputs = [TopicPartition(t, p) for t in (COUNTS, VARIANCES) for p in (0, 1)]
     committed = {inputs[0]: 4, inputs[1]: None, inputs[2]: 2, inputs[3]: 8}
-    seen = table(
-        "seen-events",
-        {"a": f"{VARIANCES}:0:6", "b": f"{VARIANCES}:1:3", "c": "junk", "d": "other.topic:0:99"},
+    progress = table(
+        "progress",
+        {
+            f"{VARIANCES}:0": {"floor": 5, "dead_letters": {"6": {"dlq_offset": 0}}},
+            f"{VARIANCES}:1": {"floor": 4, "dead_letters": {}},
+            "junk": {"floor": 99},
+        },
         {},
     )
     inventory = table(
         "inventory",
         {
-            "STORE_1/1": {"applied_offsets": {COUNTS: 9, VARIANCES: 5}},
-            "STORE_2/1": {"applied_offsets": {VARIANCES: 1}},
+            "STORE_1/1": {"applied_events": {"a": [COUNTS, 9, 0], "b": [VARIANCES, 5, 0]}},
+            "STORE_2/1": {"applied_events": {"c": [VARIANCES, 1, 0]}},
             "STORE_3/1": "not a position",
-            "STORE_4/1": {"applied_offsets": [COUNTS, 99]},
+            "STORE_4/1": {"applied_events": [COUNTS, 99]},
         },
         {"STORE_1/1": 0, "STORE_2/1": 1, "STORE_3/1": 1, "STORE_4/1": 1},
     )
-    assert applied_through(inputs, committed, inventory, seen) == {
+    assert applied_through(inputs, committed, inventory, progress) == {
         TopicPartition(COUNTS, 0): 9,  # a position applied offset 9 before any commit
         TopicPartition(COUNTS, 1): -1,  # no evidence at all
-        TopicPartition(VARIANCES, 0): 6,  # seen-events
+        TopicPartition(VARIANCES, 0): 6,  # a dead letter
         TopicPartition(VARIANCES, 1): 7,  # committed 8: everything below it is applied
     }
 
@@ -135,20 +138,27 @@ def test_each_kind_of_difference_is_reported_and_counted() -> None:
     ]
 
 
-def test_records_written_before_recent_offsets_were_kept_do_not_differ() -> None:
-    folded = {"p": {**position(), "recent_offsets": {"t": [4, 5]}}}
-    assert compare("inventory", {"p": position()}, folded).differences == []
-    newer = {"p": {**position(), "recent_offsets": {"t": [5]}}}
-    assert compare("inventory", newer, folded).differences == [
-        Difference("inventory", "p", Kind.DIFFERS, "recent_offsets", {"t": [5]}, {"t": [4, 5]})
+def test_a_worker_may_name_copies_the_fold_forgot_but_never_other_ones() -> None:
+    # The worker's floors trail the fold's, so it forgets copies later, never earlier.
+    folded = {"p": position(applied_events={"e5": ["t", 5, 0]})}
+    later = {"p": position(applied_events={"e4": ["t", 4, 0], "e5": ["t", 5, 0]})}
+    assert compare("inventory", later, folded).differences == []
+    other = {"p": position(applied_events={"e5": ["t", 6, 0]})}
+    assert compare("inventory", other, folded).differences == [
+        Difference(
+            "inventory",
+            "p",
+            Kind.DIFFERS,
+            "applied_events",
+            {"e5": ["t", 6, 0]},
+            {"e5": ["t", 5, 0]},
+        )
     ]
 
 
 def test_plain_values_differ_as_a_whole() -> None:
-    result = compare("seen-events", {"e": "t:0:1"}, {"e": "t:0:2"})
-    assert result.differences == [
-        Difference("seen-events", "e", Kind.DIFFERS, None, "t:0:1", "t:0:2")
-    ]
+    result = compare("other", {"e": "t:0:1"}, {"e": "t:0:2"})
+    assert result.differences == [Difference("other", "e", Kind.DIFFERS, None, "t:0:1", "t:0:2")]
 
 
 def test_the_last_event_may_be_either_topics_last_event() -> None:

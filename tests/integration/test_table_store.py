@@ -1,0 +1,78 @@
+"""The tables' local RocksDB store against a real broker: it only ever holds what the
+changelog acknowledged, so a worker killed at any moment restarts on a prefix of its
+changelog (docs/table-protocol.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import faust
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faust.types import TP
+
+from sinks.feeds import Feed
+from streams.changelog_writer import ChangelogWriter
+from streams.config import KafkaConfig
+from streams.devstack.broker import EmbeddedBroker
+from streams.sources import SourceRegistry
+from streams.tables import WrittenThroughTable, register_tables
+from tests.fixtures.broker import broker
+
+__all__ = ["broker"]
+
+
+def tables(data_dir: Path, writer: ChangelogWriter | None = None) -> WrittenThroughTable:
+    """The inventory table on `data_dir`; without a writer, only to look at its store."""
+    app = faust.App("table-store-test", datadir=str(data_dir), store="rocksdb://")
+    writer = writer or ChangelogWriter(KafkaConfig(), SourceRegistry({}))
+    inventory, _ = register_tables(app, 1, writer)
+    return inventory
+
+
+async def scenario(bootstrap: str, data_dir: Path) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic("table-store-test-inventory-changelog", 1, 1)])
+    await admin.close()
+    writer = ChangelogWriter(
+        KafkaConfig(bootstrap=bootstrap), SourceRegistry({"t": (Feed.ADJUSTMENT,)})
+    )
+    await writer.start()
+    try:
+        table = tables(data_dir, writer)
+        changelog = TP(table.changelog_topic_name, 0)
+        table.put("STORE_1/1", {"net_variance": -1}, 0)
+        await writer.flush()
+        table.put("STORE_1/1", {"net_variance": -3}, 0)
+        table.put("STORE_1/2", {"net_variance": 5}, 0)
+        # Not acknowledged yet: readers see the writes, the store does not hold them.
+        assert table.get("STORE_1/1") == {"net_variance": -3}
+        assert "STORE_1/2" in table
+        assert table.data.get("STORE_1/1") == {"net_variance": -1}
+        assert table.data.get("STORE_1/2") is None
+        assert table.data.persisted_offset(changelog) == 0
+        assert table.unacked_writes == 2
+        await table.data.stop()
+        # A worker killed now restarts on this folder: it holds only the first write.
+        reopened = tables(data_dir)
+        assert reopened.data.persisted_offset(changelog) == 0  # opens the partition's db
+        assert reopened.data.get("STORE_1/1") == {"net_variance": -1}
+        assert reopened.data.get("STORE_1/2") is None
+        await reopened.data.stop()
+        # Acknowledged: the store holds the writes and recovers from after them.
+        await writer.flush()
+        assert table.unacked_writes == 0
+        survivor = tables(data_dir)
+        assert survivor.data.persisted_offset(changelog) == 2
+        assert survivor.data.get("STORE_1/1") == {"net_variance": -3}
+        assert survivor.data.get("STORE_1/2") == {"net_variance": 5}
+        await survivor.data.stop()
+    finally:
+        await writer.stop()
+
+
+def test_the_store_holds_only_what_the_changelog_acknowledged(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    asyncio.run(scenario(broker.bootstrap, tmp_path / "worker"))
