@@ -17,7 +17,12 @@ import asyncssh
 from asyncssh.encryption import get_default_encryption_algs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from sinks.exceptions import DestinationRefused, DestinationUnavailable, HostKeyMismatch
+from sinks.exceptions import (
+    DestinationRefused,
+    DestinationUnavailable,
+    HostKeyMismatch,
+    SinkError,
+)
 from sinks.layout import relative_path
 
 logger = logging.getLogger(__name__)
@@ -81,6 +86,10 @@ class SFTPDestination:
         self._lock = asyncio.Lock()
         self._conn: asyncssh.SSHClientConnection | None = None
         self._sftp: asyncssh.SFTPClient | None = None
+        # Concurrent writers that were waiting for a connect that failed get its error
+        # instead of trying again one after another (each up to connect_timeout).
+        self._connects = 0
+        self._connect_error: SinkError | None = None
         # Folders made or found so far. Publishing asks for the same few folders before
         # every file; a refusal of any call forgets them, in case one was removed.
         self._folders: set[str] = set()
@@ -212,10 +221,20 @@ class SFTPDestination:
         return posixpath.join(base, *parts)
 
     async def _client(self) -> tuple[asyncssh.SSHClientConnection, asyncssh.SFTPClient]:
+        attempt = self._connects
         async with self._lock:
             if self._conn is None or self._sftp is None or self._conn.is_closed():
+                failed = self._connect_error
+                if failed is not None and self._connects != attempt:
+                    raise type(failed)(str(failed))
                 self._forget(self._conn)
-                self._conn, self._sftp = await self._open()
+                self._connects += 1
+                try:
+                    self._conn, self._sftp = await self._open()
+                except SinkError as exc:
+                    self._connect_error = exc
+                    raise
+                self._connect_error = None
             return self._conn, self._sftp
 
     def _forget(self, conn: asyncssh.SSHClientConnection | None) -> None:

@@ -31,12 +31,24 @@ class OpenBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class FailingWriter:
+    """A publish writer whose last attempt failed: `retrying` or `parked` (needs an operator)."""
+
+    feed: str
+    topic: str
+    partition: int
+    state: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerStatus:
     worker: str
     at: float  # unix seconds
     open_batches: tuple[OpenBatch, ...] = ()
     last_publish: dict[str, float] = field(default_factory=dict)  # feed -> unix seconds
     last_error: str | None = None
+    failing_writers: tuple[FailingWriter, ...] = ()
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -45,12 +57,14 @@ class WorkerStatus:
     def from_bytes(cls, data: bytes) -> WorkerStatus:
         raw: dict[str, Any] = json.loads(data)
         batches = tuple(OpenBatch(**batch) for batch in raw.get("open_batches", ()))
+        failing = tuple(FailingWriter(**writer) for writer in raw.get("failing_writers", ()))
         return cls(
             worker=str(raw["worker"]),
             at=float(raw["at"]),
             open_batches=batches,
             last_publish={str(k): float(v) for k, v in raw.get("last_publish", {}).items()},
             last_error=raw.get("last_error"),
+            failing_writers=failing,
         )
 
 
@@ -82,6 +96,10 @@ class BatchHealth:
     @property
     def errors(self) -> dict[str, str]:
         return {w.worker: w.last_error for w in self.workers if w.last_error}
+
+    @property
+    def failing_writers(self) -> list[tuple[str, FailingWriter]]:
+        return [(w.worker, f) for w in self.workers for f in w.failing_writers]
 
 
 def latest_per_worker(

@@ -33,6 +33,12 @@ PUBLISH_FAILURES = Counter(
     "Failed publish attempts, by feed and error type (the batch is kept and retried).",
     ["feed", "error"],
 )
+WRITERS = Gauge(
+    "variance_sync_publish_writers",
+    "Publish writers (one per feed and source partition) by state: idle, publishing, "
+    "retrying (a retriable failure), parked (a failure that needs an operator).",
+    ["state"],
+)
 LAST_PUBLISH = Gauge(
     "variance_sync_last_publish_timestamp_seconds",
     "Unix time of the last successful publish, by feed.",

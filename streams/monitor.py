@@ -17,7 +17,7 @@ from aiokafka import TopicPartition
 from prometheus_client import Gauge
 
 from sinks.feeds import Feed
-from streams.batch_status import OpenBatch, WorkerStatus, worker_id
+from streams.batch_status import FailingWriter, OpenBatch, WorkerStatus, worker_id
 from streams.config import KafkaConfig
 from streams.kafka import BrokerError, TopicNames
 from streams.ops.lag_model import LagHistory, LagPolicy
@@ -61,7 +61,14 @@ def snapshot(sources: SourceRegistry, loop: PublishLoop, worker: str) -> WorkerS
     )
     for feed in Feed:
         OPEN_BATCHES.labels(feed.value).set(sum(1 for b in batches if b.feed == feed.value))
-    return WorkerStatus(worker, time.time(), batches, dict(loop.last_publish), loop.last_error)
+    failing = tuple(
+        FailingWriter(w.feed, w.topic, w.partition, w.state, w.error)
+        for w in loop.writers()
+        if w.error is not None
+    )
+    return WorkerStatus(
+        worker, time.time(), batches, dict(loop.last_publish), loop.last_error, failing
+    )
 
 
 class Monitor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from streams.positions import position_key
@@ -29,16 +30,24 @@ def batches_snapshot(runtime: Runtime) -> dict[str, Any]:
                         "age_seconds": round(batcher.age(now), 3),
                     }
                 )
-    return {"pending": pending, "last_error": runtime.publish_loop.last_error}
+    loop = runtime.publish_loop
+    return {
+        "pending": pending,
+        "writers": [asdict(status) for status in loop.writers()],
+        "last_error": loop.last_error,
+    }
 
 
 def readiness(runtime: Runtime) -> dict[str, bool]:
     """What an orchestrator should wait for before sending this worker traffic."""
     app = runtime.app
+    loop = runtime.publish_loop
     return {
         "assigned": runtime.sources.joined,
         "recovered": not app.rebalancing and not app.in_recovery,
-        "destination_reachable": runtime.publish_loop.healthy,
+        "destination_reachable": loop.healthy,
+        # A parked writer needs an operator: its partition's offsets cannot move.
+        "no_parked_writers": not loop.parked(),
     }
 
 
@@ -52,8 +61,9 @@ def register_views(runtime: Runtime) -> None:
     @app.page("/ready")
     async def ready(self: Any, request: Any) -> Any:
         checks = readiness(runtime)
+        parked = [asdict(status) for status in runtime.publish_loop.parked()]
         return self.json(
-            {"ready": all(checks.values()), "checks": checks},
+            {"ready": all(checks.values()), "checks": checks, "parked_writers": parked},
             status=200 if all(checks.values()) else 503,
         )
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from sinks.feeds import Feed
@@ -149,7 +150,16 @@ def render(report: GroupReport) -> Group:
             f"last publish to {feed}: {_when(moment)}"
             for feed, moment in batches["last_publish"].items()
         ),
-        *(f"[red]{worker}: {error}[/]" for worker, error in batches["errors"].items()),
+        *(f"[red]{escape(f'{worker}: {error}')}[/]" for worker, error in batches["errors"].items()),
+        *(
+            "[red]"
+            + escape(
+                f"{w['state'].upper()} {w['feed']} {w['topic']}[{w['partition']}] on "
+                f"{w['worker']}: {w['error']}"
+            )
+            + "[/]"
+            for w in batches["failing_writers"]
+        ),
     ]
     return Group(offsets, open_batches, *lines)
 

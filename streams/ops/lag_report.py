@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -86,6 +86,10 @@ class GroupReport:
                 "oldest_unpublished_age_seconds": _round(batches.oldest_unpublished_age),
                 "last_publish": batches.last_publish(self.feeds),
                 "errors": batches.errors,
+                "failing_writers": [
+                    {"worker": worker, **asdict(writer)}
+                    for worker, writer in batches.failing_writers
+                ],
             },
         }
 
@@ -93,7 +97,13 @@ class GroupReport:
 def build_report(
     group: str, history: LagHistory, policy: LagPolicy, batches: BatchHealth, feeds: Sequence[str]
 ) -> GroupReport:
-    return GroupReport(group, history.latest(), history.statuses(policy), batches, tuple(feeds))
+    statuses = history.statuses(policy)
+    for _, writer in batches.failing_writers:
+        key = (writer.topic, writer.partition)
+        if writer.state == "parked" and key in statuses:
+            # Its offsets cannot move until an operator acts: say so now, not in a while.
+            statuses[key] = max(statuses[key], Status.STALL)
+    return GroupReport(group, history.latest(), statuses, batches, tuple(feeds))
 
 
 def _batch_json(batch: Any) -> dict[str, Any]:

@@ -63,6 +63,7 @@ async def scenario(bootstrap: str, data_dir: Path) -> None:
         # Acknowledged: the store holds the writes and recovers from after them.
         await writer.flush()
         assert table.unacked_writes == 0
+        await table.data.stop()
         survivor = tables(data_dir)
         assert survivor.data.persisted_offset(changelog) == 2
         assert survivor.data.get("STORE_1/1") == {"net_variance": -3}

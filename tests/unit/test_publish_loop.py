@@ -1,0 +1,186 @@
+"""The publish loop's writers and ack decisions, on a local folder and a driven clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from sinks.batching import PendingRow, WindowPolicy
+from sinks.exceptions import DestinationRefused, HostKeyMismatch, SinkError
+from sinks.feeds import Feed
+from sinks.local import LocalDestination
+from sinks.naming import SourcePartition
+from sinks.partition_writer import WriterState
+from sinks.publisher import PublisherOptions
+from sinks.retry import Backoff
+from sinks.rows import AdjustmentRow, TransferRow
+from streams.publish_loop import PublishLoop
+from streams.sources import SourceRegistry, SourceState
+from tests.unit.test_sources import Event
+
+COUNTS, VARIANCES = "hotwax.inventory.count-approved", "hotwax.inventory.variance-logged"
+AT = datetime(2024, 2, 29, 18, 0, tzinfo=UTC)
+
+
+class Refusing(LocalDestination):
+    """Refuses every write for source partition 0 (of `feeds`) while `error` is set."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.error: SinkError | None = None
+        self.feeds = tuple(Feed)
+
+    async def write(self, path: str, data: bytes) -> None:
+        ours = any(feed.value in path for feed in self.feeds)
+        if self.error is not None and ours and ("/p0/" in path or "-p0_" in path):
+            raise self.error
+        await super().write(path, data)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def adjustment(offset: int) -> PendingRow:
+    row = AdjustmentRow(f"R{offset}", "927", "3410", -1, "254", date(2024, 2, 29), "m", "1")
+    return PendingRow(offset, row, AT, "v1")
+
+
+def transfer(offset: int) -> PendingRow:
+    row = TransferRow(f"VL-{offset}", "3410", 1, "254", "1099", date(2024, 2, 29), "m", "1")
+    return PendingRow(offset, row, AT, "v1")
+
+
+class Stage:
+    def __init__(self, tmp_path: Path) -> None:
+        self.dest = Refusing(tmp_path)
+        self.clock = Clock()
+        self.sources = SourceRegistry(
+            {COUNTS: (Feed.ADJUSTMENT,), VARIANCES: (Feed.ADJUSTMENT, Feed.TRANSFER)}
+        )
+        self.sources.assign(
+            [SourcePartition(COUNTS, 0), SourcePartition(COUNTS, 1), SourcePartition(VARIANCES, 0)]
+        )
+        self.loop = PublishLoop(
+            self.sources,
+            self.dest,
+            PublisherOptions(file_prefix="acme", max_rows=100),
+            WindowPolicy(window_seconds=60, max_rows=100),
+            Backoff(initial=1, maximum=30, jitter=0),
+            monotonic=self.clock,
+        )
+        self.acked: dict[SourcePartition, list[int]] = {}
+
+    def state(self, topic: str, partition: int) -> SourceState:
+        state = self.sources.get(SourcePartition(topic, partition))
+        assert state is not None
+        return state
+
+    def consume(self, topic: str, partition: int, offset: int, *rows: PendingRow) -> None:
+        state = self.state(topic, partition)
+        acked = self.acked.setdefault(state.source, [])
+        by_feed: dict[Feed, list[PendingRow]] = {}
+        for row in rows:
+            feed = Feed.TRANSFER if isinstance(row.row, TransferRow) else Feed.ADJUSTMENT
+            by_feed.setdefault(feed, []).append(row)
+        state.record(offset, Event(offset, acked), by_feed, self.clock.now)
+
+    def writer_state(self, feed: Feed, topic: str, partition: int) -> str:
+        return next(
+            w.state
+            for w in self.loop.writers()
+            if (w.feed, w.topic, w.partition) == (feed.value, topic, partition)
+        )
+
+
+@pytest.fixture
+def stage(tmp_path: Path) -> Stage:
+    return Stage(tmp_path)
+
+
+async def test_a_published_batch_acks_exactly_the_events_it_covers(stage: Stage) -> None:
+    stage.consume(COUNTS, 0, 0, adjustment(0))
+    stage.consume(COUNTS, 0, 1)  # no rows: waits behind offset 0
+    stage.consume(COUNTS, 0, 2, adjustment(2))
+    assert stage.acked[SourcePartition(COUNTS, 0)] == []
+    await stage.loop.tick(force=True)
+    assert stage.acked[SourcePartition(COUNTS, 0)] == [0, 1, 2]
+    assert stage.state(COUNTS, 0).pending_rows == 0
+
+
+async def test_an_event_waits_for_every_feed_that_holds_a_row_at_or_below_it(
+    stage: Stage,
+) -> None:
+    stage.dest.error = DestinationRefused("adjustments are refused")
+    stage.dest.feeds = (Feed.ADJUSTMENT,)
+    stage.consume(VARIANCES, 0, 0, adjustment(0))
+    stage.consume(VARIANCES, 0, 1, transfer(1))
+    await stage.loop.tick(force=True)
+    # The transfer is published, yet nothing is acked: offset 0's adjustment still waits.
+    assert stage.writer_state(Feed.TRANSFER, VARIANCES, 0) == "idle"
+    assert stage.writer_state(Feed.ADJUSTMENT, VARIANCES, 0) == "retrying"
+    assert stage.acked[SourcePartition(VARIANCES, 0)] == []
+    stage.dest.error = None
+    stage.clock.now += 2
+    await stage.loop.tick(force=True)
+    assert stage.acked[SourcePartition(VARIANCES, 0)] == [0, 1]
+
+
+async def test_a_retriable_failure_parks_only_its_writer(stage: Stage) -> None:
+    stage.dest.error = DestinationRefused("disk full")
+    stage.consume(COUNTS, 0, 0, adjustment(0))
+    stage.consume(COUNTS, 1, 0, adjustment(0))
+    await stage.loop.tick(force=True)
+    assert stage.acked[SourcePartition(COUNTS, 1)] == [0]
+    assert stage.acked[SourcePartition(COUNTS, 0)] == []
+    assert stage.writer_state(Feed.ADJUSTMENT, COUNTS, 0) == WriterState.RETRYING.value
+    assert stage.loop.parked() == []
+    # Within its backoff the failed writer does not try; the other goes on publishing.
+    writes = len(list(stage.dest.root.rglob("*.csv")))
+    stage.consume(COUNTS, 1, 1, adjustment(1))
+    await stage.loop.tick(force=True)
+    assert stage.acked[SourcePartition(COUNTS, 1)] == [0, 1]
+    assert len(list(stage.dest.root.rglob("*.csv"))) == writes + 1
+    stage.dest.error = None
+    stage.clock.now += 1.5
+    await stage.loop.tick(force=True)
+    assert stage.acked[SourcePartition(COUNTS, 0)] == [0]
+    assert stage.writer_state(Feed.ADJUSTMENT, COUNTS, 0) == "idle"
+
+
+async def test_a_non_retriable_failure_parks_its_writer_and_says_so(stage: Stage) -> None:
+    stage.dest.error = HostKeyMismatch("not the pinned key")
+    stage.consume(COUNTS, 0, 0, adjustment(0))
+    stage.consume(COUNTS, 1, 0, adjustment(0))
+    await stage.loop.tick(force=True)
+    parked = stage.loop.parked()
+    assert [(w.topic, w.partition, w.state) for w in parked] == [(COUNTS, 0, "parked")]
+    assert parked[0].error is not None
+    assert "HostKeyMismatch" in parked[0].error
+    assert stage.acked[SourcePartition(COUNTS, 1)] == [0]
+    # Tried again only after the slowest backoff, and then it recovers.
+    stage.dest.error = None
+    stage.clock.now += 29
+    await stage.loop.tick(force=True)
+    assert stage.acked[SourcePartition(COUNTS, 0)] == []
+    stage.clock.now += 2
+    await stage.loop.tick(force=True)
+    assert stage.acked[SourcePartition(COUNTS, 0)] == [0]
+    assert stage.loop.parked() == []
+
+
+async def test_floors_are_written_after_events_are_acked(stage: Stage) -> None:
+    state = stage.state(COUNTS, 0)
+    stage.sources.progress_of(state)
+    stage.consume(COUNTS, 0, 0, adjustment(0))
+    stage.consume(COUNTS, 0, 1)
+    await stage.loop.tick(force=True)
+    assert state.progress is not None
+    assert state.progress.floor == 2
+    assert stage.sources.save_floors() == 0  # the tick wrote it already
