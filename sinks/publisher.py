@@ -9,10 +9,12 @@ is safe and what a crash between any two of them leaves behind.
 3. SEAL       - the next batch starts right after the latest seal and ends at the last
                 consumed offset. Its manifest is claimed with a no-replace rename; if
                 another worker claimed that start first, its seal is adopted instead.
-4. STAGE      - each file is uploaded to `<feed>/.staging/` (outside `csv/`) ...
+4. STAGE      - each file is uploaded to `<feed>/.staging/` (outside `csv/`) under a name
+                unique to this attempt ...
 5. VERIFY     - ... its size, and its sha256 when read-back is enabled, is checked ...
-6. PROMOTE    - ... and it is renamed into `<feed>/csv/` in one step. A file already in
-                `csv/`, `archive/` or `failed/` is never uploaded again.
+6. PROMOTE    - ... and it is renamed into `<feed>/csv/` in one step, without replacing:
+                if another publisher of the same seal got there first, ours is dropped.
+                A file already in `csv/`, `archive/` or `failed/` is never uploaded again.
 7. RECORD     - the audit manifest and the ledger's published record are written.
 
 The caller then drops the rows and lets the source offsets be committed (step 8).
@@ -20,8 +22,10 @@ The caller then drops the rows and lets the source offsets be committed (step 8)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,15 +34,16 @@ from typing import Any
 from sinks.batching import PendingRow
 from sinks.csv_render import chunk_rows, render
 from sinks.destination import Destination
-from sinks.exceptions import LedgerConflict, VerificationFailed
+from sinks.exceptions import LedgerConflict, SinkError, VerificationFailed
 from sinks.feeds import Feed
 from sinks.ledger import BatchLedger, LedgerHead, Seal
 from sinks.manifest import BatchFile, build_manifest
-from sinks.naming import SourcePartition, batch_file_name
+from sinks.naming import SourcePartition, batch_file_name, parse_batch_file_name
 
 log = logging.getLogger(__name__)
 
 FaultHook = Callable[[str], Awaitable[None]]
+STAGED_SUFFIX = ".part"
 
 
 async def no_faults(step: str) -> None:
@@ -156,19 +161,23 @@ class FeedPublisher:
         contents: list[bytes] | None = None,
     ) -> None:
         """Publish the sealed files; `contents` are theirs when this flush sealed them."""
+        recovering = contents is None  # a seal from an earlier attempt, ours or another's
         for index, file in enumerate(seal.files):
             where = await self._locate(file.name)
+            if where is None:
+                if contents is None:
+                    contents = self._rebuild(seal, rows)
+                where = await self._publish_file(file, contents[index])
             if where is not None:
                 self._log.info("%s already in %s; not publishing it again", file.name, where)
                 progress.present.append(file.name)
                 continue
-            if contents is None:
-                contents = self._rebuild(seal, rows)
-            await self._publish_file(file, contents[index])
             progress.published.append(file.name)
             progress.rows += file.rows
         await self._ledger.record_published(self.feed, self.source, seal, self._clock())
         await self._faults("recorded")
+        if recovering:
+            await self._sweep_staging(seal)
         self._log.info(
             "published offsets %d-%d: %d rows in %d file(s)",
             seal.start,
@@ -202,15 +211,49 @@ class FeedPublisher:
                 return folder
         return None
 
-    async def _publish_file(self, file: BatchFile, data: bytes) -> None:
-        staged = f"{self.feed.staging_dir}/{file.name}"
+    async def _publish_file(self, file: BatchFile, data: bytes) -> str | None:
+        """Stage, verify and promote one file; the folder it was found in when another
+        publisher of the same seal (a zombie, or its successor) promoted it first."""
+        # Unique per attempt: two publishers of one seal never write the same staged file.
+        staged = f"{self.feed.staging_dir}/{file.name}.{uuid.uuid4().hex}{STAGED_SUFFIX}"
         await self._dest.makedirs(self.feed.staging_dir)
-        await self._dest.write(staged, data)
-        await self._faults("staged")
-        await self._verify(staged, data)
-        await self._dest.rename_replace(staged, f"{self.feed.csv_dir}/{file.name}")
-        await self._faults("promoted")
-        self._log.info("published %s (%d rows, %d bytes)", file.name, file.rows, len(data))
+        try:
+            await self._dest.write(staged, data)
+            await self._faults("staged")
+            await self._verify(staged, data)
+        except SinkError:
+            await self._discard(staged)
+            raise
+        # Looked for again: the other publisher may have finished while we uploaded.
+        where = await self._locate(file.name)
+        if where is None and await self._dest.rename_noreplace(
+            staged, f"{self.feed.csv_dir}/{file.name}"
+        ):
+            await self._faults("promoted")
+            self._log.info("published %s (%d rows, %d bytes)", file.name, file.rows, len(data))
+            return None
+        await self._discard(staged)
+        return where or self.feed.csv_dir
+
+    async def _discard(self, staged: str) -> None:
+        with contextlib.suppress(SinkError):
+            await self._dest.remove(staged)
+
+    async def _sweep_staging(self, seal: Seal) -> None:
+        """Remove uploads that interrupted attempts at this partition's earlier seals left
+        in `.staging/`. This seal's own are left alone: a stalled publisher of it may
+        still be verifying one, and the next recovery sweeps them."""
+        for name in await self._dest.list_dir(self.feed.staging_dir):
+            if not name.endswith(STAGED_SUFFIX):
+                continue
+            batch = name.removesuffix(STAGED_SUFFIX).rpartition(".")[0]  # drop the attempt
+            parsed = parse_batch_file_name(batch)
+            if parsed is None:
+                continue
+            ours = (parsed.topic_tag, parsed.partition) == (self.source.tag, self.source.partition)
+            if ours and parsed.end < seal.start:
+                self._log.info("removing %s, left by an interrupted attempt", name)
+                await self._dest.remove(f"{self.feed.staging_dir}/{name}")
 
     async def _verify(self, staged: str, data: bytes) -> None:
         size = await self._dest.size(staged)

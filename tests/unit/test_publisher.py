@@ -128,6 +128,26 @@ async def test_a_crash_at_any_step_is_finished_by_the_successor_exactly_once(
     assert sum("_000000000000-000000000005" in name for name in names) == 2  # as sealed: 2 parts
 
 
+async def test_uploads_left_by_interrupted_attempts_are_swept_later(
+    dest: LocalDestination,
+) -> None:
+    staging = dest.root / "inventoryadjustment" / ".staging"
+    with pytest.raises(Crash):
+        await publisher(dest, crash_at="staged").flush(rows(1), consumed_through=1)
+    await publisher(dest).flush(rows(1), consumed_through=1)
+    # Left while its own seal completes: a stalled publisher of it may still verify it.
+    left = [p.name for p in staging.iterdir()]
+    assert len(left) == 1
+    assert left[0].endswith(".part")
+    with pytest.raises(Crash):
+        await publisher(dest, crash_at="staged").flush(rows(1, 3), consumed_through=3)
+    await publisher(dest).flush(rows(1, 3), consumed_through=3)
+    # The next recovery sweeps what earlier seals left, not its own seal's upload.
+    assert [p.name for p in staging.iterdir()] != left
+    assert len(list(staging.iterdir())) == 1
+    assert published_refs(dest.root) == ["CC1-1", "CC3-1"]
+
+
 async def test_a_crash_after_a_file_was_archived_does_not_import_it_again(
     dest: LocalDestination,
 ) -> None:
