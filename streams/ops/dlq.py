@@ -31,6 +31,7 @@ from streams.config import KafkaConfig, Settings
 from streams.dlq import ErrorClass
 from streams.kafka import BrokerError, TopicNames, client_options, ensure_topics
 from streams.ops.common import add_connection_options, print_json, settings_from
+from streams.ops.dlq_events import SourceEvent, select, source_events
 from streams.ops.dlq_records import (
     LIST_COLUMNS,
     UNKNOWN,
@@ -45,7 +46,6 @@ from streams.ops.dlq_records import (
     parse_redrive,
     record_json,
     render_payload,
-    select,
     show_bytes,
     target_partition,
     when,
@@ -146,14 +146,16 @@ async def read_partition(reader: OffsetReader, tp: TopicPartition) -> list[Any]:
 async def list_dlq(args: argparse.Namespace, settings: Settings) -> int:
     async with OffsetReader(settings.kafka) as reader:
         state = await read_state(reader, TopicNames.from_config(settings.kafka))
-    shown = [r for r in state.records if matches(r, args.reason, args.error_class)]
-    by_class, by_reason = counts(shown)
+    events = source_events(state.records, state.redrives)
+    shown = [e for e in events if matches(e.latest, args.reason, args.error_class)]
+    by_class, by_reason = counts([event.latest for event in shown])
     if args.json:
         print_json(
             {
                 "topic": state.topic,
-                "total": len(state.records),
-                "records": [record_json(r, state.redrives_of(r)) for r in shown],
+                "total": len(events),
+                "dead_letters": len(state.records),
+                "records": [_event_json(event) for event in shown],
                 "by_class": dict(by_class),
                 "by_reason": dict(by_reason),
             }
@@ -163,10 +165,14 @@ async def list_dlq(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{state.topic}: no dead letters" + (" match" if state.records else ""))
         return 0
     console = Console(markup=False, highlight=False)  # errors are data, never markup
-    table = _table(f"{state.topic}: {len(shown)} of {len(state.records)} dead letters")
+    title = f"{state.topic}: {len(shown)} of {len(events)} source events"
+    if len(state.records) != len(events):
+        title += f" ({len(state.records)} dead letters, re-drives and copies included)"
+    table = _table(title)
     for name in LIST_COLUMNS:
         table.add_column(name, justify="right" if name == "offset" else "left", no_wrap=True)
-    for cells in list_rows(shown, state.redrives, console.width):
+    rows = list_rows([e.latest for e in shown], [e.redrives for e in shown], console.width)
+    for cells in rows:
         table.add_row(*cells)
     classes = _table("by error class")
     classes.add_column("count", justify="right")
@@ -180,6 +186,11 @@ async def list_dlq(args: argparse.Namespace, settings: Settings) -> int:
         reasons.add_row(str(number), reason)
     console.print(table, classes, reasons)
     return 0
+
+
+def _event_json(event: SourceEvent) -> dict[str, Any]:
+    """The latest dead letter of a source event, with all of the event's re-drives."""
+    return {**record_json(event.latest, event.redrives), "dead_letters": list(event.offsets)}
 
 
 def _table(title: str) -> Table:
@@ -230,26 +241,25 @@ async def redrive_dlq(args: argparse.Namespace, settings: Settings) -> int:
         for offset in args.offsets:
             state.record(offset)  # an offset that names nothing is a mistake: say so
         selection = select(
-            state.records,
-            state.redrives,
+            source_events(state.records, state.redrives),
             topics.inputs,
             reason=args.reason,
             error_class=args.error_class,
             offsets=args.offsets,
             again=args.again,
         )
-        for record in selection.no_source:
-            source = record.source_topic or UNKNOWN
-            print(f"skipping {record.offset}: source topic {source} is not an input")
+        for event in selection.no_source:
+            source = event.latest.source_topic or UNKNOWN
+            print(f"skipping {event.latest.offset}: source topic {source} is not an input")
         if selection.already:
-            offsets = ", ".join(str(r.offset) for r in selection.already)
+            offsets = ", ".join(str(e.latest.offset) for e in selection.already)
             print(f"skipping already re-driven {offsets} (--again sends them again)")
         if not selection.chosen:
             print("nothing to re-drive")
             return 0
         partitions = {t: len(await reader.partitions(t)) for t in topics.inputs}
         if args.dry_run:
-            for record in selection.chosen:
+            for record in (event.latest for event in selection.chosen):
                 partition = target_partition(record, partitions[record.source_topic or ""])
                 where = f"{record.source_topic}[{'by key' if partition is None else partition}]"
                 why = f"{record.error_class or UNKNOWN}: {record.error or UNKNOWN}"
@@ -260,7 +270,8 @@ async def redrive_dlq(args: argparse.Namespace, settings: Settings) -> int:
             # Workers create it too; this covers a re-drive before any worker ran this version.
             rf = settings.kafka.replication_factor
             await ensure_topics(reader.admin, {topics.dlq_redrives: 1}, rf)
-    sent = await send_back(settings.kafka, topics, selection.chosen, partitions)
+    chosen = [event.latest for event in selection.chosen]
+    sent = await send_back(settings.kafka, topics, chosen, partitions)
     print(f"re-drove {sent} record(s)")
     return 0
 

@@ -179,44 +179,6 @@ def matches(record: DLQRecord, reason: str | None, error_class: str | None) -> b
     return error_class is None or (record.error_class or UNKNOWN) == error_class
 
 
-@dataclass(frozen=True, slots=True)
-class Selection:
-    chosen: tuple[DLQRecord, ...]
-    already: tuple[DLQRecord, ...]  # matched, but re-driven before (and no --again)
-    no_source: tuple[DLQRecord, ...]  # matched, but with no input topic to go back to
-
-
-def select(
-    records: Sequence[DLQRecord],
-    redriven: Mapping[int, Sequence[Redrive]],
-    inputs: Iterable[str],
-    *,
-    reason: str | None = None,
-    error_class: str | None = None,
-    offsets: Sequence[int] = (),
-    again: bool = False,
-) -> Selection:
-    wanted = set(offsets)
-    input_topics = set(inputs)
-    chosen: list[DLQRecord] = []
-    already: list[DLQRecord] = []
-    no_source: list[DLQRecord] = []
-    for record in records:
-        if wanted and record.offset not in wanted:
-            continue
-        if not matches(record, reason, error_class):
-            continue
-        if record.source_topic not in input_topics:
-            # Sending bytes to a topic the worker does not read would do nothing useful,
-            # and to an arbitrary topic named in a header could do harm.
-            no_source.append(record)
-        elif redriven.get(record.offset) and not again:
-            already.append(record)
-        else:
-            chosen.append(record)
-    return Selection(tuple(chosen), tuple(already), tuple(no_source))
-
-
 def target_partition(record: DLQRecord, partition_count: int) -> int | None:
     """The source partition, which keeps a facility's events where its producer put them;
     None (the key decides, as for any producer) when it is unknown or no longer exists."""
@@ -244,18 +206,19 @@ def redriven_label(redrives: Sequence[Redrive]) -> str:
 
 
 def list_rows(
-    records: Sequence[DLQRecord], redrives: Mapping[int, Sequence[Redrive]], width: int
+    records: Sequence[DLQRecord], redrives: Sequence[Sequence[Redrive]], width: int
 ) -> list[tuple[str, ...]]:
-    """The cells of `dlq list`'s table, with reasons shortened so that rows fit `width`."""
+    """The cells of `dlq list`'s table, with reasons shortened so that rows fit `width`;
+    `redrives[i]` are the re-drives of `records[i]`'s source event."""
     fixed = [
         (
             str(record.offset),
             when(record.failed_at, seconds=False),
             record.source_label,
             record.error_class or UNKNOWN,
-            redriven_label(redrives.get(record.offset, ())),
+            redriven_label(done),
         )
-        for record in records
+        for record, done in zip(records, redrives, strict=True)
     ]
     used = sum(
         max(len(name), *(len(row[column]) for row in fixed)) + TABLE_GAP

@@ -112,6 +112,7 @@ def test_dlq_commands_tolerate_odd_records_and_redrive_the_exact_bytes(
         "offset": 0,
         "timestamp_ms": garbage["timestamp_ms"],
         "value_base64": "AAFnYXJiYWdl",
+        "dead_letters": [0],
     }
     assert (letter["error"], letter["source_partition"], letter["key"]) == (UNMAPPED, 7, "STORE_9")
     assert (odd["error"], odd["source_offset"], odd["failed_at"]) == (

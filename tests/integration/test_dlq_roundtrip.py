@@ -207,16 +207,24 @@ def test_dead_letters_are_listed_redriven_after_a_fix_and_fail_again_with_both_e
 
         code, out, _ = cli(capsys, fixed, "redrive", "--offset", str(decode["offset"]))
         assert code == 0
-        wait_until(lambda: len(listing(capsys, fixed)["records"]) == 3, 30, "letter 3", worker)
-        records = listing(capsys, fixed)["records"]
-        again = records[2]
-        sent = records[decode["offset"]]["redrives"][0]
-        assert again["error_class"] == "decode"
+        wait_until(lambda: listing(capsys, fixed)["dead_letters"] == 3, 30, "letter 3", worker)
+        data = listing(capsys, fixed)
+        # The copy that failed again is the same source event: two events, three letters.
+        assert data["total"] == 2
+        again = next(r for r in data["records"] if r["error_class"] == "decode")
+        assert again["dead_letters"] == [decode["offset"], 2]
+        sent = again["redrives"][0]
+        assert again["offset"] == 2
         assert again["previous_error"] == decode["error"]
         assert again["error"].startswith(TRUNCATED)
         assert (again["source_partition"], again["source_offset"]) == (
             sent["target_partition"],
             sent["target_offset"],
+        )
+        code, out, _ = cli(capsys, fixed, "redrive", "--class", "decode")
+        # A re-drive that failed again is not sent once more without --again.
+        assert (
+            out == "skipping already re-driven 2 (--again sends them again)\nnothing to re-drive\n"
         )
         code, out, _ = cli(capsys, fixed, "show", "2")
         assert code == 0

@@ -1,5 +1,5 @@
-"""The pure half of `variance-sync dlq`: header parsing, the re-drive ledger, selection,
-counts, table rows and payload rendering."""
+"""The pure half of `variance-sync dlq`: header parsing, the re-drive ledger, counts, table
+rows and payload rendering."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from streams.ops.dlq_records import (
     parse_redrive,
     record_json,
     render_payload,
-    select,
     show_bytes,
     target_partition,
 )
@@ -137,34 +136,6 @@ RECORDS = (
 )
 
 
-@pytest.mark.parametrize(
-    ("options", "chosen"),
-    [
-        ({}, [0, 1, 2]),
-        ({"reason": "STORE_8"}, [2]),
-        ({"reason": "unknown FACILITY"}, [0, 2]),
-        ({"error_class": "decode"}, [1]),
-        ({"error_class": "unknown"}, []),
-        ({"offsets": [1, 2]}, [1, 2]),
-        ({"offsets": [2], "error_class": "decode"}, []),
-    ],
-)
-def test_select_filters_by_reason_class_and_offset(
-    options: dict[str, object], chosen: list[int]
-) -> None:
-    selection = select(RECORDS, {}, KINDS, **options)  # type: ignore[arg-type]
-    assert [r.offset for r in selection.chosen] == chosen
-
-
-def test_select_skips_records_without_an_input_topic_and_those_already_redriven() -> None:
-    selection = select(RECORDS, {0: [redrive(0)]}, KINDS)
-    assert [r.offset for r in selection.chosen] == [1, 2]
-    assert [r.offset for r in selection.already] == [0]
-    assert [r.offset for r in selection.no_source] == [3, 4]
-    again = select(RECORDS, {0: [redrive(0)]}, KINDS, again=True)
-    assert [r.offset for r in again.chosen] == [0, 1, 2]
-
-
 def test_counts_by_class_and_reason() -> None:
     by_class, by_reason = counts(RECORDS)
     assert by_class == {"unroutable": 3, "decode": 1, "unknown": 1}
@@ -195,7 +166,7 @@ def test_the_source_partition_is_kept_unless_it_is_unknown_or_gone() -> None:
 
 def test_list_rows_shorten_only_the_reason_to_fit() -> None:
     long = letter(0, reason="x" * 300)
-    [row] = list_rows([long], {0: [redrive(0), redrive(0)]}, 160)
+    [row] = list_rows([long], [[redrive(0), redrive(0)]], 160)
     assert row[:5] == (
         "0",
         "2024-02-29 18:00Z",
@@ -206,7 +177,7 @@ def test_list_rows_shorten_only_the_reason_to_fit() -> None:
     # Widths 6 ("offset"), 17, 38, 10 and 26, three between columns, two for the edges.
     assert len(row[5]) == 160 - (6 + 17 + 38 + 10 + 26 + 5 * 3 + 2)
     assert row[5].endswith("…")
-    [row] = list_rows([RECORDS[4]], {}, 200)
+    [row] = list_rows([RECORDS[4]], [[]], 200)
     assert row == ("4", "unknown", "unknown[unknown]@unknown", "unknown", "no", "unknown")
 
 
