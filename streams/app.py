@@ -68,7 +68,7 @@ def build_runtime(
     app = faust.App(settings.kafka.group_id, **faust_settings(settings, flavor))
     topics = TopicNames.from_config(settings.kafka)
     sources = SourceRegistry(topics.feeds, durable_gate=True)
-    writer = ChangelogWriter(settings.kafka, sources)
+    writer = ChangelogWriter(settings.kafka, sources, faults=faults)
     inventory, progress = register_tables(app, settings.kafka.partitions, writer)
     sources.use_progress(TableProgress(progress))
     dead_letters = KafkaDeadLetters(settings.kafka, topics.dlq)

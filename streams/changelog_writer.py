@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import RecordMetadata, TopicPartition
 
+from sinks.publisher import FaultHook, no_faults
 from streams.config import KafkaConfig
 from streams.kafka import client_options
 from streams.sources import SourceRegistry
@@ -79,9 +80,15 @@ class _Pending:
 
 class ChangelogWriter:
     def __init__(
-        self, kafka: KafkaConfig, sources: SourceRegistry, *, request_timeout_ms: int = 40_000
+        self,
+        kafka: KafkaConfig,
+        sources: SourceRegistry,
+        *,
+        request_timeout_ms: int = 40_000,
+        faults: FaultHook = no_faults,
     ) -> None:
         self._kafka = kafka
+        self._faults = faults
         self._request_timeout_ms = request_timeout_ms
         self._failure: BaseException | None = None
         self._sources = sources
@@ -133,6 +140,8 @@ class ChangelogWriter:
             consumed = self._sources.consumed()
             try:
                 await self._produce(pending)
+                if pending.batches:
+                    await self._faults("changelog-acked")
             except Exception as exc:
                 # The events stay unacked, and their successor consumes them again; going
                 # on would ack later events over the lost writes. The failure stops the
@@ -145,6 +154,8 @@ class ChangelogWriter:
 
     async def _produce(self, pending: _Pending) -> None:
         producer = self._started_producer()
+        if pending.batches:
+            await self._faults("changelog-unsent")
         sent: list[tuple[TopicPartition, _Batch, asyncio.Future[RecordMetadata]]] = []
         for tp, batches in pending.batches.items():
             for batch in batches:

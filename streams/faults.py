@@ -1,7 +1,10 @@
-"""Fault points for crash tests: kill this process at a named step of the publish protocol.
+"""Fault points for crash tests: kill this process at a named step.
 
-Off unless `VARIANCE_SYNC_FAULT_POINT` names a step (staged, promoted, recorded,
-released); `VARIANCE_SYNC_FAULT_SKIP=N` lets the first N passes through it live.
+Off unless `VARIANCE_SYNC_FAULT_POINT` names a step; `VARIANCE_SYNC_FAULT_SKIP=N` lets
+the first N passes through it live. The steps: of the publish protocol, `staged`,
+`promoted`, `recorded` and `released` (docs/publish-protocol.md); of the table protocol,
+`changelog-unsent` (a flush has taken its records and sent none yet) and `changelog-acked` (acks
+applied to the local store, events not yet marked durable) (docs/table-protocol.md).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from sinks.publisher import FaultHook, no_faults
 
 log = logging.getLogger(__name__)
 
-STEPS = ("staged", "promoted", "recorded", "released")
+STEPS = ("staged", "promoted", "recorded", "released", "changelog-unsent", "changelog-acked")
 
 
 def fault_hook_from_env() -> FaultHook:

@@ -1,9 +1,13 @@
 """The fault suite's stage: a real broker, a real sshd, worker processes to kill, and the
 NetSuite simulator and `reconcile` to judge the outcome.
 
+Workers run as production does, on RocksDB, each on a data dir of its own; a restarted
+worker (`restart`) comes back on the data dir of the one it replaces.
+
 Every scenario ends with `assert_exact`: after the simulator has imported everything,
 NetSuite's books hold each expected Reference No / External Id exactly once, every
-balance is exact, `failed/` is empty in both feeds, and `reconcile` finds no drift.
+balance is exact, `failed/` is empty in both feeds, `reconcile` finds no drift, and
+`rebuild-table --verify-only` finds the table changelogs equal to a fold of the inputs.
 """
 
 from __future__ import annotations
@@ -85,21 +89,32 @@ known_hosts = "{known_hosts or self.known_hosts or params.known_hosts}"
 retry_max_seconds = 2
 
 [worker]
-store = "memory"
+store = "rocksdb"
 data_dir = "{self.tmp_path / "worker"}"
 """
         )
 
-    def traffic(self, seed: int, prefix: str = "t") -> Traffic:
-        return Traffic(self.settings.netsuite, seed, prefix)
+    def traffic(self, seed: int, prefix: str = "t", products: int = 40) -> Traffic:
+        return Traffic(self.settings.netsuite, seed, prefix, products)
 
     def start_worker(
-        self, env: dict[str, str] | None = None, config: Path | None = None
+        self,
+        env: dict[str, str] | None = None,
+        config: Path | None = None,
+        *,
+        data_dir: Path | None = None,
     ) -> WorkerProcess:
-        log = self.tmp_path / f"worker-{len(self.workers)}.log"
-        worker = WorkerProcess(config or self.config, log, env).start()
+        number = len(self.workers)
+        log = self.tmp_path / f"worker-{number}.log"
+        data_dir = data_dir or self.tmp_path / f"data-{number}"
+        worker = WorkerProcess(config or self.config, log, env, data_dir=data_dir).start()
         self.workers.append(worker)
         return worker
+
+    def restart(self, worker: WorkerProcess, env: dict[str, str] | None = None) -> WorkerProcess:
+        """A replacement for a stopped or killed worker, on the same table state."""
+        assert not worker.alive
+        return self.start_worker(env, worker.config, data_dir=worker.data_dir)
 
     def stop_all(self) -> None:
         for worker in self.workers:
@@ -159,6 +174,24 @@ data_dir = "{self.tmp_path / "worker"}"
             ["reconcile", "--config", str(self.config), "--netsuite-ledger", str(self.ledger)]
         )
         assert code == 0, "reconcile found drift"
+        self.assert_tables_exact()
+
+    def assert_tables_exact(self) -> None:
+        """The table changelogs, which any next owner recovers, equal a fold of the inputs."""
+        code = cli(["rebuild-table", "--verify-only", "--config", str(self.config)])
+        assert code == 0, "rebuild-table --verify-only found the tables differ from the inputs"
+
+    def assert_positions(self, worker: WorkerProcess, expected: Expected) -> None:
+        """What `worker` serves for every position is the fold of the distinct events."""
+        wrong = {}
+        for (facility, product), (net, exported) in expected.positions.items():
+            status, position = worker.get(f"/inventory/{facility}/{product}")
+            served = (
+                (position["net_variance"], position["exported_variance"]) if status == 200 else None
+            )
+            if served != (net, exported):
+                wrong[(facility, product)] = (served, (net, exported))
+        assert not wrong, f"{len(wrong)} positions differ (served, expected): {wrong}"
 
 
 async def _publish(bootstrap: str, events: Sequence[Event]) -> None:

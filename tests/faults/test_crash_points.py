@@ -29,7 +29,7 @@ def test_a_kill_at_each_publish_step_loses_and_repeats_nothing(
     assert f"fault point {step!r} reached" in doomed.log()
 
     more = traffic.events(10)
-    stack.start_worker().wait_ready()
+    stack.restart(doomed).wait_ready()
     stack.publish(more)
     stack.wait_published(traffic.expected(events + more))
     stack.assert_exact(traffic.expected(events + more))

@@ -1,4 +1,5 @@
-"""Scenario 2: SIGKILL the worker at random moments under steady load, five times."""
+"""Scenario 2: SIGKILL the worker at random moments under steady load, five times; each
+replacement restarts on the killed worker's RocksDB data dir."""
 
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ def test_repeated_random_kills_under_load(stack: FaultStack) -> None:
     for _ in range(5):
         time.sleep(rng.uniform(1.0, 4.0))
         worker.kill()
-        worker = stack.start_worker()
+        worker = stack.restart(worker)
         worker.wait_ready()
     load.join()
     stack.wait_published(traffic.expected(events))
     stack.assert_exact(traffic.expected(events))
+    stack.assert_positions(worker, traffic.expected(events))

@@ -16,7 +16,7 @@ from schemas.models import CountApproved, CountLine, VarianceLogged
 from sinks.rows import AdjustmentRow, FeedRow, TransferRow
 from streams.config import NetSuiteConfig
 from streams.producer import Event
-from streams.routing import route_count, route_variance
+from streams.routing import Change, route_count, route_variance
 
 FACILITIES = ("STORE_1", "STORE_2")
 REASONS = ("VAR_LOST", "VAR_STOLEN", "VAR_DAMAGED", "VAR_FOUND", "VAR_SAMPLE")
@@ -26,6 +26,14 @@ REASONS = ("VAR_LOST", "VAR_STOLEN", "VAR_DAMAGED", "VAR_FOUND", "VAR_SAMPLE")
 class Expected:
     references: Counter[str] = field(default_factory=Counter)
     balances: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # (facility, product) -> (net variance, exported variance), as the table must hold.
+    positions: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+
+    def apply(self, change: Change) -> None:
+        key = (change.facility_id, change.product_id)
+        net, exported = self.positions.get(key, (0, 0))
+        quantity = change.quantity
+        self.positions[key] = (net + quantity, exported + (quantity if change.exported else 0))
 
     def add(self, row: FeedRow) -> None:
         if isinstance(row, AdjustmentRow):
@@ -42,11 +50,13 @@ class Expected:
 
 @dataclass
 class Traffic:
-    """`count` events over two stores and 40 products, with a fixed seed."""
+    """Events over two stores and `products` products (40: most positions see a few
+    events; 2: each sees many), with a fixed seed."""
 
     netsuite: NetSuiteConfig
     seed: int
     prefix: str = "t"
+    products: int = 40
     _rng: random.Random = field(init=False)
     _made: int = field(default=0, init=False)
 
@@ -66,7 +76,7 @@ class Traffic:
         return self._variance(event_id, facility, at)
 
     def _product(self) -> tuple[str, str]:
-        number = self._rng.randrange(40)
+        number = self._rng.randrange(self.products)
         return str(10_000 + number), str(3_000 + number)
 
     def _count(self, event_id: str, facility: str, at: datetime) -> CountApproved:
@@ -124,4 +134,6 @@ class Traffic:
             )
             for row in routed.rows:
                 expected.add(row)
+            for change in routed.changes:
+                expected.apply(change)
         return expected
