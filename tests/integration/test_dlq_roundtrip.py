@@ -54,7 +54,7 @@ destination = "local"
 local_dir = "{tmp_path / "netsuite"}"
 
 [worker]
-store = "memory"
+store = "rocksdb"
 data_dir = "{tmp_path / "worker"}"
 """
     )

@@ -45,7 +45,7 @@ local_dir = "{tmp_path / "netsuite"}"
 retry_max_seconds = 1
 
 [worker]
-store = "memory"
+store = "rocksdb"
 data_dir = "{tmp_path / "worker"}"
 """,
         encoding="utf-8",

@@ -63,7 +63,7 @@ private_key = "{params.client_keys[0]}"
 known_hosts = "{params.known_hosts}"
 
 [worker]
-store = "memory"
+store = "rocksdb"
 data_dir = "{tmp_path / "worker"}"
 """,
         encoding="utf-8",
