@@ -44,7 +44,9 @@ async def read_all(bootstrap: str, partition: int, count: int) -> list[Record]:
         await consumer.stop()
 
 
-async def stage(bootstrap: str, **options: int) -> tuple[SourceState, ChangelogWriter]:
+async def stage(
+    bootstrap: str, request_timeout_ms: int = 40_000
+) -> tuple[SourceState, ChangelogWriter]:
     """A changelog topic, one owned source partition, and a started writer."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -52,7 +54,9 @@ async def stage(bootstrap: str, **options: int) -> tuple[SourceState, ChangelogW
     await admin.close()
     registry = SourceRegistry({"inputs": (Feed.ADJUSTMENT,)}, durable_gate=True)
     registry.assign([SOURCE])
-    writer = ChangelogWriter(KafkaConfig(bootstrap=bootstrap), registry, **options)
+    writer = ChangelogWriter(
+        KafkaConfig(bootstrap=bootstrap), registry, request_timeout_ms=request_timeout_ms
+    )
     await writer.start()
     state = registry.get(SOURCE)
     assert state is not None

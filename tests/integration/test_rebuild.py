@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas.codec import encode_avro
@@ -34,7 +34,7 @@ __all__ = ["broker"]
 
 GROUP = "variance-sync"
 INVENTORY_CHANGELOG = f"{GROUP}-inventory-changelog"
-SEEN_CHANGELOG = f"{GROUP}-seen-events-changelog"
+PROGRESS_CHANGELOG = f"{GROUP}-progress-changelog"
 VARIANCE_TOPIC = "hotwax.inventory.variance-logged"
 INPUTS = ("hotwax.inventory.count-approved", VARIANCE_TOPIC)
 NOON = "2024-02-29T18:00:00+00:00"
@@ -146,7 +146,6 @@ def test_changelogs_verify_and_a_new_worker_recovers_them_exactly(
         code, out = rebuild_table(config, capsys, "--verify-only")
         assert code == 0, out
         assert "inventory: 3 compared: 3 equal, 0 differing" in out
-        assert "seen-events: 5 compared: 5 equal, 0 differing" in out
         assert out.rstrip().endswith("result: equal")
 
         code, err = rebuild_table(config, capsys)
@@ -163,6 +162,10 @@ def test_changelogs_verify_and_a_new_worker_recovers_them_exactly(
     assert code == 0, out
     report = json.loads(out)
     assert report["ok"] is True
+    assert {read["topic"] for read in report["changelogs"]} == {
+        INVENTORY_CHANGELOG,
+        PROGRESS_CHANGELOG,
+    }
     assert report["tables"]["inventory"] == {
         "compared": 3,
         "equal": 3,
@@ -172,10 +175,10 @@ def test_changelogs_verify_and_a_new_worker_recovers_them_exactly(
     }
     assert report["fold"] == {"records": 7, "applied": 5, "duplicates": 1, "skipped": 1}
     removed = {Path(path).name for path in report["local_state"]["removed"]}
-    assert {"inventory-backups", "seen-events-backups"} <= removed
+    assert {"inventory-backups", "progress-backups"} <= removed
     assert any(name.startswith("inventory-") and name.endswith(".db") for name in removed)
     assert not list(tables.glob("inventory-*"))
-    assert not list(tables.glob("seen-events-*"))
+    assert not list(tables.glob("progress-*"))
 
     successor = WorkerProcess(config, tmp_path / "successor.log").start()
     try:
@@ -192,24 +195,34 @@ async def prepare_topics(bootstrap: str) -> None:
     await admin.start()
     try:
         await admin.create_topics(
-            [NewTopic(INVENTORY_CHANGELOG, 4, 1), NewTopic(SEEN_CHANGELOG, 4, 1)]
+            [NewTopic(INVENTORY_CHANGELOG, 4, 1), NewTopic(PROGRESS_CHANGELOG, 4, 1)]
         )
     finally:
         await admin.close()
 
 
-async def publish_two_variances(bootstrap: str) -> list[Delivery]:
+async def publish_two_variances(bootstrap: str) -> list[tuple[Delivery, int]]:
+    """Two variances, with the record timestamps that positions name them by."""
     await prepare_topics(bootstrap)
     async with VarianceProducer(kafka=KafkaConfig(bootstrap=bootstrap)) as producer:
-        return [
+        deliveries = [
             await producer.publish(variance(-5, "VAR_DAMAGED", event_id="v1")),
             await producer.publish(
                 variance(2, "VAR_FOUND", product="10018", item="3411", event_id="v2")
             ),
         ]
+    async with OffsetReader(KafkaConfig(bootstrap=bootstrap)) as reader:
+        stamps = []
+        for d in deliveries:
+            found = await reader.record_at(TopicPartition(d.topic, d.partition), d.offset)
+            assert found is not None
+            stamps.append(found.timestamp_ms)
+    return list(zip(deliveries, stamps, strict=True))
 
 
-def position(product: str, item: str, quantity: int, event_id: str, offset: int) -> dict[str, Any]:
+def position(
+    product: str, item: str, quantity: int, event_id: str, offset: int, *, at_ms: int = 0
+) -> dict[str, Any]:
     """A position exactly as the worker stores one variance event (written out by hand)."""
     return {
         "facility_id": "STORE_1",
@@ -223,32 +236,28 @@ def position(product: str, item: str, quantity: int, event_id: str, offset: int)
         "last_event_id": event_id,
         "last_event_at": NOON,
         "events_applied": 1,
-        "applied_offsets": {VARIANCE_TOPIC: offset},
-        "recent_offsets": {VARIANCE_TOPIC: [offset]},
+        "applied_events": {event_id: [VARIANCE_TOPIC, offset, at_ms]},
     }
 
 
 async def write_changelogs(
-    bootstrap: str, deliveries: list[Delivery], net_variance_of_v2: int, *, one_batch: bool
+    bootstrap: str,
+    deliveries: list[tuple[Delivery, int]],
+    net_variance_of_v2: int,
+    *,
+    one_batch: bool,
 ) -> int:
     """Changelog records as Faust writes them (JSON key and value) on the events' partition."""
-    v1, v2 = deliveries
+    (v1, at1), (v2, at2) = deliveries
     partition = v1.partition
     inventory = [
-        ("STORE_1/10017", position("10017", "3410", -5, "v1", v1.offset)),
-        ("STORE_1/10018", {**position("10018", "3411", 2, "v2", v2.offset), "net_variance": 0}),
+        ("STORE_1/10017", position("10017", "3410", -5, "v1", v1.offset, at_ms=at1)),
+        ("STORE_1/10018", position("10018", "3411", 2, "v2", v2.offset, at_ms=at2)),
     ]
     inventory[1][1]["net_variance"] = net_variance_of_v2
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=200)
     await producer.start()
     try:
-        for delivery in deliveries:
-            await producer.send_and_wait(
-                SEEN_CHANGELOG,
-                json.dumps(f"{VARIANCE_TOPIC}:{partition}:{delivery.offset}").encode(),
-                key=json.dumps(delivery.event_id).encode(),
-                partition=partition,
-            )
         sends = [
             producer.send(
                 INVENTORY_CHANGELOG,
