@@ -60,6 +60,13 @@ async def _nothing_to_flush() -> None:
     """Without a changelog (the fold, unit tests) every table write is at once durable."""
 
 
+def record_time_ms(record: SourceRecord, event: CountApproved | VarianceLogged) -> int:
+    """The record's timestamp, which the dedupe horizon is measured in (else the event's)."""
+    if record.timestamp_ms is not None:
+        return record.timestamp_ms
+    return round(event.occurred_at.timestamp() * 1000)
+
+
 class Rejected(Exception):
     def __init__(self, error_class: ErrorClass, reason: str) -> None:
         super().__init__(reason)
@@ -173,15 +180,17 @@ class EventPipeline:
         return route_variance(event, self._settings.netsuite)
 
     def _apply(self, record: SourceRecord, accepted: Accepted) -> dict[Feed, list[PendingRow]]:
-        if not self.apply_to_tables(record, accepted, self._pruning(record)):
+        floors = self._sources.floors(record.partition)
+        pruning = self.pruning(floors, record_time_ms(record, accepted.event))
+        if not self.apply_to_tables(record, accepted, pruning):
             return {}
         return self._rows(record, accepted)
 
-    def _pruning(self, record: SourceRecord) -> Pruning:
+    def pruning(self, floors: dict[str, int], at_ms: int) -> Pruning:
+        """What positions may forget when written by an event recorded at `at_ms`."""
         if self._horizon_ms <= 0:
             return KEEP_ALL
-        before = (record.timestamp_ms or 0) - self._horizon_ms
-        return Pruning(self._sources.floors(record.partition), before)
+        return Pruning(floors, at_ms - self._horizon_ms)
 
     def apply_to_tables(
         self, record: SourceRecord, accepted: Accepted, pruning: Pruning = KEEP_ALL
@@ -210,9 +219,7 @@ class EventPipeline:
                 *first,
             )
             return False
-        at_ms = record.timestamp_ms
-        if at_ms is None:
-            at_ms = round(event.occurred_at.timestamp() * 1000)
+        at_ms = record_time_ms(record, event)
         applied = Applied(event.event_id, event.occurred_at, record.topic, record.offset, at_ms)
         changed = 0
         for key, change, position, applied_copy in zip(

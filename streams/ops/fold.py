@@ -22,8 +22,8 @@ from streams.dlq import DeadLetter, SourceRecord, decode_headers
 from streams.kafka import TopicNames
 from streams.ops.changelog import RebuiltTable, scan
 from streams.ops.offsets import OffsetReader
-from streams.pipeline import Clocks, EventPipeline
-from streams.positions import KEEP_ALL, Pruning, position_key
+from streams.pipeline import Clocks, EventPipeline, record_time_ms
+from streams.positions import position_key
 from streams.progress import Progress
 from streams.sources import SourceRegistry
 
@@ -57,7 +57,6 @@ class InputFold:
         self.records = self.applied = self.duplicates = self.skipped = 0
         self._kinds = topics.kinds
         self._now = datetime.now(UTC)
-        self._horizon_ms = round(settings.dedupe.horizon_days * 86_400_000)
         self._next: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset
         self._pipeline = EventPipeline(
             settings,
@@ -75,7 +74,7 @@ class InputFold:
             # "Too far in the future" was judged at processing time, which the record's
             # own timestamp approximates far better than today's clock.
             self._now = datetime.fromtimestamp(record.timestamp_ms / 1000, tz=UTC)
-        pruning = self._pruning(record)
+        floors = self._floors(record)
         self._next[(record.topic, record.partition)] = record.offset + 1
         try:
             accepted = self._pipeline.accept(record, self._kinds[record.topic])
@@ -84,6 +83,7 @@ class InputFold:
             # anything else (a bug) as "internal".
             self.skipped += 1
             return
+        pruning = self._pipeline.pruning(floors, record_time_ms(record, accepted.event))
         if not self._pipeline.apply_to_tables(record, accepted, pruning):
             self.duplicates += 1
             return
@@ -95,16 +95,15 @@ class InputFold:
                 name: position[name] for name in ORDER_SENSITIVE
             }
 
-    def _pruning(self, record: SourceRecord) -> Pruning:
-        if self._horizon_ms <= 0:
-            return KEEP_ALL
+    def _floors(self, record: SourceRecord) -> dict[str, int]:
+        """The fold's own progress: everything before this record is folded."""
         floors = {
             topic: offset
             for (topic, partition), offset in self._next.items()
             if partition == record.partition
         }
         floors[record.topic] = record.offset
-        return Pruning(floors, (record.timestamp_ms or 0) - self._horizon_ms)
+        return floors
 
 
 def to_source_record(record: Any) -> SourceRecord:
