@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+KAFKA_LIBS := var/kafka/libs
+KAFKA_STAMP := $(KAFKA_LIBS)/.copied
 
 .DEFAULT_GOAL := help
 
@@ -16,6 +18,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP) ## create the virtualenv and install variance-sync with its dev tools
+
+# Maven keeps what it downloads in ~/.m2: a second run downloads nothing.
+$(KAFKA_STAMP): streams/devstack/kafka/pom.xml
+	rm -rf $(KAFKA_LIBS)
+	mvn -q -B -f streams/devstack/kafka/pom.xml dependency:copy-dependencies \
+		-DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(KAFKA_LIBS)
+	touch $@
+
+kafka: $(KAFKA_STAMP) ## fetch Apache Kafka 4 from Maven Central into var/kafka/libs (dev --broker kafka, tests)
 
 run: $(STAMP) ## run the embedded stack: broker, SFTP, worker and sample traffic (Ctrl-C stops)
 	$(BIN)/variance-sync dev
@@ -37,4 +48,4 @@ bench: $(STAMP) ## run the benchmarks (not part of the tests)
 clean: ## remove the virtualenv, caches and local state
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
-.PHONY: help install run test unit lint bench clean
+.PHONY: help install kafka run test unit lint bench clean

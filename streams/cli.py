@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--data-dir", type=Path, default=Path("var"), help="state folder (default ./var)"
     )
+    dev.add_argument(
+        "--broker",
+        choices=["tansu", "kafka"],
+        default="tansu",
+        help="tansu (in memory, the default) or kafka (Apache Kafka from `make kafka`, "
+        "its data kept under --data-dir)",
+    )
     dev.add_argument("--kafka-port", type=_port, default=9092)
     dev.add_argument("--sftp-port", type=_port, default=2222)
     dev.add_argument(
@@ -105,10 +112,15 @@ def _settings(args: argparse.Namespace, overrides: dict[str, Any] | None = None)
 
 
 def _dev(args: argparse.Namespace) -> int:
+    from streams.devstack.broker import BrokerStartError
+    from streams.devstack.kafka_broker import default_jars, missing_parts
     from streams.devstack.stack import DevOptions, run_dev
 
+    if args.broker == "kafka" and (problem := missing_parts(default_jars())) is not None:
+        raise UsageError(f"--broker kafka: {problem}")
     options = DevOptions(
         data_dir=args.data_dir,
+        broker=args.broker,
         kafka_port=args.kafka_port,
         sftp_port=args.sftp_port,
         config=args.config,
@@ -117,7 +129,10 @@ def _dev(args: argparse.Namespace) -> int:
         worker=not args.no_worker,
         netsuite=not args.no_netsuite,
     )
-    return asyncio.run(run_dev(options))
+    try:
+        return asyncio.run(run_dev(options))
+    except BrokerStartError as exc:
+        raise UsageError(f"cannot start the {args.broker} broker: {exc}") from None
 
 
 def _worker(args: argparse.Namespace) -> int:

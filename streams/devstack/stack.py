@@ -1,6 +1,7 @@
 """`variance-sync dev`: the whole loop on one machine, in the foreground.
 
-Starts Tansu and asyncssh's SFTP server (rooted at DATA/sftp, NetSuite tree under
+Starts a broker (Tansu, in memory; or with `--broker kafka` Apache Kafka, keeping its data
+in DATA/kafka) and asyncssh's SFTP server (rooted at DATA/sftp, NetSuite tree under
 DATA/sftp/netsuite), creates the topics, then a worker process, sample traffic and the
 NetSuite simulator (`netsuite-sim`, booking into DATA/netsuite-sim.sqlite).
 SIGINT or SIGTERM stops everything it started. `DATA/stack.env` holds the environment a
@@ -19,6 +20,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from sinks.feeds import Feed
 from sinks.layout import ensure_layout
@@ -26,7 +28,8 @@ from sinks.local import LocalDestination
 from sinks.sftp import SFTPDestination
 from streams.config import DEFAULT_CONFIG, load_settings
 from streams.devstack import netsuite_sim
-from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.broker import EmbeddedBroker, LocalBroker
+from streams.devstack.kafka_broker import KafkaBroker
 from streams.devstack.sample import Catalog, SampleGenerator, run_sample_traffic
 from streams.devstack.sftp_server import EmbeddedSFTPServer
 from streams.kafka import prepare_broker
@@ -42,6 +45,7 @@ NETSUITE_SIM_INTERVAL = 10.0
 @dataclass(frozen=True, slots=True)
 class DevOptions:
     data_dir: Path
+    broker: Literal["tansu", "kafka"]
     kafka_port: int
     sftp_port: int
     config: Path | None
@@ -58,7 +62,7 @@ def worker_environment(
     data = options.data_dir.resolve()
     env = {
         "VARIANCE_SYNC_KAFKA__BOOTSTRAP": f"127.0.0.1:{options.kafka_port}",
-        "VARIANCE_SYNC_KAFKA__FLAVOR": "tansu",
+        "VARIANCE_SYNC_KAFKA__FLAVOR": options.broker,
         "VARIANCE_SYNC_PUBLISH__DESTINATION": "sftp",
         "VARIANCE_SYNC_SFTP__HOST": "127.0.0.1",
         "VARIANCE_SYNC_SFTP__PORT": str(sftp.port),
@@ -66,8 +70,9 @@ def worker_environment(
         "VARIANCE_SYNC_SFTP__BASE_DIR": NETSUITE_DIR,
         "VARIANCE_SYNC_SFTP__PRIVATE_KEY": str(sftp.client_key),
         "VARIANCE_SYNC_SFTP__KNOWN_HOSTS": str(sftp.known_hosts),
-        # Tansu forgets everything on restart, so local table state must not outlive it.
-        "VARIANCE_SYNC_WORKER__STORE": "memory",
+        # Tansu forgets everything on restart, so local table state must not outlive it;
+        # Apache Kafka keeps its data, and the worker runs as in production.
+        "VARIANCE_SYNC_WORKER__STORE": "memory" if options.broker == "tansu" else "rocksdb",
         "VARIANCE_SYNC_WORKER__DATA_DIR": str(data / "worker"),
         "VARIANCE_SYNC_CONFIG": str(config.resolve()),
     }
@@ -94,7 +99,7 @@ async def run_dev(options: DevOptions) -> int:
     netsuite_root.mkdir(parents=True, exist_ok=True)
     await ensure_layout(LocalDestination(netsuite_root))
 
-    broker = EmbeddedBroker(options.kafka_port, log_file=data / "logs" / "tansu.log")
+    broker = local_broker(options)
     broker.start()
     sftp = EmbeddedSFTPServer(root=data / "sftp", state_dir=data / "ssh", port=options.sftp_port)
     worker: subprocess.Popen[bytes] | None = None
@@ -102,7 +107,9 @@ async def run_dev(options: DevOptions) -> int:
     importer: asyncio.Task[None] | None = None
     try:
         await sftp.start()
-        kafka = settings.kafka.model_copy(update={"bootstrap": broker.bootstrap, "flavor": "tansu"})
+        kafka = settings.kafka.model_copy(
+            update={"bootstrap": broker.bootstrap, "flavor": options.broker}
+        )
         await prepare_broker(kafka)
         env = worker_environment(options, sftp, config)
         write_env_file(data / "stack.env", env)
@@ -135,6 +142,13 @@ async def run_dev(options: DevOptions) -> int:
         broker.stop()
     print("variance-sync dev: stopped", flush=True)
     return 0
+
+
+def local_broker(options: DevOptions) -> LocalBroker:
+    logs = options.data_dir / "logs"
+    if options.broker == "tansu":
+        return EmbeddedBroker(options.kafka_port, log_file=logs / "tansu.log")
+    return KafkaBroker(options.kafka_port, options.data_dir / "kafka", log_file=logs / "kafka.log")
 
 
 async def run_netsuite_sim(sftp: EmbeddedSFTPServer, data: Path) -> None:
@@ -204,12 +218,13 @@ async def wait_for_stop(worker: subprocess.Popen[bytes] | None) -> None:
 
 
 def print_banner(
-    options: DevOptions, broker: EmbeddedBroker, sftp: EmbeddedSFTPServer, root: Path
+    options: DevOptions, broker: LocalBroker, sftp: EmbeddedSFTPServer, root: Path
 ) -> None:
     data = options.data_dir
+    kind = "Tansu, in memory" if options.broker == "tansu" else f"Apache Kafka, {data / 'kafka'}"
     lines = [
         "variance-sync dev is running (Ctrl-C stops everything)",
-        f"  Kafka (Tansu, in memory) : {broker.bootstrap}",
+        f"  Kafka broker             : {broker.bootstrap} ({kind})",
         f"  SFTP (asyncssh)          : {sftp.username}@127.0.0.1:{sftp.port}, root {data / 'sftp'}",
         f"  adjustment CSVs land in  : {root / Feed.ADJUSTMENT.csv_dir}",
         f"  transfer CSVs land in    : {root / Feed.TRANSFER.csv_dir}",

@@ -1,0 +1,229 @@
+"""Apache Kafka 4.x as a local broker: one KRaft node (broker and controller) in a JVM.
+
+The jars come from Maven Central (`make kafka` copies them into `var/kafka/libs`; the pom
+is beside this module). The log dir is formatted once and kept, so a broker started again
+on the same folder keeps its topics, groups and offsets, unlike Tansu.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import IO
+
+from streams.devstack.broker import BrokerStartError, free_port, port_open
+
+log = logging.getLogger(__name__)
+
+KAFKA_VERSION = "4.4.0"  # as pinned in kafka/pom.xml
+POM = Path(__file__).parent / "kafka" / "pom.xml"
+# Small enough for a 2-core test machine beside workers, Tansu and sshd.
+HEAP = "-Xmx512m"
+_LOG4J = """\
+Configuration:
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout:
+        Pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: INFO
+      AppenderRef:
+        ref: STDOUT
+    Logger:
+      - name: kafka.request.logger
+        level: WARN
+      - name: org.apache.kafka.storage
+        level: WARN
+"""
+
+
+def default_jars() -> Path:
+    return Path(os.environ.get("VARIANCE_SYNC_KAFKA_JARS") or Path("var") / "kafka" / "libs")
+
+
+def missing_parts(jars: Path) -> str | None:
+    """What is missing to run the broker, as one line naming the fix; None when nothing."""
+    if shutil.which("java") is None:
+        return "no `java` on PATH: Apache Kafka 4 needs Java 17 or later"
+    if not any(jars.glob("kafka_2.13-*.jar")):
+        return f"no Apache Kafka jars in {jars}: run `make kafka` first"
+    return None
+
+
+def server_properties(data_dir: Path, port: int, controller_port: int, host: str) -> str:
+    """The broker's settings; docker-compose.yml sets the same through KAFKA_* variables."""
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://{host}:{port}",
+            "controller.listener.names=CONTROLLER",
+            f"controller.quorum.bootstrap.servers={host}:{controller_port}",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"log.dirs={data_dir / 'logs'}",
+            "num.partitions=1",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=4",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=false",
+            "",
+        ]
+    )
+
+
+class KafkaBroker:
+    """Start and stop one local Apache Kafka node; `data_dir` holds its config and logs."""
+
+    def __init__(
+        self,
+        port: int,
+        data_dir: Path,
+        *,
+        controller_port: int | None = None,
+        jars: Path | None = None,
+        host: str = "127.0.0.1",
+        log_file: Path | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.data_dir = data_dir
+        # The controller's address is part of the formatted metadata log: a broker started
+        # again on the same folder must keep it.
+        self.controller_port = controller_port or _saved_controller_port(data_dir) or free_port()
+        self.jars = jars or default_jars()
+        self._log_file = log_file or data_dir / "kafka.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_handle: IO[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    def start(self, timeout: float = 60.0) -> None:
+        problem = missing_parts(self.jars)
+        if problem is not None:
+            raise BrokerStartError(problem)
+        for port in (self.port, self.controller_port):
+            if port_open(self.host, port):
+                raise BrokerStartError(f"port {port} on {self.host} is already in use")
+        self._write_config()
+        self._format()
+        self._log_handle = self._log_file.open("ab")
+        self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            [*self._java(), "kafka.Kafka", str(self.config_file)],
+            stdout=self._log_handle,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_listening(timeout)
+        log.info("Apache Kafka %s listening on %s", KAFKA_VERSION, self.bootstrap)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()  # a controlled shutdown: the log is clean for a restart
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._log_handle is not None:
+            self._log_handle.close()
+            self._log_handle = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self.stop()
+
+    def tool(self, main_class: str, *args: str, timeout: float = 60.0) -> str:
+        """Run one of Kafka's own command-line tools from the same jars; its stdout."""
+        done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            [*self._java(), main_class, *args],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise BrokerStartError(
+                f"{main_class} exited {done.returncode}: {done.stderr.decode(errors='replace')}"
+            )
+        return done.stdout.decode()
+
+    def _java(self) -> list[str]:
+        return [
+            "java",
+            HEAP,
+            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.yaml'}",
+            "-cp",
+            f"{self.jars.resolve()}/*",
+        ]
+
+    def _write_config(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        settings = server_properties(self.data_dir, self.port, self.controller_port, self.host)
+        self.config_file.write_text(settings, encoding="utf-8")
+        (self.data_dir / "log4j2.yaml").write_text(_LOG4J, encoding="utf-8")
+
+    def _format(self) -> None:
+        if (self.data_dir / "logs" / "meta.properties").exists():
+            return  # formatted before: keep the cluster, its topics and offsets
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        self.tool(
+            "kafka.tools.StorageTool",
+            "format",
+            "--standalone",
+            "-t",
+            cluster_id,
+            "-c",
+            str(self.config_file),
+        )
+
+    def _wait_listening(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not port_open(self.host, self.port):
+            process = self._process
+            if process is not None and process.poll() is not None:
+                raise BrokerStartError(
+                    f"Apache Kafka exited with code {process.returncode}; see {self._log_file}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise BrokerStartError(
+                    f"Apache Kafka did not listen on {self.bootstrap} within {timeout:.0f}s; "
+                    f"see {self._log_file}"
+                )
+            time.sleep(0.1)
+
+
+def _saved_controller_port(data_dir: Path) -> int | None:
+    config = data_dir / "server.properties"
+    if not config.is_file():
+        return None
+    found = re.search(
+        r"^controller\.quorum\.bootstrap\.servers=.*:([0-9]+)$", config.read_text(), re.M
+    )
+    return int(found[1]) if found else None
