@@ -120,7 +120,7 @@ def test_dev_stack_serves_a_separately_started_worker(tmp_path: Path) -> None:
         dev.send_signal(signal.SIGINT)
         output = dev.communicate(timeout=30)[0].decode()
     assert dev.returncode == 0, output
-    assert f"Kafka (Tansu, in memory) : 127.0.0.1:{kafka_port}" in output
+    assert f"Kafka broker             : 127.0.0.1:{kafka_port} (Tansu, in memory)" in output
     ledger = data / "netsuite-sim.sqlite"
     assert (
         f"NetSuite books (SQLite)  : {ledger}; see them with: "
