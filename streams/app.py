@@ -158,6 +158,12 @@ def faust_settings(settings: Settings, flavor: BrokerFlavor) -> dict[str, Any]:
         options["broker_credentials"] = credentials
     if flavor is BrokerFlavor.TANSU:
         options.update(TANSU_SETTINGS)
+    timing = {
+        "broker_session_timeout": kafka.session_timeout_seconds,
+        "broker_heartbeat_interval": kafka.heartbeat_interval_seconds,
+        "broker_rebalance_timeout": kafka.rebalance_timeout_seconds,
+    }
+    options.update({name: value for name, value in timing.items() if value is not None})
     return options
 
 

@@ -128,6 +128,11 @@ class KafkaConfig(_Section):
     partitions: int = Field(4, ge=1, le=1024)
     replication_factor: int = Field(1, ge=1)
     group_id: str = Field("variance-sync", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    # Consumer group timing. Unset: Faust's defaults (a dead worker's partitions move after
+    # its 60 s session expires), or on Tansu the short ones its joins need.
+    session_timeout_seconds: float | None = Field(None, ge=1, le=3600)
+    heartbeat_interval_seconds: float | None = Field(None, gt=0, le=600)
+    rebalance_timeout_seconds: float | None = Field(None, ge=1, le=3600)
     topics: TopicsConfig = TopicsConfig()
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import re
 import shutil
 import subprocess
 import time
@@ -68,7 +67,9 @@ def server_properties(data_dir: Path, port: int, controller_port: int, host: str
             f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
             f"advertised.listeners=PLAINTEXT://{host}:{port}",
             "controller.listener.names=CONTROLLER",
-            f"controller.quorum.bootstrap.servers={host}:{controller_port}",
+            # A static voter: no endpoint is written into the formatted log, so a broker may
+            # move to other ports (a formatted folder can be copied, as the tests do).
+            f"controller.quorum.voters=1@{host}:{controller_port}",
             "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             f"log.dirs={data_dir / 'logs'}",
             "num.partitions=1",
@@ -97,13 +98,13 @@ class KafkaBroker:
         jars: Path | None = None,
         host: str = "127.0.0.1",
         log_file: Path | None = None,
+        jvm_options: tuple[str, ...] = (),
     ) -> None:
         self.host = host
         self.port = port
         self.data_dir = data_dir
-        # The controller's address is part of the formatted metadata log: a broker started
-        # again on the same folder must keep it.
-        self.controller_port = controller_port or _saved_controller_port(data_dir) or free_port()
+        self.controller_port = controller_port or free_port()
+        self._jvm_options = jvm_options
         self.jars = jars or default_jars()
         self._log_file = log_file or data_dir / "kafka.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -121,15 +122,19 @@ class KafkaBroker:
     def config_file(self) -> Path:
         return self.data_dir / "server.properties"
 
-    def start(self, timeout: float = 60.0) -> None:
+    def prepare(self) -> None:
+        """Write the config and format the log dir, once: a formatted one is kept."""
         problem = missing_parts(self.jars)
         if problem is not None:
             raise BrokerStartError(problem)
+        self._write_config()
+        self._format()
+
+    def start(self, timeout: float = 60.0) -> None:
         for port in (self.port, self.controller_port):
             if port_open(self.host, port):
                 raise BrokerStartError(f"port {port} on {self.host} is already in use")
-        self._write_config()
-        self._format()
+        self.prepare()
         self._log_handle = self._log_file.open("ab")
         self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             [*self._java(), "kafka.Kafka", str(self.config_file)],
@@ -177,6 +182,7 @@ class KafkaBroker:
         return [
             "java",
             HEAP,
+            *self._jvm_options,
             f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.yaml'}",
             "-cp",
             f"{self.jars.resolve()}/*",
@@ -193,13 +199,7 @@ class KafkaBroker:
             return  # formatted before: keep the cluster, its topics and offsets
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         self.tool(
-            "kafka.tools.StorageTool",
-            "format",
-            "--standalone",
-            "-t",
-            cluster_id,
-            "-c",
-            str(self.config_file),
+            "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file)
         )
 
     def _wait_listening(self, timeout: float) -> None:
@@ -217,13 +217,3 @@ class KafkaBroker:
                     f"see {self._log_file}"
                 )
             time.sleep(0.1)
-
-
-def _saved_controller_port(data_dir: Path) -> int | None:
-    config = data_dir / "server.properties"
-    if not config.is_file():
-        return None
-    found = re.search(
-        r"^controller\.quorum\.bootstrap\.servers=.*:([0-9]+)$", config.read_text(), re.M
-    )
-    return int(found[1]) if found else None

@@ -13,20 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.client import AIOKafkaClient, CoordinationType
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import GroupCoordinatorNotAvailableError, KafkaConnectionError, KafkaError
 from aiokafka.protocol.group import LeaveGroupRequest
 
 from streams.config import KafkaConfig
 from streams.kafka import BrokerError, BrokerFlavor, client_options, detect_flavor
 
+T = TypeVar("T")
 FETCH_TIMEOUT = 10.0
 UNKNOWN_MEMBER_ID = 25
 
@@ -129,7 +130,7 @@ class OffsetReader:
 
     async def group_state(self, group: str) -> GroupState:
         # One group per request: Tansu garbles a multi-group DescribeGroups answer.
-        response = await self.admin.describe_consumer_groups([group])
+        response = await _coordinated(lambda: self.admin.describe_consumer_groups([group]))
         for described in response[0].groups:
             error_code, name, state, _, _, members = described[:6]
             if name == group and not error_code:
@@ -169,7 +170,9 @@ class OffsetReader:
     async def committed(
         self, group: str, tps: Sequence[TopicPartition]
     ) -> dict[TopicPartition, int | None]:
-        answer = await self.admin.list_consumer_group_offsets(group, partitions=list(tps))
+        answer = await _coordinated(
+            lambda: self.admin.list_consumer_group_offsets(group, partitions=list(tps))
+        )
         result: dict[TopicPartition, int | None] = {}
         for tp in tps:
             meta = answer.get(tp)
@@ -267,6 +270,19 @@ class OffsetReader:
             raise BrokerError(f"cannot commit offsets for group {group}: {exc}") from None
         finally:
             await consumer.stop()
+
+
+async def _coordinated(call: Callable[[], Awaitable[T]]) -> T:
+    """`call`, again while the group coordinator is not available yet: a new Kafka
+    cluster creates its offsets topic on the first question about any group."""
+    deadline = time.monotonic() + FETCH_TIMEOUT
+    while True:
+        try:
+            return await call()
+        except GroupCoordinatorNotAvailableError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 def tp_label(tp: TopicPartition) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.broker import LocalBroker
 from tests.faults.harness import FaultStack
 from tests.fixtures.broker import broker
 from tests.fixtures.sshd import SSHDServer, sshd
@@ -24,7 +24,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
-def stack(tmp_path: Path, broker: EmbeddedBroker, sshd: SSHDServer) -> Iterator[FaultStack]:
+def stack(tmp_path: Path, broker: LocalBroker, sshd: SSHDServer) -> Iterator[FaultStack]:
     faults = FaultStack(tmp_path, broker, sshd)
     try:
         yield faults

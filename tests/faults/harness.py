@@ -26,8 +26,9 @@ from schemas.models import CountApproved
 from sinks.feeds import Feed
 from streams.cli import main as cli
 from streams.config import KafkaConfig, Settings, load_settings
-from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.broker import LocalBroker
 from streams.devstack.netsuite_ledger import balances, open_ledger, transactions
+from streams.kafka import prepare_broker
 from streams.producer import Event, VarianceProducer
 from tests.factories import SAMPLE_TOML
 from tests.faults.traffic import Expected, Traffic
@@ -40,7 +41,7 @@ WINDOW_SECONDS = 1
 @dataclass
 class FaultStack:
     tmp_path: Path
-    broker: EmbeddedBroker
+    broker: LocalBroker
     sshd: SSHDServer
     known_hosts: Path | None = None
     base_dir: str = field(default_factory=lambda: f"faults-{uuid.uuid4().hex[:8]}")
@@ -122,6 +123,11 @@ data_dir = "{self.tmp_path / "worker"}"
 
     def publish(self, events: Sequence[Event]) -> None:
         asyncio.run(_publish(self.broker.bootstrap, events))
+
+    def create_topics(self) -> None:
+        """What a worker does first; for events published before any worker runs (Apache
+        Kafka creates no topic on its own, Tansu one with the wrong partition count)."""
+        asyncio.run(prepare_broker(self.settings.kafka))
 
     def published_references(self) -> Counter[str]:
         """Reference Nos and External Ids in every file NetSuite could import."""

@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from schemas.codec import encode_avro
 from tests.factories import variance
@@ -99,6 +101,15 @@ BAD = [
 
 
 async def send_bad(bootstrap: str) -> None:
+    # Apache Kafka refuses records over 1 MiB unless the topic allows more, as a retailer
+    # may; then they reach the worker, which must dead-letter them. Tansu takes them anyway.
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        big = {"max.message.bytes": str(16 * 1024 * 1024)}
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, VARIANCES, big)])
+    finally:
+        await admin.close()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=16 * 1024 * 1024)
     await producer.start()
     try:

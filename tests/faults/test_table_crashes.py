@@ -25,6 +25,7 @@ def test_a_kill_around_the_changelog_ack_leaves_every_owner_exact(
     # backlog, so that the first flush holds the writes of many events.
     traffic = stack.traffic(seed=11)
     events = traffic.events(60)
+    stack.create_topics()
     stack.publish(events)
     fault = {"VARIANCE_SYNC_FAULT_POINT": step, "VARIANCE_SYNC_FAULT_SKIP": str(skip)}
     doomed = stack.start_worker(fault)

@@ -14,7 +14,7 @@ from sinks.feeds import Feed
 from sinks.naming import SourcePartition
 from streams.changelog_writer import ChangelogWriteFailed, ChangelogWriter, Persisted
 from streams.config import KafkaConfig
-from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.broker import LocalBroker
 from streams.sources import SourceRegistry, SourceState
 from tests.fixtures.broker import broker
 from tests.unit.test_sources import Event
@@ -109,18 +109,18 @@ async def overlap_scenario(bootstrap: str) -> None:
 
 
 def test_a_flush_writes_in_order_and_only_then_releases_the_events(
-    broker: EmbeddedBroker,
+    broker: LocalBroker,
 ) -> None:
     asyncio.run(flush_scenario(broker.bootstrap))
 
 
 def test_writes_appended_during_a_flush_hold_their_events_until_the_next(
-    broker: EmbeddedBroker,
+    broker: LocalBroker,
 ) -> None:
     asyncio.run(overlap_scenario(broker.bootstrap))
 
 
-async def failure_scenario(broker: EmbeddedBroker) -> None:
+async def failure_scenario(broker: LocalBroker) -> None:
     state, writer = await stage(broker.bootstrap, request_timeout_ms=1_000)
     acked: list[int] = []
     try:
@@ -137,5 +137,5 @@ async def failure_scenario(broker: EmbeddedBroker) -> None:
         await writer.stop()
 
 
-def test_after_a_failed_flush_no_event_is_ever_acked(broker: EmbeddedBroker) -> None:
+def test_after_a_failed_flush_no_event_is_ever_acked(broker: LocalBroker) -> None:
     asyncio.run(failure_scenario(broker))

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from schemas.codec import encode_avro
 from streams.cli import main
 from streams.config import KafkaConfig
-from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.broker import LocalBroker
 from streams.dlq import DeadLetter, ErrorClass, SourceRecord
 from streams.kafka import prepare_broker
 from tests.factories import variance, write_config
@@ -95,7 +95,7 @@ async def read_back(bootstrap: str, topic: str, partition: int, offset: int) -> 
 
 
 def test_dlq_commands_tolerate_odd_records_and_redrive_the_exact_bytes(
-    tmp_path: Path, broker: EmbeddedBroker, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, broker: LocalBroker, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(tmp_path, f'\n[kafka]\nbootstrap = "{broker.bootstrap}"\n')
     code, out, err = run(capsys, config, "list")

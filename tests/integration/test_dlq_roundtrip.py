@@ -23,7 +23,7 @@ from schemas.codec import encode_avro
 from sinks.naming import parse_batch_file_name
 from streams.cli import main
 from streams.config import KafkaConfig
-from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.broker import LocalBroker
 from streams.ops.offsets import OffsetReader
 from tests.factories import SAMPLE_TOML, variance
 from tests.fixtures.broker import broker
@@ -37,7 +37,7 @@ UNMAPPED = "unknown facility 'STORE_9': the event has no netsuite_location_id an
 TRUNCATED = "truncated header: 4 bytes"
 
 
-def write_config(tmp_path: Path, broker: EmbeddedBroker, *, fixed: bool) -> Path:
+def write_config(tmp_path: Path, broker: LocalBroker, *, fixed: bool) -> Path:
     # SAMPLE_TOML ends inside [netsuite.facilities], so the fix is one more line there.
     text = (
         SAMPLE_TOML
@@ -120,7 +120,7 @@ async def input_marks(bootstrap: str) -> dict[int, int]:
 
 def test_dead_letters_are_listed_redriven_after_a_fix_and_fail_again_with_both_errors(
     tmp_path: Path,
-    broker: EmbeddedBroker,
+    broker: LocalBroker,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

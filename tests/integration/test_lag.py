@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from streams.cli import main
 from streams.config import KafkaConfig, load_settings
-from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.broker import LocalBroker
 from streams.kafka import prepare_broker
 from streams.ops.offsets import OffsetReader
 from tests.factories import SAMPLE_TOML
@@ -27,7 +27,7 @@ COUNTS = "hotwax.inventory.count-approved"
 VARIANCES = "hotwax.inventory.variance-logged"
 
 
-def write_config(tmp_path: Path, broker: EmbeddedBroker) -> Path:
+def write_config(tmp_path: Path, broker: LocalBroker) -> Path:
     (tmp_path / "netsuite").mkdir(exist_ok=True)
     path = tmp_path / "config.toml"
     path.write_text(
@@ -86,7 +86,7 @@ async def backlog(bootstrap: str, now_ms: int) -> None:
 
 
 def test_figures_match_a_hand_computation(
-    tmp_path: Path, broker: EmbeddedBroker, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, broker: LocalBroker, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(tmp_path, broker)
     asyncio.run(prepare_broker(load_settings(config).kafka))
@@ -120,7 +120,7 @@ def test_figures_match_a_hand_computation(
 
 
 def test_status_follows_a_running_paused_and_stopped_worker(
-    tmp_path: Path, broker: EmbeddedBroker, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, broker: LocalBroker, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(tmp_path, broker)
     thresholds = ("--stall-after", "4", "--stop-after", "12")
@@ -168,7 +168,7 @@ def test_status_follows_a_running_paused_and_stopped_worker(
 
 
 def test_unknown_group_is_one_line(
-    tmp_path: Path, broker: EmbeddedBroker, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, broker: LocalBroker, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(tmp_path, broker)
     asyncio.run(prepare_broker(load_settings(config).kafka))

@@ -19,7 +19,7 @@ from sinks.csv_render import render
 from sinks.feeds import Feed
 from sinks.rows import AdjustmentRow, TransferRow
 from streams.cli import main
-from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.broker import LocalBroker
 from streams.devstack.netsuite_ledger import Transaction, balances, open_ledger, transactions
 from tests.factories import SAMPLE_TOML
 from tests.fixtures.broker import broker
@@ -226,7 +226,7 @@ def test_a_pass_archives_valid_files_fails_the_rest_and_repeats_nothing(
 
 
 def test_the_simulator_imports_everything_a_real_worker_published(
-    tmp_path: Path, broker: EmbeddedBroker, sshd: SSHDServer, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, broker: LocalBroker, sshd: SSHDServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     base_dir = f"netsuite-{uuid.uuid4().hex[:8]}"
     root = sshd.root / base_dir

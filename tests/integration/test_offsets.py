@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.config import KafkaConfig
-from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.broker import LocalBroker
 from streams.ops.offsets import OffsetReader
 from tests.fixtures.broker import broker
 
@@ -68,5 +68,5 @@ async def scenario(bootstrap: str) -> None:
         assert "ops-test" in await reader.groups()
 
 
-def test_offsets_and_times_are_read_correctly(broker: EmbeddedBroker) -> None:
+def test_offsets_and_times_are_read_correctly(broker: LocalBroker) -> None:
     asyncio.run(scenario(broker.bootstrap))

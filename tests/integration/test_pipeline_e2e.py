@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from schemas.codec import encode_avro
 from sinks.naming import parse_batch_file_name
 from streams.config import KafkaConfig
-from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.broker import LocalBroker
 from streams.producer import VarianceProducer
 from tests.factories import SAMPLE_TOML, count, line, variance
 from tests.fixtures.broker import broker
@@ -48,7 +48,7 @@ COUNT_TOPIC = "hotwax.inventory.count-approved"
 VARIANCE_TOPIC = "hotwax.inventory.variance-logged"
 
 
-def worker_config(tmp_path: Path, broker: EmbeddedBroker, sshd: SSHDServer, base_dir: str) -> Path:
+def worker_config(tmp_path: Path, broker: LocalBroker, sshd: SSHDServer, base_dir: str) -> Path:
     params = sshd.params
     text = (
         SAMPLE_TOML
@@ -172,7 +172,7 @@ async def read_dlq(bootstrap: str, expected: int) -> list[dict[str, str]]:
 
 
 def test_events_reach_netsuite_folders_exactly_once(
-    tmp_path: Path, broker: EmbeddedBroker, sshd: SSHDServer
+    tmp_path: Path, broker: LocalBroker, sshd: SSHDServer
 ) -> None:
     base_dir = f"netsuite-{uuid.uuid4().hex[:8]}"
     root = sshd.root / base_dir
@@ -270,7 +270,7 @@ async def publish_variances(bootstrap: str, prefix: str, count: int) -> None:
 
 
 def test_an_sftp_outage_delays_batches_but_loses_and_repeats_nothing(
-    tmp_path: Path, broker: EmbeddedBroker, sshd: SSHDServer
+    tmp_path: Path, broker: LocalBroker, sshd: SSHDServer
 ) -> None:
     base_dir = f"netsuite-{uuid.uuid4().hex[:8]}"
     adjustments = sshd.root / base_dir / "inventoryadjustment" / "csv"

@@ -12,7 +12,7 @@ from schemas.codec import decode_event
 from schemas.exceptions import InvalidEvent
 from schemas.models import EventKind, ValidationLimits
 from streams.config import KafkaConfig
-from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.broker import LocalBroker
 from streams.kafka import prepare_broker
 from streams.ops.offsets import OffsetReader
 from streams.producer import VarianceProducer
@@ -59,5 +59,5 @@ async def scenario(bootstrap: str) -> None:
     assert (event.event_id, version) == ("p-1", "VarianceLogged.v1")
 
 
-def test_the_producer_validates_encodes_keys_and_awaits_delivery(broker: EmbeddedBroker) -> None:
+def test_the_producer_validates_encodes_keys_and_awaits_delivery(broker: LocalBroker) -> None:
     asyncio.run(scenario(broker.bootstrap))

@@ -21,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from schemas.codec import encode_avro
 from streams.cli import main
 from streams.config import KafkaConfig
-from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.broker import EmbeddedBroker, LocalBroker
 from streams.kafka import prepare_broker
 from streams.ops.changelog import tables_dir
 from streams.ops.offsets import OffsetReader
@@ -41,7 +41,7 @@ NOON = "2024-02-29T18:00:00+00:00"
 KEYS = ("STORE_1/10017", "STORE_1/10019", "STORE_2/20001")
 
 
-def write_config(tmp_path: Path, broker: EmbeddedBroker, store: str = "rocksdb") -> Path:
+def write_config(tmp_path: Path, broker: LocalBroker, store: str = "rocksdb") -> Path:
     (tmp_path / "netsuite").mkdir(parents=True, exist_ok=True)
     path = tmp_path / "config.toml"
     path.write_text(
@@ -125,7 +125,7 @@ def applied(worker: WorkerProcess) -> bool:
 
 
 def test_changelogs_verify_and_a_new_worker_recovers_them_exactly(
-    tmp_path: Path, broker: EmbeddedBroker, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, broker: LocalBroker, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(tmp_path, broker)
     worker = WorkerProcess(config, tmp_path / "worker.log").start()
@@ -281,7 +281,7 @@ async def write_changelogs(
 
 
 def test_a_wrong_changelog_record_is_reported_by_key_and_field(
-    tmp_path: Path, broker: EmbeddedBroker, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, broker: LocalBroker, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(tmp_path, broker)
     deliveries = asyncio.run(publish_two_variances(broker.bootstrap))
@@ -313,8 +313,10 @@ def test_a_wrong_changelog_record_is_reported_by_key_and_field(
 
 
 def test_the_guard_trips_on_a_multi_record_batch_yet_everything_is_read(
-    tmp_path: Path, broker: EmbeddedBroker, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, tansu_broker: EmbeddedBroker, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Tansu's ListOffsets bug; Apache Kafka answers the true end (checked by the other tests).
+    broker = tansu_broker
     config = write_config(tmp_path, broker)
     deliveries = asyncio.run(publish_two_variances(broker.bootstrap))
     partition = asyncio.run(write_changelogs(broker.bootstrap, deliveries, 2, one_batch=True))
@@ -350,8 +352,9 @@ def test_the_guard_trips_on_a_multi_record_batch_yet_everything_is_read(
 
 
 def test_a_worker_ends_a_short_changelog_before_recovering_it(
-    tmp_path: Path, broker: EmbeddedBroker
+    tmp_path: Path, tansu_broker: EmbeddedBroker
 ) -> None:
+    broker = tansu_broker
     # Forty positions in one record batch: Tansu's ListOffsets answers 1 for that
     # partition, and a recovery that trusted it would lose all but the first.
     config = write_config(tmp_path, broker, store="memory")

@@ -1,6 +1,6 @@
-"""`variance-sync replay` against a real broker (Tansu): exact plans on a known backlog,
-execution, the export/rollback round trip, refusal while members are active, and
-one-line errors. The CLI runs in-process, as an operator would run it."""
+"""`variance-sync replay` against real brokers (Tansu, Apache Kafka): exact plans on a
+known backlog, execution, the export/rollback round trip, refusal while members are
+active, and one-line errors. The CLI runs in-process, as an operator would run it."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.cli import main
 from streams.config import KafkaConfig
-from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.broker import LocalBroker
 from streams.ops.offsets import OffsetReader
 from tests.factories import write_config
 from tests.fixtures.broker import broker
@@ -58,9 +58,16 @@ async def committed(bootstrap: str) -> dict[TopicPartition, int | None]:
 
 
 @pytest.fixture
-def backlog(broker: EmbeddedBroker) -> str:
+def backlog(broker: LocalBroker) -> str:
     asyncio.run(fill(broker.bootstrap, {P0: 15}))
     return broker.bootstrap
+
+
+@pytest.fixture
+def tansu_backlog(tansu_broker: LocalBroker) -> str:
+    """For Tansu's own group behaviour: it never expires a member by its session timeout."""
+    asyncio.run(fill(tansu_broker.bootstrap, {P0: 15}))
+    return tansu_broker.bootstrap
 
 
 def replay(bootstrap: str, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -156,7 +163,7 @@ def test_execute_moves_the_committed_offsets_exactly(
 
 
 def test_an_export_undoes_the_move_with_from_file(
-    broker: EmbeddedBroker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    broker: LocalBroker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     asyncio.run(fill(broker.bootstrap, {P0: 15, P1: 4}))
     bootstrap, group_topic = broker.bootstrap, ("--group", GROUP, "--topic", TOPIC)
@@ -235,8 +242,9 @@ async def test_execute_is_refused_while_a_member_is_active(
 
 
 async def test_a_stopped_first_generation_member_lingers_on_tansu_until_removed(
-    backlog: str, capsys: pytest.CaptureFixture[str]
+    tansu_backlog: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    backlog = tansu_backlog
     # Tansu numbers generations from 0, aiokafka sends LeaveGroup only from generation 1,
     # and Tansu never expires a member by its session timeout: the member stays listed.
     consumer = member(backlog)
@@ -259,8 +267,9 @@ async def test_a_stopped_first_generation_member_lingers_on_tansu_until_removed(
 
 
 async def test_removing_a_live_member_by_mistake_still_refuses(
-    backlog: str, capsys: pytest.CaptureFixture[str]
+    tansu_backlog: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    backlog = tansu_backlog
     consumer = member(backlog)
     await consumer.start()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from streams.cli import main
-from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.broker import LocalBroker
 from tests.fixtures.broker import broker
 from tests.fixtures.sshd import SSHDServer
 from tests.fixtures.worker import WorkerProcess, wait_for
@@ -25,7 +25,7 @@ SFTP_PASSWORD = "sftp-PASSWORD-9f3e"  # noqa: S105 - a marker to search logs for
 SASL_PASSWORD = "sasl-PASSWORD-71ac"  # noqa: S105 - likewise
 
 
-def secret_config(tmp_path: Path, broker: EmbeddedBroker, sshd: SSHDServer, base_dir: str) -> Path:
+def secret_config(tmp_path: Path, broker: LocalBroker, sshd: SSHDServer, base_dir: str) -> Path:
     path = worker_config(tmp_path, broker, sshd, base_dir)
     text = path.read_text(encoding="utf-8")
     text = text.replace("[sftp]\n", f'[sftp]\npassword = "{SFTP_PASSWORD}"\n')
@@ -42,7 +42,7 @@ def key_material(sshd: SSHDServer) -> str:
 
 
 def test_a_running_worker_never_logs_secrets(
-    tmp_path: Path, broker: EmbeddedBroker, sshd: SSHDServer
+    tmp_path: Path, broker: LocalBroker, sshd: SSHDServer
 ) -> None:
     base_dir = f"secrets-{uuid.uuid4().hex[:8]}"
     worker = WorkerProcess(

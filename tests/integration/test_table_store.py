@@ -14,7 +14,7 @@ from faust.types import TP
 from sinks.feeds import Feed
 from streams.changelog_writer import ChangelogWriter
 from streams.config import KafkaConfig
-from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.broker import LocalBroker
 from streams.sources import SourceRegistry
 from streams.tables import WrittenThroughTable, register_tables
 from tests.fixtures.broker import broker
@@ -74,6 +74,6 @@ async def scenario(bootstrap: str, data_dir: Path) -> None:
 
 
 def test_the_store_holds_only_what_the_changelog_acknowledged(
-    broker: EmbeddedBroker, tmp_path: Path
+    broker: LocalBroker, tmp_path: Path
 ) -> None:
     asyncio.run(scenario(broker.bootstrap, tmp_path / "worker"))
