@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from schemas.codec import encode_avro
+from streams.devstack.kafka_broker import KafkaBroker
 from tests.factories import variance
 from tests.faults.harness import FaultStack
 
@@ -100,9 +101,9 @@ BAD = [
 ]
 
 
-async def send_bad(bootstrap: str) -> None:
-    # Apache Kafka refuses records over 1 MiB unless the topic allows more, as a retailer
-    # may; then they reach the worker, which must dead-letter them. Tansu takes them anyway.
+async def allow_big_records(bootstrap: str) -> None:
+    """Apache Kafka refuses records over 1 MiB unless the topic allows more, as a retailer
+    may; then they reach the worker, which must dead-letter them. (Tansu takes them.)"""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -110,6 +111,9 @@ async def send_bad(bootstrap: str) -> None:
         await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, VARIANCES, big)])
     finally:
         await admin.close()
+
+
+async def send_bad(bootstrap: str) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=16 * 1024 * 1024)
     await producer.start()
     try:
@@ -149,6 +153,8 @@ def test_bad_events_are_dead_lettered_and_good_ones_flow(stack: FaultStack) -> N
     worker = stack.start_worker()
     worker.wait_ready()
     stack.publish(before)
+    if isinstance(stack.broker, KafkaBroker):
+        asyncio.run(allow_big_records(stack.broker.bootstrap))
     asyncio.run(send_bad(stack.broker.bootstrap))
     stack.publish(after)
     stack.wait_published(traffic.expected(before + after))
