@@ -56,6 +56,9 @@ def register_ingest_agent(runtime: Runtime) -> None:
 
     async def ingest(stream: Any) -> None:
         async for event in stream.noack().events():
+            # Both producers are started on assignment; an event can come first.
+            await writer.start()
+            await runtime.dead_letters.start()
             await pipeline.handle(to_record(event), event)
             await sources.wait_below(limit)
             await writer.throttle()
@@ -63,9 +66,10 @@ def register_ingest_agent(runtime: Runtime) -> None:
     app.agent(channel, name="ingest")(ingest)
 
     async def on_assigned(_app: Any, assigned: Any, **_: Any) -> None:
+        # Before any await: recovery may resume the stream while the producers connect.
+        sources.assign([SourcePartition(tp.topic, tp.partition) for tp in assigned])
         await writer.start()
         await runtime.dead_letters.start()
-        sources.assign([SourcePartition(tp.topic, tp.partition) for tp in assigned])
 
     async def on_revoked(_app: Any, revoked: Any, **_: Any) -> None:
         # Forget the partitions first, so that nothing writes their tables any more; then

@@ -13,9 +13,11 @@ from typing import Any
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.types import TP
 
 from sinks.batching import WindowPolicy
 from sinks.destination import Destination
+from sinks.naming import SourcePartition
 from sinks.publisher import FaultHook, PublisherOptions, no_faults
 from sinks.retry import Backoff
 from streams.agents import register_ingest_agent
@@ -72,6 +74,10 @@ def build_runtime(
     inventory, progress = register_tables(app, settings.kafka.partitions, writer)
     sources.use_progress(TableProgress(progress))
     dead_letters = KafkaDeadLetters(settings.kafka, topics.dlq)
+
+    def assigned(source: SourcePartition) -> bool:
+        return TP(source.topic, source.partition) in app.consumer.assignment()
+
     pipeline = EventPipeline(
         settings,
         topics.kinds,
@@ -79,6 +85,7 @@ def build_runtime(
         sources,
         dead_letters=dead_letters,
         durable=writer.flush,
+        assigned=assigned,
     )
     publish_loop = PublishLoop(
         sources,

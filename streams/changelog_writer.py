@@ -94,6 +94,7 @@ class ChangelogWriter:
         self._sources = sources
         self._producer: AIOKafkaProducer | None = None
         self._started = asyncio.Event()
+        self._starting = asyncio.Lock()
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._pending = _Pending()
@@ -172,18 +173,22 @@ class ChangelogWriter:
                 on_persisted(tp, records)
 
     async def start(self) -> None:
-        """Start the producer; the agent does before the first partition is assigned."""
+        """Start the producer once (on assignment, or at the first event if that comes
+        first); concurrent callers wait for the first."""
         if self._producer is not None:
             return
-        producer = AIOKafkaProducer(
-            **client_options(self._kafka),
-            acks="all",
-            max_batch_size=MAX_BATCH_BYTES,
-            request_timeout_ms=self._request_timeout_ms,
-        )
-        await producer.start()
-        self._producer = producer
-        self._started.set()
+        async with self._starting:
+            if self._producer is not None:
+                return
+            producer = AIOKafkaProducer(
+                **client_options(self._kafka),
+                acks="all",
+                max_batch_size=MAX_BATCH_BYTES,
+                request_timeout_ms=self._request_timeout_ms,
+            )
+            await producer.start()
+            self._producer = producer
+            self._started.set()
 
     async def run(self) -> None:
         """Flush when woken or every `LINGER_SECONDS`, from the start until cancelled."""

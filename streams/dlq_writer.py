@@ -7,6 +7,7 @@ acknowledgement, because the acknowledged offset is what the progress entry reco
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -39,16 +40,21 @@ class KafkaDeadLetters:
         self._kafka = kafka
         self._tp = TopicPartition(topic, 0)
         self._producer: AIOKafkaProducer | None = None
+        self._starting = asyncio.Lock()
         self._end = 0  # no DLQ record that this process knows of is at or past this
 
     async def start(self) -> None:
+        """Start the producer once; concurrent callers wait for the first."""
         if self._producer is not None:
             return
-        producer = AIOKafkaProducer(
-            **client_options(self._kafka), acks="all", max_request_size=DLQ_MAX_MESSAGE_BYTES
-        )
-        await producer.start()
-        self._producer = producer
+        async with self._starting:
+            if self._producer is not None:
+                return
+            producer = AIOKafkaProducer(
+                **client_options(self._kafka), acks="all", max_request_size=DLQ_MAX_MESSAGE_BYTES
+            )
+            await producer.start()
+            self._producer = producer
 
     async def stop(self) -> None:
         if self._producer is not None:

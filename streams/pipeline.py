@@ -97,6 +97,7 @@ class EventPipeline:
         *,
         dead_letters: DeadLetterSink,
         durable: Callable[[], Awaitable[None]] = _nothing_to_flush,
+        assigned: Callable[[SourcePartition], bool] = lambda _: False,
         clocks: Clocks | None = None,
     ) -> None:
         self._settings = settings
@@ -105,6 +106,7 @@ class EventPipeline:
         self._sources = sources
         self._dead_letters = dead_letters
         self._durable = durable
+        self._assigned = assigned
         self._clocks = clocks or Clocks()
         self._horizon_ms = round(settings.dedupe.horizon_days * 86_400_000)
         self._limits = ValidationLimits(
@@ -116,8 +118,12 @@ class EventPipeline:
         source = SourcePartition(record.topic, record.partition)
         state = self._sources.get(source)
         if state is None:
-            # Revoked while in flight: the new owner consumes it from the committed offset.
-            return
+            if not self._assigned(source):
+                # Revoked while in flight: the new owner consumes it from the committed offset.
+                return
+            # Assigned, and delivered before the assignment callback ran: take it. Dropping
+            # it would let later events be acked past it, and Faust commit past it.
+            state = self._sources.adopt(source)
         if record.offset <= state.consumed_through:
             # The consumer went back, as Faust does after every rebalance: take the events
             # again from here, or rows that the stream skipped before the seek are lost.

@@ -17,7 +17,8 @@ from types import TracebackType
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from schemas.codec import encode_avro, encode_json
 from schemas.models import (
@@ -28,7 +29,7 @@ from schemas.models import (
     validate_event,
 )
 from streams.config import KafkaConfig
-from streams.kafka import TopicNames, client_options
+from streams.kafka import BrokerFlavor, TopicNames, client_options, detect_flavor
 
 Event = CountApproved | VarianceLogged
 JSON_HEADERS = [("content-type", b"application/json")]
@@ -69,6 +70,7 @@ class VarianceProducer:
         self._limits = limits or ValidationLimits()
         self._encoding = encoding
         self._producer: AIOKafkaProducer | None = None
+        self._idempotent = False
 
     async def __aenter__(self) -> VarianceProducer:
         await self.start()
@@ -82,16 +84,42 @@ class VarianceProducer:
     ) -> None:
         await self.stop()
 
+    @property
+    def idempotent(self) -> bool:
+        """Whether the broker deduplicates this producer's retries (Apache Kafka only)."""
+        return self._idempotent
+
     async def start(self) -> None:
-        # No idempotent producer: Tansu rejects InitProducerId v0 (DESIGN section 9).
-        # Duplicates from retries are harmless: the worker dedupes by event_id.
-        producer = AIOKafkaProducer(**client_options(self._config), acks="all", linger_ms=5)
         try:
-            await producer.start()
-        except KafkaError as exc:
-            await producer.stop()
+            flavor = await self._flavor()
+            # Idempotent on Kafka, so that a retry after a lost acknowledgement does not
+            # store the event twice. Tansu rejects InitProducerId (DESIGN section 9); there
+            # a duplicate is harmless all the same: the worker dedupes by event_id.
+            self._idempotent = flavor is BrokerFlavor.KAFKA
+            producer = AIOKafkaProducer(
+                **client_options(self._config),
+                acks="all",
+                linger_ms=5,
+                enable_idempotence=self._idempotent,
+            )
+            try:
+                await producer.start()
+            except KafkaError:
+                await producer.stop()
+                raise
+        except (KafkaError, KafkaConnectionError) as exc:
             raise PublishFailed(f"cannot reach Kafka at {self._config.bootstrap}: {exc}") from None
         self._producer = producer
+
+    async def _flavor(self) -> BrokerFlavor:
+        if self._config.flavor != "auto":
+            return BrokerFlavor(self._config.flavor)
+        admin = AIOKafkaAdminClient(**client_options(self._config), request_timeout_ms=15_000)
+        try:
+            await admin.start()
+            return await detect_flavor(admin, self._config)
+        finally:
+            await admin.close()
 
     async def stop(self) -> None:
         producer, self._producer = self._producer, None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from sinks.batching import FeedBatcher, PendingRow
 from sinks.feeds import Feed
 from sinks.naming import SourcePartition
 from streams.progress import Progress
+
+log = logging.getLogger(__name__)
 
 
 class Ackable(Protocol):
@@ -88,6 +91,16 @@ class SourceState:
         self, offset: int, event: Ackable, rows: Mapping[Feed, Sequence[PendingRow]], now: float
     ) -> None:
         """Take a consumed event and its rows (none for invalid or duplicate events)."""
+        if offset > self.consumed_through + 1 and self.consumed_through >= 0:
+            # Legitimate for transaction markers; after a seek it would be worth a look.
+            log.info(
+                "%s[%d]: offsets %d-%d were not delivered before offset %d",
+                self.source.topic,
+                self.source.partition,
+                self.consumed_through + 1,
+                offset - 1,
+                offset,
+            )
         for feed, feed_rows in rows.items():
             self.batchers[feed].add(feed_rows, now)
         self.consumed_through = max(self.consumed_through, offset)
@@ -176,9 +189,19 @@ class SourceRegistry:
     def assign(self, sources: Sequence[SourcePartition]) -> None:
         self.joined = True
         for source in sources:
-            feeds = self._feeds_by_topic.get(source.topic)
-            if feeds is not None and source not in self._states:
-                self._states[source] = SourceState(source, feeds, durable_gate=self._durable_gate)
+            if source.topic in self._feeds_by_topic and source not in self._states:
+                self.adopt(source)
+
+    def adopt(self, source: SourcePartition) -> SourceState:
+        """The state of an assigned input partition, made now if the assignment has not
+        reached the registry yet."""
+        state = self._states.get(source)
+        if state is None:
+            feeds = self._feeds_by_topic[source.topic]
+            state = self._states[source] = SourceState(
+                source, feeds, durable_gate=self._durable_gate
+            )
+        return state
 
     @property
     def pending_rows(self) -> int:

@@ -13,6 +13,7 @@ from schemas.exceptions import InvalidEvent
 from schemas.models import EventKind, ValidationLimits
 from streams.config import KafkaConfig
 from streams.devstack.broker import LocalBroker
+from streams.devstack.kafka_broker import KafkaBroker
 from streams.kafka import prepare_broker
 from streams.ops.offsets import OffsetReader
 from streams.producer import VarianceProducer
@@ -30,11 +31,13 @@ async def end_offsets(kafka: KafkaConfig, topic: str) -> int:
         return sum((await reader.high_watermarks(tps)).values())
 
 
-async def scenario(bootstrap: str) -> None:
+async def scenario(bootstrap: str, idempotent: bool) -> None:
     kafka = KafkaConfig(bootstrap=bootstrap)
     await prepare_broker(kafka)
     strict = ValidationLimits(max_abs_quantity=10, max_future=timedelta(minutes=1))
     async with VarianceProducer(kafka=kafka, limits=strict) as producer:
+        # Idempotent where the broker offers it (Apache Kafka), detected by flavor.
+        assert producer.idempotent is idempotent
         first = await producer.publish(variance(-3, event_id="p-1"))
         again = await producer.publish(variance(-2, event_id="p-2"))
         assert (first.topic, first.event_id) == (VARIANCES, "p-1")
@@ -60,4 +63,4 @@ async def scenario(bootstrap: str) -> None:
 
 
 def test_the_producer_validates_encodes_keys_and_awaits_delivery(broker: LocalBroker) -> None:
-    asyncio.run(scenario(broker.bootstrap))
+    asyncio.run(scenario(broker.bootstrap, idempotent=isinstance(broker, KafkaBroker)))

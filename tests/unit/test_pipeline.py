@@ -302,3 +302,25 @@ async def test_a_producer_duplicate_of_a_count_is_ignored_on_every_line(harness:
     assert harness.inventory["STORE_1/10018"]["net_variance"] == -1
     assert harness.pending(COUNTS, Feed.ADJUSTMENT) == ["CC1001-10017", "CC1001-10018"]
     assert not duplicate.acked
+
+
+async def test_an_event_that_comes_before_its_assignment_callback_is_taken(
+    tmp_path: Path,
+) -> None:
+    # Faust can resume the stream while the assignment callback still waits for the
+    # producers; dropping that event would let later ones be acked, and committed, past it.
+    harness = Harness(tmp_path)
+    early = SourcePartition(VARIANCES, 1)
+    harness.pipeline._assigned = lambda source: source == early
+    first = Event()
+    await harness.pipeline.handle(
+        SourceRecord(VARIANCES, 1, 0, 1, b"STORE_1", encode_avro(variance(-1, "VAR_LOST"))), first
+    )
+    state = harness.sources.get(early)
+    assert state is not None
+    assert state.pending_rows == 1
+    assert not first.acked
+    gone = Event()
+    record = SourceRecord(VARIANCES, 2, 0, 1, b"STORE_1", encode_avro(variance(-1, "VAR_LOST")))
+    await harness.pipeline.handle(record, gone)  # not assigned: revoked while in flight
+    assert harness.sources.get(SourcePartition(VARIANCES, 2)) is None
