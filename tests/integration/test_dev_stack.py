@@ -10,12 +10,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from streams.config import KafkaConfig
 from streams.devstack.broker import free_port, port_open
+from streams.devstack.kafka_broker import default_jars, missing_parts
 from streams.devstack.netsuite_ledger import balances, open_ledger
+from streams.ops.offsets import OffsetReader
 from streams.producer import VarianceProducer
 from tests.factories import variance
+from tests.fixtures.broker import BROKERS
+from tests.fixtures.ci import require
 from tests.fixtures.worker import WorkerProcess
 
 
@@ -54,29 +61,40 @@ async def publish_one(bootstrap: str) -> None:
         )
 
 
-def test_dev_stack_serves_a_separately_started_worker(tmp_path: Path) -> None:
-    data = tmp_path / "var"
-    kafka_port, sftp_port = free_port(), free_port()
-    dev = subprocess.Popen(
+def start_dev(data: Path, kind: str, kafka_port: int, sftp_port: int, *flags: str) -> Any:
+    if kind == "kafka" and (problem := missing_parts(default_jars())) is not None:
+        require(f"Apache Kafka: {problem}")
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "streams.cli",
             "dev",
+            "--broker",
+            kind,
             "--data-dir",
             str(data),
-            "--no-worker",
-            "--no-sample",
             "--kafka-port",
             str(kafka_port),
             "--sftp-port",
             str(sftp_port),
             "--window-seconds",
             "1",
+            *flags,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+
+
+BANNERS = {"tansu": "(Tansu, in memory)", "kafka": "(Apache Kafka, {data}/kafka)"}
+
+
+@pytest.mark.parametrize("kind", BROKERS)
+def test_dev_stack_serves_a_separately_started_worker(tmp_path: Path, kind: str) -> None:
+    data = tmp_path / "var"
+    kafka_port, sftp_port = free_port(), free_port()
+    dev = start_dev(data, kind, kafka_port, sftp_port, "--no-worker", "--no-sample")
     worker = None
     try:
         wait_for_file(data / "stack.env", dev)
@@ -120,12 +138,55 @@ def test_dev_stack_serves_a_separately_started_worker(tmp_path: Path) -> None:
         dev.send_signal(signal.SIGINT)
         output = dev.communicate(timeout=30)[0].decode()
     assert dev.returncode == 0, output
-    assert f"Kafka broker             : 127.0.0.1:{kafka_port} (Tansu, in memory)" in output
+    banner = BANNERS[kind].format(data=data)
+    assert f"Kafka broker             : 127.0.0.1:{kafka_port} {banner}" in output
     ledger = data / "netsuite-sim.sqlite"
     assert (
         f"NetSuite books (SQLite)  : {ledger}; see them with: "
         f"variance-sync netsuite-sim --ledger {ledger} --report"
     ) in output
     assert output.rstrip().endswith("variance-sync dev: stopped")
-    assert not port_open("127.0.0.1", kafka_port)  # Tansu stopped with it
+    assert not port_open("127.0.0.1", kafka_port)  # the broker stopped with it
     assert not port_open("127.0.0.1", sftp_port)
+
+
+async def input_state(bootstrap: str) -> tuple[int, int | None]:
+    """Events on the variance topic, and what the dev worker's group committed of them."""
+    async with OffsetReader(KafkaConfig(bootstrap=bootstrap)) as reader:
+        tps = await reader.partitions("hotwax.inventory.variance-logged")
+        marks = await reader.high_watermarks(tps)
+        committed = await reader.committed("variance-sync", tps)
+    done = [offset for offset in committed.values() if offset is not None]
+    return sum(marks.values()), sum(done) if done else None
+
+
+def test_dev_on_apache_kafka_keeps_topics_and_offsets_across_a_restart(tmp_path: Path) -> None:
+    data = tmp_path / "var"
+    kafka_port, sftp_port = free_port(), free_port()
+    dev = start_dev(data, "kafka", kafka_port, sftp_port, "--no-sample")
+    bootstrap = f"127.0.0.1:{kafka_port}"
+    transfers = data / "sftp" / "netsuite" / "inventorytransfer"
+    try:
+        wait_for_file(data / "stack.env", dev)
+        assert read_env(data / "stack.env")["VARIANCE_SYNC_WORKER__STORE"] == "rocksdb"
+        asyncio.run(publish_one(bootstrap))
+        deadline = time.monotonic() + 60
+        while read_published(transfers) is None or asyncio.run(input_state(bootstrap)) != (1, 1):
+            assert dev.poll() is None, "variance-sync dev exited early"
+            assert time.monotonic() < deadline, "nothing published and committed"
+            time.sleep(0.5)
+    finally:
+        dev.send_signal(signal.SIGINT)
+        dev.communicate(timeout=60)
+    again = start_dev(data, "kafka", kafka_port, sftp_port, "--no-sample", "--no-worker")
+    try:
+        wait_for_file(data / "stack.env", again)
+        deadline = time.monotonic() + 30
+        while not port_open("127.0.0.1", kafka_port):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert asyncio.run(input_state(bootstrap)) == (1, 1)  # the event and its commit
+    finally:
+        again.send_signal(signal.SIGINT)
+        assert again.communicate(timeout=60) is not None
+    assert again.returncode == 0
