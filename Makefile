@@ -31,8 +31,11 @@ kafka: $(KAFKA_STAMP) ## fetch Apache Kafka 4 from Maven Central into var/kafka/
 run: $(STAMP) ## run the embedded stack: broker, SFTP, worker and sample traffic (Ctrl-C stops)
 	$(BIN)/variance-sync dev
 
-test: $(STAMP) ## run every test (unit and integration; needs /usr/sbin/sshd)
-	$(BIN)/pytest
+# Three at a time: the broker and fault tiers mostly wait on real servers and processes.
+TEST_WORKERS ?= 3
+
+test: $(STAMP) ## run every test on both brokers (needs /usr/sbin/sshd; `make kafka` for Kafka)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 unit: $(STAMP) ## run the unit tests only (no servers)
 	$(BIN)/pytest tests/unit

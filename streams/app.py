@@ -7,11 +7,13 @@ This is the one place that wires Faust to the pure core. Reading order of the da
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from dataclasses import dataclass
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalStateError
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import TP
 
@@ -78,6 +80,10 @@ def build_runtime(
     def assigned(source: SourcePartition) -> bool:
         return TP(source.topic, source.partition) in app.consumer.assignment()
 
+    async def seek(source: SourcePartition, offset: int) -> None:
+        with contextlib.suppress(IllegalStateError):  # revoked or rebalancing meanwhile
+            await app.consumer.seek(TP(source.topic, source.partition), offset)
+
     pipeline = EventPipeline(
         settings,
         topics.kinds,
@@ -86,6 +92,7 @@ def build_runtime(
         dead_letters=dead_letters,
         durable=writer.flush,
         assigned=assigned,
+        seek=seek,
     )
     publish_loop = PublishLoop(
         sources,

@@ -7,8 +7,10 @@ break co-partitioning of a facility's events and its table rows.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -24,6 +26,7 @@ from streams.config import KafkaConfig
 log = logging.getLogger(__name__)
 
 TOPIC_ALREADY_EXISTS = 36
+METADATA_WAIT = 10.0
 # The DLQ keeps rejected events whole, including oversized ones, so it accepts up to this.
 DLQ_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
@@ -71,6 +74,18 @@ class TopicNames:
             self.count_approved: (Feed.ADJUSTMENT,),
             self.variance_logged: (Feed.ADJUSTMENT, Feed.TRANSFER),
         }
+
+
+async def _described(admin: AIOKafkaAdminClient, topics: list[str]) -> list[dict[str, Any]]:
+    """The topics' metadata, once it lists their partitions: Apache Kafka answers a topic
+    created a moment ago with none (or an error) until its metadata has spread."""
+    deadline = time.monotonic() + METADATA_WAIT
+    while True:
+        described: list[dict[str, Any]] = await admin.describe_topics(topics)
+        settled = all(t["partitions"] and not t.get("error_code") for t in described)
+        if settled or time.monotonic() > deadline:
+            return described
+        await asyncio.sleep(0.1)
 
 
 def client_options(kafka: KafkaConfig) -> dict[str, Any]:
@@ -141,8 +156,7 @@ async def ensure_topics(
             raise BrokerError(f"cannot create topic {topic}: {message or code}")
         if code == 0:
             log.info("created topic %s with %d partitions", topic, wanted[topic])
-    described = await admin.describe_topics(list(wanted))
-    for topic in described:
+    for topic in await _described(admin, list(wanted)):
         actual = len(topic["partitions"])
         expected = wanted[topic["topic"]]
         if actual != expected:

@@ -56,6 +56,10 @@ class DeadLetterSink(Protocol):
         ...
 
 
+async def _no_seek(source: SourcePartition, offset: int) -> None:
+    """Without a consumer (the fold, unit tests) records come in the order given."""
+
+
 async def _nothing_to_flush() -> None:
     """Without a changelog (the fold, unit tests) every table write is at once durable."""
 
@@ -98,6 +102,7 @@ class EventPipeline:
         dead_letters: DeadLetterSink,
         durable: Callable[[], Awaitable[None]] = _nothing_to_flush,
         assigned: Callable[[SourcePartition], bool] = lambda _: False,
+        seek: Callable[[SourcePartition, int], Awaitable[None]] = _no_seek,
         clocks: Clocks | None = None,
     ) -> None:
         self._settings = settings
@@ -107,6 +112,7 @@ class EventPipeline:
         self._dead_letters = dead_letters
         self._durable = durable
         self._assigned = assigned
+        self._seek = seek
         self._clocks = clocks or Clocks()
         self._horizon_ms = round(settings.dedupe.horizon_days * 86_400_000)
         self._limits = ValidationLimits(
@@ -125,9 +131,16 @@ class EventPipeline:
             # it would let later events be acked past it, and Faust commit past it.
             state = self._sources.adopt(source)
         if record.offset <= state.consumed_through:
-            # The consumer went back, as Faust does after every rebalance: take the events
-            # again from here, or rows that the stream skipped before the seek are lost.
+            # Delivered again: the consumer went back, as Faust does after every rebalance,
+            # or one stale message came through after later ones. Take the events again
+            # from here (rows the stream skipped before a seek would be lost otherwise),
+            # and make sure the consumer really goes on from here: after a stale message
+            # it would go on after the last one, and the events in between, forgotten by
+            # the rewind, would never come back.
             state.rewind(record.offset)
+            await self._seek(source, record.offset + 1)
+            if not self._owns(state):
+                return
         progress = self._sources.progress_of(state)
         kind = self._kinds[record.topic]
         rows: dict[Feed, list[PendingRow]] = {}

@@ -324,3 +324,24 @@ async def test_an_event_that_comes_before_its_assignment_callback_is_taken(
     record = SourceRecord(VARIANCES, 2, 0, 1, b"STORE_1", encode_avro(variance(-1, "VAR_LOST")))
     await harness.pipeline.handle(record, gone)  # not assigned: revoked while in flight
     assert harness.sources.get(SourcePartition(VARIANCES, 2)) is None
+
+
+async def test_a_stale_message_after_later_ones_sends_the_consumer_back(tmp_path: Path) -> None:
+    # 0, 1, 2, then a stale copy of 1: the rewind forgets 2, so the consumer must be told
+    # to go on from 2, or it would go on from 3 and offset 2's row would be lost.
+    harness = Harness(tmp_path)
+    sought: list[tuple[SourcePartition, int]] = []
+
+    async def seek(source: SourcePartition, offset: int) -> None:
+        sought.append((source, offset))
+
+    harness.pipeline._seek = seek
+    payloads = [encode_avro(variance(-1, "VAR_LOST", event_id=f"s{n}")) for n in range(4)]
+    for offset in (0, 1, 2, 1):
+        await harness.send(VARIANCES, payloads[offset], offset=offset)
+    assert sought == [(SourcePartition(VARIANCES, 0), 2)]
+    assert harness.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-s0", "VL-s1"]
+    for offset in (2, 3):  # what the consumer delivers after the seek
+        await harness.send(VARIANCES, payloads[offset], offset=offset)
+    assert harness.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-s0", "VL-s1", "VL-s2", "VL-s3"]
+    assert harness.inventory["STORE_1/10017"]["net_variance"] == -4
