@@ -99,12 +99,15 @@ class KafkaBroker:
         host: str = "127.0.0.1",
         log_file: Path | None = None,
         jvm_options: tuple[str, ...] = (),
+        properties: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.data_dir = data_dir
         self.controller_port = controller_port or free_port()
         self._jvm_options = jvm_options
+        # The whole server.properties, when the caller brings its own (listening on `port`).
+        self._properties = properties
         self.jars = jars or default_jars()
         self._log_file = log_file or data_dir / "kafka.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -190,7 +193,9 @@ class KafkaBroker:
 
     def _write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        settings = server_properties(self.data_dir, self.port, self.controller_port, self.host)
+        settings = self._properties or server_properties(
+            self.data_dir, self.port, self.controller_port, self.host
+        )
         self.config_file.write_text(settings, encoding="utf-8")
         (self.data_dir / "log4j2.yaml").write_text(_LOG4J, encoding="utf-8")
 

@@ -21,7 +21,12 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.client import AIOKafkaClient, CoordinationType
-from aiokafka.errors import GroupCoordinatorNotAvailableError, KafkaConnectionError, KafkaError
+from aiokafka.errors import (
+    GroupCoordinatorNotAvailableError,
+    GroupLoadInProgressError,
+    KafkaConnectionError,
+    KafkaError,
+)
 from aiokafka.protocol.group import LeaveGroupRequest
 
 from streams.config import KafkaConfig
@@ -126,7 +131,8 @@ class OffsetReader:
         return sorted(await self.admin.list_topics())
 
     async def groups(self) -> list[str]:
-        return sorted(str(group[0]) for group in await self.admin.list_consumer_groups())
+        listed = await _coordinated(self.admin.list_consumer_groups)
+        return sorted(str(group[0]) for group in listed)
 
     async def group_state(self, group: str) -> GroupState:
         # One group per request: Tansu garbles a multi-group DescribeGroups answer.
@@ -273,13 +279,14 @@ class OffsetReader:
 
 
 async def _coordinated(call: Callable[[], Awaitable[T]]) -> T:
-    """`call`, again while the group coordinator is not available yet: a new Kafka
-    cluster creates its offsets topic on the first question about any group."""
+    """`call`, again while the group coordinator is not available or still loading:
+    a new Kafka cluster creates its offsets topic on the first question about any
+    group, and then loads it before it answers."""
     deadline = time.monotonic() + FETCH_TIMEOUT
     while True:
         try:
             return await call()
-        except GroupCoordinatorNotAvailableError:
+        except (GroupCoordinatorNotAvailableError, GroupLoadInProgressError):
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.2)
