@@ -89,7 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     publish = commands.add_parser("publish", help="publish JSON-lines events, Avro-encoded")
     publish.add_argument("--topic", required=True, choices=["count-approved", "variance-logged"])
     publish.add_argument(
-        "--bootstrap", default=None, help="HOST:PORT (default $KAFKA_BOOTSTRAP or localhost:9092)"
+        "--bootstrap",
+        default=None,
+        help=(
+            "HOST:PORT (default $VARIANCE_SYNC_KAFKA__BOOTSTRAP, $KAFKA_BOOTSTRAP, "
+            "the config's kafka.bootstrap, localhost:9092)"
+        ),
     )
     publish.add_argument(
         "--config", type=Path, default=None, help="TOML config for topic names and limits"

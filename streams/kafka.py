@@ -17,7 +17,15 @@ from enum import StrEnum
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAuthorizationFailedError,
+)
 
 from schemas.models import EventKind
 from sinks.feeds import Feed
@@ -26,6 +34,13 @@ from streams.config import KafkaConfig
 log = logging.getLogger(__name__)
 
 TOPIC_ALREADY_EXISTS = 36
+# What a broker's authorizer answers when an ACL is missing.
+AUTHORIZATION_ERRORS = (
+    TopicAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    ClusterAuthorizationFailedError,
+)
+_AUTHORIZATION_CODES = frozenset(error.errno for error in AUTHORIZATION_ERRORS)
 METADATA_WAIT = 10.0
 # The DLQ keeps rejected events whole, including oversized ones, so it accepts up to this.
 DLQ_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
@@ -107,13 +122,52 @@ def client_options(kafka: KafkaConfig) -> dict[str, Any]:
     return options
 
 
+async def unreachable(kafka: KafkaConfig, exc: Exception) -> str:
+    """Why no connection to the broker could be made, as one line.
+
+    aiokafka's bootstrap error says only "Unable to bootstrap": the cause that a secured
+    broker gives (a refused password, an untrusted certificate) is logged, not raised. One
+    direct connection to the first bootstrap address asks again and keeps the cause."""
+    host, _, port = kafka.bootstrap.split(",")[0].strip().rpartition(":")
+    options = client_options(kafka)
+    del options["bootstrap_servers"]
+    try:
+        conn = await create_conn(host.strip("[]"), int(port), request_timeout_ms=10_000, **options)
+    except ssl.SSLCertVerificationError as cause:
+        reason = (
+            f"its TLS certificate is not trusted ({cause.verify_message}); "
+            "kafka.ssl_cafile must name the CA that signed it"
+        )
+    except ssl.SSLError as cause:
+        reason = (
+            f"the TLS handshake failed ({cause.reason or cause}); is kafka.security_protocol right?"
+        )
+    except SaslAuthenticationFailed:
+        reason = (
+            f"it refused SASL user {kafka.sasl_username!r} ({kafka.sasl_mechanism}): "
+            "check kafka.sasl_username and kafka.sasl_password"
+        )
+    except (TimeoutError, OSError, ValueError, KafkaError) as cause:
+        reason = str(cause) or type(cause).__name__
+    else:
+        conn.close()
+        reason = str(exc)
+    return f"cannot reach Kafka at {kafka.bootstrap}: {reason}"
+
+
+def denied(kafka: KafkaConfig, action: str) -> str:
+    """One line for an ACL refusal, naming who was refused what."""
+    who = f"SASL user {kafka.sasl_username!r}" if kafka.sasl_username else "this client"
+    return f"Kafka at {kafka.bootstrap} does not allow {who} to {action}: an ACL is missing"
+
+
 async def prepare_broker(kafka: KafkaConfig) -> BrokerFlavor:
     """Detect the broker flavor and make sure every topic exists with the right partitions."""
     admin = AIOKafkaAdminClient(**client_options(kafka), request_timeout_ms=15_000)
     try:
         await admin.start()
     except KafkaConnectionError as exc:
-        raise BrokerError(f"cannot reach Kafka at {kafka.bootstrap}: {exc}") from None
+        raise BrokerError(await unreachable(kafka, exc)) from None
     try:
         flavor = await detect_flavor(admin, kafka)
         names = TopicNames.from_config(kafka)
@@ -122,7 +176,9 @@ async def prepare_broker(kafka: KafkaConfig) -> BrokerFlavor:
         # re-drive records and worker status snapshots are small and read whole.
         wanted.update(dict.fromkeys((names.dlq, names.dlq_redrives, names.status), 1))
         configs = {names.dlq: {"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)}}
-        await ensure_topics(admin, wanted, kafka.replication_factor, configs)
+        await ensure_topics(admin, kafka, wanted, configs)
+    except AUTHORIZATION_ERRORS:
+        raise BrokerError(denied(kafka, "describe the cluster and its topics")) from None
     except KafkaError as exc:
         raise BrokerError(f"Kafka at {kafka.bootstrap}: {exc}") from None
     finally:
@@ -141,17 +197,20 @@ async def detect_flavor(admin: AIOKafkaAdminClient, kafka: KafkaConfig) -> Broke
 
 async def ensure_topics(
     admin: AIOKafkaAdminClient,
+    kafka: KafkaConfig,
     wanted: Mapping[str, int],
-    replication_factor: int,
     configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
     configs = configs or {}
+    rf = kafka.replication_factor
     new = [
-        NewTopic(name, count, replication_factor, topic_configs=dict(configs.get(name, {})))
+        NewTopic(name, count, rf, topic_configs=dict(configs.get(name, {})))
         for name, count in wanted.items()
     ]
     response = await admin.create_topics(new)
     for topic, code, message in response.topic_errors:
+        if code in _AUTHORIZATION_CODES:
+            raise BrokerError(denied(kafka, f"create topic {topic}"))
         if code not in (0, TOPIC_ALREADY_EXISTS):
             raise BrokerError(f"cannot create topic {topic}: {message or code}")
         if code == 0:

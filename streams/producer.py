@@ -29,7 +29,15 @@ from schemas.models import (
     validate_event,
 )
 from streams.config import KafkaConfig
-from streams.kafka import BrokerFlavor, TopicNames, client_options, detect_flavor
+from streams.kafka import (
+    AUTHORIZATION_ERRORS,
+    BrokerFlavor,
+    TopicNames,
+    client_options,
+    denied,
+    detect_flavor,
+    unreachable,
+)
 
 Event = CountApproved | VarianceLogged
 JSON_HEADERS = [("content-type", b"application/json")]
@@ -107,8 +115,12 @@ class VarianceProducer:
             except KafkaError:
                 await producer.stop()
                 raise
+        except AUTHORIZATION_ERRORS:
+            # The one authorized request in start(): InitProducerId, for idempotence.
+            action = "produce (an idempotent producer needs Write on a topic)"
+            raise PublishFailed(denied(self._config, action)) from None
         except (KafkaError, KafkaConnectionError) as exc:
-            raise PublishFailed(f"cannot reach Kafka at {self._config.bootstrap}: {exc}") from None
+            raise PublishFailed(await unreachable(self._config, exc)) from None
         self._producer = producer
 
     async def _flavor(self) -> BrokerFlavor:
@@ -157,19 +169,22 @@ class VarianceProducer:
             value, headers = encode_avro(event), []
         if self._producer is None:
             raise PublishFailed("the producer is not started; use `async with` or start()")
+        topic = self._topics.for_kind(kind)
         try:
             return await self._producer.send(
-                self._topics.for_kind(kind),
-                value=value,
-                key=event.facility_id.encode(),
-                headers=headers,
+                topic, value=value, key=event.facility_id.encode(), headers=headers
             )
+        except AUTHORIZATION_ERRORS:
+            raise PublishFailed(denied(self._config, f"write to topic {topic}")) from None
         except KafkaError as exc:
             raise PublishFailed(f"event {event.event_id}: {exc}") from None
 
     async def _delivered(self, event: Event, future: Any) -> Delivery:
         try:
             metadata = await future
+        except AUTHORIZATION_ERRORS:
+            topic = self._topics.for_kind(kind_of(event))
+            raise PublishFailed(denied(self._config, f"write to topic {topic}")) from None
         except KafkaError as exc:
             raise PublishFailed(f"event {event.event_id}: {exc}") from None
         return Delivery(event.event_id, metadata.topic, metadata.partition, metadata.offset)

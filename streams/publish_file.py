@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,19 @@ def read_events(
     return events, problems
 
 
+def resolve_bootstrap(
+    flag: str | None, environ: Mapping[str, str], config: KafkaConfig | None
+) -> str:
+    """The flag, then the environment, then the config file (whose security settings
+    apply), then the local default."""
+    return (
+        flag
+        or environ.get("VARIANCE_SYNC_KAFKA__BOOTSTRAP")
+        or environ.get("KAFKA_BOOTSTRAP")
+        or (config.bootstrap if config is not None else "localhost:9092")
+    )
+
+
 async def publish_file(args: argparse.Namespace) -> int:
     kind = EventKind(args.topic)
     kafka, limits = KafkaConfig(), ValidationLimits()
@@ -65,7 +79,7 @@ async def publish_file(args: argparse.Namespace) -> int:
             max_abs_quantity=settings.validation.max_abs_quantity,
             max_future=settings.validation.max_future,
         )
-    bootstrap = args.bootstrap or os.environ.get("KAFKA_BOOTSTRAP") or "localhost:9092"
+    bootstrap = resolve_bootstrap(args.bootstrap, os.environ, kafka if args.config else None)
     producer = VarianceProducer(
         bootstrap, kafka=kafka, limits=limits, encoding="json" if args.json else "avro"
     )

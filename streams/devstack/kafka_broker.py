@@ -100,6 +100,7 @@ class KafkaBroker:
         log_file: Path | None = None,
         jvm_options: tuple[str, ...] = (),
         properties: str | None = None,
+        format_args: tuple[str, ...] = (),
     ) -> None:
         self.host = host
         self.port = port
@@ -108,6 +109,8 @@ class KafkaBroker:
         self._jvm_options = jvm_options
         # The whole server.properties, when the caller brings its own (listening on `port`).
         self._properties = properties
+        # More for `kafka-storage format`, such as `--add-scram` users for a secured broker.
+        self._format_args = format_args
         self.jars = jars or default_jars()
         self._log_file = log_file or data_dir / "kafka.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -204,7 +207,10 @@ class KafkaBroker:
             return  # formatted before: keep the cluster, its topics and offsets
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         self.tool(
-            "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file)
+            "kafka.tools.StorageTool",
+            "format",
+            *("-t", cluster_id, "-c", str(self.config_file)),
+            *self._format_args,
         )
 
     def _wait_listening(self, timeout: float) -> None:

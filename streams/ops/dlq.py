@@ -268,8 +268,7 @@ async def redrive_dlq(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         if topics.dlq_redrives not in await reader.topics():
             # Workers create it too; this covers a re-drive before any worker ran this version.
-            rf = settings.kafka.replication_factor
-            await ensure_topics(reader.admin, {topics.dlq_redrives: 1}, rf)
+            await ensure_topics(reader.admin, settings.kafka, {topics.dlq_redrives: 1})
     chosen = [event.latest for event in selection.chosen]
     sent = await send_back(settings.kafka, topics, chosen, partitions)
     print(f"re-drove {sent} record(s)")

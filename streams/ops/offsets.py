@@ -30,7 +30,7 @@ from aiokafka.errors import (
 from aiokafka.protocol.group import LeaveGroupRequest
 
 from streams.config import KafkaConfig
-from streams.kafka import BrokerError, BrokerFlavor, client_options, detect_flavor
+from streams.kafka import BrokerError, BrokerFlavor, client_options, detect_flavor, unreachable
 
 T = TypeVar("T")
 FETCH_TIMEOUT = 10.0
@@ -76,7 +76,7 @@ class OffsetReader:
         except KafkaConnectionError as exc:
             await consumer.stop()
             await admin.close()
-            raise BrokerError(f"cannot reach Kafka at {self._kafka.bootstrap}: {exc}") from None
+            raise BrokerError(await unreachable(self._kafka, exc)) from None
         self._admin, self._consumer = admin, consumer
         # Let the consumer's background tasks start: stopping it before they ever ran
         # makes aiokafka raise CancelledError out of stop(), hiding our own error.
