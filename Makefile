@@ -52,8 +52,10 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(STAMP) ## run the benchmarks (not part of the tests)
-	$(BIN)/python -m bench
+BENCH_BROKER ?= tansu
+
+bench: $(STAMP) ## run the benchmarks (not part of the tests); BENCH_BROKER=kafka for Apache Kafka
+	BENCH_BROKER=$(BENCH_BROKER) $(BIN)/python -m bench
 
 clean: ## remove the virtualenv, caches and local state
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -39,7 +40,7 @@ def rate(work: Callable[[], int], runs: int) -> list[float]:
 
 
 def report(bench: str, figures: list[Figure], ratios: dict[str, float]) -> None:
-    table = Table(title=bench)
+    table = Table(title=f"{bench} on {os.environ.get('BENCH_BROKER', 'tansu')}")
     for column in ("figure", "median", "min", "max", "unit"):
         table.add_column(column, justify="left" if column in ("figure", "unit") else "right")
     for f in figures:
@@ -51,6 +52,7 @@ def report(bench: str, figures: list[Figure], ratios: dict[str, float]) -> None:
     RESULTS.mkdir(exist_ok=True)
     line = {
         "bench": bench,
+        "broker": os.environ.get("BENCH_BROKER", "tansu"),
         "at": time.time(),
         "figures": [asdict(f) for f in figures],
         "ratios": ratios,

@@ -15,7 +15,7 @@ import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.stack import BenchStack, bench_stack, run_id, wait_until
+from bench.stack import BROKER, BenchStack, bench_stack, run_id, wait_until
 from bench.stats import Figure, report
 from bench.workload import Backlog, build_backlog
 from streams.kafka import TopicNames
@@ -34,7 +34,8 @@ async def raw_consume(stack: BenchStack, backlog: Backlog) -> float:
         tps = [
             TopicPartition(topic, partition)
             for topic in TopicNames.from_config(stack.settings.kafka).inputs
-            for partition in sorted(consumer.partitions_for_topic(topic) or ())
+            # As created; Kafka's consumer has no metadata for a topic it never asked about.
+            for partition in range(stack.settings.kafka.partitions)
         ]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
@@ -57,6 +58,7 @@ async def faust_count(stack: BenchStack, backlog: Backlog) -> float:
         "BENCH_BOOTSTRAP": stack.bootstrap,
         "BENCH_GROUP": run,
         "BENCH_DATADIR": str(stack.root / run),
+        "BENCH_BROKER": BROKER,
     }
     started = time.monotonic()
     child = stack.start(["-m", "bench.faust_count", "worker"], env, run)
