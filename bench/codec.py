@@ -14,7 +14,7 @@ from bench.stats import Figure, rate, report
 from schemas.codec import decode_event, encode_avro, encode_json
 from schemas.models import CountApproved, ValidationLimits
 from streams.devstack.sample import Catalog, SampleGenerator
-from streams.producer import kind_of
+from streams.producer.client import kind_of
 
 EVENTS = 5_000
 RUNS = 5

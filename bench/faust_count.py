@@ -15,10 +15,10 @@ from typing import Any
 
 import faust
 
-from streams.app import TANSU_SETTINGS
 from streams.config import KafkaConfig
-from streams.kafka import TopicNames
+from streams.kafka.broker import TopicNames
 from streams.worker import faust_worker
+from streams.worker.app import TANSU_SETTINGS
 
 
 def main() -> None:

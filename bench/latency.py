@@ -21,8 +21,8 @@ from bench.workload import build_backlog, exported
 from schemas.models import CountApproved
 from sinks.feeds import Feed
 from streams.config import KafkaConfig
-from streams.ops.offsets import OffsetReader
-from streams.producer import Event, VarianceProducer
+from streams.kafka.offsets import OffsetReader
+from streams.producer.client import Event, VarianceProducer
 
 RATE = 500
 SECONDS = int(os.environ.get("BENCH_B3_SECONDS", "60"))

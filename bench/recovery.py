@@ -21,7 +21,7 @@ from bench.stack import BenchStack, Child, bench_stack, run_id, wait_ready
 from bench.stats import Figure, report
 from bench.workload import facilities
 from schemas.models import CountApproved, CountLine
-from streams.ops.offsets import OffsetReader
+from streams.kafka.offsets import OffsetReader
 
 POSITIONS = int(os.environ.get("BENCH_POSITIONS", "1000000"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))

@@ -28,9 +28,9 @@ from streams.config import KafkaConfig, NetSuiteConfig, Settings, load_settings
 from streams.devstack.broker import EmbeddedBroker, LocalBroker, free_port
 from streams.devstack.kafka_broker import KafkaBroker, missing_parts
 from streams.devstack.sftp_server import EmbeddedSFTPServer
-from streams.kafka import TopicNames, prepare_broker
-from streams.ops.offsets import OffsetReader
-from streams.producer import Event, VarianceProducer
+from streams.kafka.broker import TopicNames, prepare_broker
+from streams.kafka.offsets import OffsetReader
+from streams.producer.client import Event, VarianceProducer
 
 BROKER = os.environ.get("BENCH_BROKER", "tansu")
 # On Kafka the tests' group timing: a killed worker's partitions move within seconds, as on

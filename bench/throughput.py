@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from bench.stack import BROKER, BenchStack, bench_stack, run_id, wait_until
 from bench.stats import Figure, report
 from bench.workload import Backlog, build_backlog
-from streams.kafka import TopicNames
+from streams.kafka.broker import TopicNames
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "100000"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))

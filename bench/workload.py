@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from schemas.models import CountApproved
 from sinks.rows import AdjustmentRow
 from streams.config import NetSuiteConfig
+from streams.core.routing import route_count, route_variance
 from streams.devstack.sample import Catalog, SampleGenerator
-from streams.producer import Event
-from streams.routing import route_count, route_variance
+from streams.producer.client import Event
 
 FACILITIES = 200
 PRODUCTS = 20_000

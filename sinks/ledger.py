@@ -24,7 +24,7 @@ from sinks.destination import Destination
 from sinks.exceptions import LedgerConflict
 from sinks.feeds import STATE_DIR, Feed
 from sinks.manifest import BatchFile, manifest_bytes, parse_manifest
-from sinks.naming import SourcePartition
+from sinks.source_partition import SourcePartition
 
 SEAL_SUFFIX = ".seal.json"
 PUBLISHED_SUFFIX = ".published.json"

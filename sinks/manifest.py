@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sinks.feeds import Feed
-from sinks.naming import SourcePartition
 from sinks.rows import FeedRow
+from sinks.source_partition import SourcePartition
 
 # Bumped when a key changes meaning, so readers of old manifests can tell.
 MANIFEST_VERSION = 1

@@ -17,12 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sinks.feeds import Feed
+from sinks.source_partition import SourcePartition
 
 # Leads every name, so it is also what keeps a name off `/`, `..` and whitespace.
 _PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-_TAG_DROP = re.compile(r"[^A-Za-z0-9-]")
-# Keeps the longest name well under the 255-byte file name limit of common filesystems.
-_MAX_TAG = 64
 _LABELS = {feed.file_label: feed for feed in Feed}
 # Explicit [0-9]: `\d` would also accept non-ASCII digits, which int() happily parses.
 _NAME = re.compile(
@@ -34,25 +32,6 @@ _NAME = re.compile(
     r"(?:_part(?P<part>[0-9]+)of(?P<parts>[0-9]+))?"
     r"\.csv"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class SourcePartition:
-    """The Kafka topic partition a batch's offsets belong to."""
-
-    topic: str
-    partition: int
-
-    def __post_init__(self) -> None:
-        if self.partition < 0:
-            raise ValueError(f"partition must be >= 0, got {self.partition}")
-        if not 1 <= len(self.tag) <= _MAX_TAG:
-            raise ValueError(f"topic {self.topic!r} gives no usable file name tag")
-
-    @property
-    def tag(self) -> str:
-        """The topic's last dot-separated part, kept to `[A-Za-z0-9-]`, for file names."""
-        return _TAG_DROP.sub("", self.topic.rsplit(".", 1)[-1])
 
 
 @dataclass(frozen=True, slots=True)

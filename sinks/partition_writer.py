@@ -23,14 +23,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sinks.batching import PendingRow
 from sinks.destination import Destination
 from sinks.exceptions import DestinationUnavailable, SinkError
+from sinks.feed_publisher import FaultHook, FeedPublisher, FlushResult, PublisherOptions, no_faults
 from sinks.feeds import Feed
 from sinks.ledger import BatchLedger
-from sinks.naming import SourcePartition
-from sinks.publisher import FaultHook, FeedPublisher, FlushResult, PublisherOptions, no_faults
 from sinks.retry import Backoff
+from sinks.rows import PendingRow
+from sinks.source_partition import SourcePartition
 
 log = logging.getLogger(__name__)
 

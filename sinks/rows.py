@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sinks.feeds import Feed
 
@@ -51,3 +51,14 @@ class TransferRow:
 
 
 FeedRow = AdjustmentRow | TransferRow
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRow:
+    """A row waiting for its batch, with the source offset it came from."""
+
+    offset: int
+    row: FeedRow
+    # The source record's timestamp: names sort by it, and it is the same on every rebuild.
+    record_at: datetime
+    schema_version: str

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from streams.config import ConfigError, Settings, load_settings
 from streams.devstack import netsuite_sim
 from streams.errors import UsageError
-from streams.kafka import BrokerError
+from streams.kafka.broker import BrokerError
 from streams.ops import dlq, lag, rebuild, reconcile, replay
 
 EXIT_USAGE = 2
@@ -141,14 +141,16 @@ def _dev(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from streams.devstack.faults import fault_hook_from_env
     from streams.worker import run_worker
 
-    run_worker(_settings(args))
+    # The crash tests' kill points come from the dev stack, never from the worker itself.
+    run_worker(_settings(args), faults=fault_hook_from_env())
     return 0
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from streams.publish_file import publish_file
+    from streams.producer.publish_command import publish_file
 
     return asyncio.run(publish_file(args))
 

@@ -1,3 +1,3 @@
-"""Fixtures every tier may use: the brokers (`tests.fixtures.broker`)."""
+"""Fixtures every tier may use: the brokers, the secured Kafka and the destination sites."""
 
-pytest_plugins = ("tests.fixtures.broker", "tests.fixtures.secure_kafka")
+pytest_plugins = ("tests.fixtures.broker", "tests.fixtures.secure_kafka", "tests.fixtures.sites")

@@ -10,7 +10,7 @@ from typing import Any
 
 from schemas.models import CountApproved, CountLine, VarianceLogged
 from streams.config import Settings, load_settings
-from streams.dlq import DeadLetter, SourceRecord
+from streams.core.dead_letter import DeadLetter, SourceRecord
 
 SAMPLE_TOML = """\
 [netsuite]

@@ -1,8 +1,8 @@
 """`variance-sync netsuite-sim`: NetSuite's scheduled import scripts, simulated.
 
 Every pass lists each feed's `csv/` (DESIGN section 5), checks every file whole against
-its import map (`streams.devstack.netsuite_import`), books valid files in a SQLite
-ledger (`streams.devstack.netsuite_ledger`) and moves them to `archive/`; a rejected
+its import map (`streams.netsuite.import_rules`), books valid files in a SQLite
+ledger (`streams.netsuite.ledger`) and moves them to `archive/`; a rejected
 file goes to `failed/`, after its `fileName,errorMessage` CSV is written to `error/`.
 For imported adjustment files with count rows it writes the cycle-count
 acknowledgement (`workEffortId,externalId`) to `inventoryadjustment/cycle_count/`.
@@ -29,22 +29,22 @@ from sinks.destination import Destination
 from sinks.exceptions import SinkError
 from sinks.feeds import Feed
 from streams.config import load_settings
-from streams.destinations import make_destination
-from streams.devstack.netsuite_import import (
+from streams.destination_factory import make_destination
+from streams.errors import UsageError
+from streams.netsuite.import_rules import (
     FileRejected,
     cycle_count_id,
     parse_import_file,
     render_ack,
     render_errors,
 )
-from streams.devstack.netsuite_ledger import (
+from streams.netsuite.ledger import (
     balances,
     open_ledger,
     record_failure,
     record_import,
     transfer_exists,
 )
-from streams.errors import UsageError
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from schemas.models import CountApproved, CountLine, VarianceLogged
-from streams.producer import Event, VarianceProducer
+from streams.producer.client import Event, VarianceProducer
 
 REASONS = {
     "VAR_LOST": "Lost",

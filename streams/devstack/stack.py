@@ -32,8 +32,8 @@ from streams.devstack.broker import EmbeddedBroker, LocalBroker
 from streams.devstack.kafka_broker import KafkaBroker
 from streams.devstack.sample import Catalog, SampleGenerator, run_sample_traffic
 from streams.devstack.sftp_server import EmbeddedSFTPServer
-from streams.kafka import prepare_broker
-from streams.producer import VarianceProducer
+from streams.kafka.broker import prepare_broker
+from streams.producer.client import VarianceProducer
 
 log = logging.getLogger(__name__)
 

@@ -28,11 +28,12 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.config import KafkaConfig, Settings
-from streams.dlq import ErrorClass
-from streams.kafka import BrokerError, TopicNames, client_options, ensure_topics
+from streams.core.dead_letter import ErrorClass
+from streams.kafka.broker import BrokerError, TopicNames, client_options, ensure_topics
+from streams.kafka.offsets import OffsetReader
 from streams.ops.common import add_connection_options, print_json, settings_from
-from streams.ops.dlq_events import SourceEvent, select, source_events
-from streams.ops.dlq_records import (
+from streams.ops.dead_letter_groups import SourceEvent, select, source_events
+from streams.ops.dead_letter_reader import (
     LIST_COLUMNS,
     UNKNOWN,
     DLQRecord,
@@ -50,7 +51,6 @@ from streams.ops.dlq_records import (
     target_partition,
     when,
 )
-from streams.ops.offsets import OffsetReader
 
 CLASSES = [*(c.value for c in ErrorClass), UNKNOWN]
 

@@ -3,7 +3,7 @@ comparing the result with a table rebuilt from its changelog.
 
 Each record goes through `EventPipeline.accept` and `apply_to_tables`, as in the ingest
 agent, with plain dicts for tables; what the worker would dead-letter is skipped.
-Positions forget the copies they name as the worker's do (`streams.positions`), taking
+Positions forget the copies they name as the worker's do (`streams.core.positions`), taking
 the fold's own progress for the floors.
 """
 
@@ -18,14 +18,14 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from streams.config import Settings
-from streams.dlq import DeadLetter, SourceRecord, decode_headers
-from streams.kafka import TopicNames
-from streams.ops.changelog import RebuiltTable, scan
-from streams.ops.offsets import OffsetReader
-from streams.pipeline import Clocks, EventPipeline, record_time_ms
-from streams.positions import position_key
-from streams.progress import Progress
-from streams.sources import SourceRegistry
+from streams.core.dead_letter import DeadLetter, SourceRecord, decode_headers
+from streams.core.pending import SourceRegistry
+from streams.core.pipeline import Clocks, EventPipeline, record_time_ms
+from streams.core.positions import position_key
+from streams.core.progress import Progress
+from streams.kafka.broker import TopicNames
+from streams.kafka.changelog import RebuiltTable, scan
+from streams.kafka.offsets import OffsetReader
 
 # Set by whichever event touched a position last. The worker interleaves the two input
 # topics in an order nobody records, so these may end as either topic's last event left them.
@@ -107,7 +107,7 @@ class InputFold:
 
 
 def to_source_record(record: Any) -> SourceRecord:
-    """An aiokafka record as the ingest agent sees it (`streams.agents.to_record`)."""
+    """An aiokafka record as the ingest agent sees it (`streams.worker.agents.to_record`)."""
     return SourceRecord(
         topic=record.topic,
         partition=record.partition,

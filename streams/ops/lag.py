@@ -16,12 +16,12 @@ from rich.table import Table
 
 from sinks.feeds import Feed
 from streams.config import Settings
+from streams.core.lag_status import LagHistory, LagPolicy, Status
 from streams.errors import UsageError
-from streams.kafka import TopicNames
+from streams.kafka.broker import TopicNames
+from streams.kafka.lag_report import GroupReport, build_report, read_batch_health, sample_group
+from streams.kafka.offsets import OffsetReader
 from streams.ops.common import add_connection_options, print_json, settings_from
-from streams.ops.lag_model import LagHistory, LagPolicy, Status
-from streams.ops.lag_report import GroupReport, build_report, read_batch_health, sample_group
-from streams.ops.offsets import OffsetReader
 
 Evaluate = Callable[[int], Awaitable[list[GroupReport]]]
 STYLES = {Status.OK: "green", Status.WARN: "yellow", Status.STALL: "red", Status.STOP: "bold red"}

@@ -6,7 +6,7 @@ high watermark, and the input topics folded with the worker's own logic (`stream
 Local state goes only when no worker is running and the guard holds. Where ListOffsets
 answers less than the high watermark (Tansu, DESIGN section 9), Faust's recovery would
 stop short; workers end such partitions with a single-record batch before every recovery
-(`streams.changelog_ends`), and so does a rebuild before it reads. Should the guard still
+(`streams.kafka.changelog_ends`), and so does a rebuild before it reads. Should the guard still
 trip (a worker wrote meanwhile), the local state is kept.
 
 Exit codes: 0 when the tables match the fold (and, for a rebuild, the guard holds), 1 on
@@ -26,11 +26,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Column, Table
 
-from streams.changelog_ends import seal_changelog_ends
 from streams.config import KafkaConfig, Settings, WorkerConfig
 from streams.errors import UsageError
-from streams.kafka import BrokerFlavor, TopicNames
-from streams.ops.changelog import (
+from streams.kafka.broker import BrokerFlavor, TopicNames
+from streams.kafka.changelog import (
+    INVENTORY_TABLE,
+    PROGRESS_TABLE,
     PartitionRead,
     RebuiltTable,
     changelog_topic,
@@ -39,6 +40,8 @@ from streams.ops.changelog import (
     local_state,
     read_changelogs,
 )
+from streams.kafka.changelog_ends import seal_changelog_ends
+from streams.kafka.offsets import OffsetReader
 from streams.ops.common import add_connection_options, print_json, settings_from
 from streams.ops.fold import (
     Comparison,
@@ -49,8 +52,6 @@ from streams.ops.fold import (
     compare,
     fold_inputs,
 )
-from streams.ops.offsets import OffsetReader
-from streams.tables import INVENTORY_TABLE, PROGRESS_TABLE
 
 SHOWN_DIFFERENCES = 50
 CHANGELOG_COLUMNS = (

@@ -25,17 +25,16 @@ from sinks.destination import Destination
 from sinks.exceptions import SinkError
 from sinks.feeds import Feed
 from streams.config import Settings
-from streams.destinations import make_destination
-from streams.devstack.netsuite_import import ACK_HEADER, FileRejected, parse_import_file
-from streams.devstack.netsuite_ledger import Transaction, open_ledger, transactions
+from streams.destination_factory import make_destination
 from streams.errors import UsageError
-from streams.kafka import TopicNames
-from streams.ops.changelog import changelog_topic, read_changelogs
+from streams.kafka.broker import TopicNames
+from streams.kafka.changelog import INVENTORY_TABLE, changelog_topic, read_changelogs
+from streams.kafka.lag_report import read_batch_health
+from streams.kafka.offsets import OffsetReader
+from streams.netsuite.import_rules import ACK_HEADER, FileRejected, parse_import_file
+from streams.netsuite.ledger import Transaction, open_ledger, transactions
 from streams.ops.common import add_connection_options, print_json, settings_from
-from streams.ops.lag_report import read_batch_health
-from streams.ops.offsets import OffsetReader
 from streams.ops.reconcile_model import NetSuiteSide, Report, expected_from_positions, reconcile
-from streams.tables import INVENTORY_TABLE
 
 EXPORT_HEADER = ("Type", "Reference No", "Item", "Location", "To Location", "Quantity")
 EXPORT_KINDS = {"Inventory Adjustment": "adjustment", "Inventory Transfer": "transfer"}

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.devstack.netsuite_import import cycle_count_id
-from streams.devstack.netsuite_ledger import Transaction
+from streams.netsuite.import_rules import cycle_count_id
+from streams.netsuite.ledger import Transaction
 
 Key = tuple[str, str]  # (NetSuite location, item)
 

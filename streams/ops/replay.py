@@ -24,9 +24,9 @@ from rich.console import Console
 
 from streams.config import KafkaConfig
 from streams.errors import UsageError
-from streams.kafka import BrokerError, BrokerFlavor
+from streams.kafka.broker import BrokerError, BrokerFlavor
+from streams.kafka.offsets import OffsetReader, tp_label
 from streams.ops.common import add_connection_options, print_json, settings_from
-from streams.ops.offsets import OffsetReader, tp_label
 from streams.ops.replay_plan import (
     PartitionPlan,
     PartitionState,

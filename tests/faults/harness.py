@@ -27,9 +27,9 @@ from sinks.feeds import Feed
 from streams.cli import main as cli
 from streams.config import KafkaConfig, Settings, load_settings
 from streams.devstack.broker import LocalBroker
-from streams.devstack.netsuite_ledger import balances, open_ledger, transactions
-from streams.kafka import prepare_broker
-from streams.producer import Event, VarianceProducer
+from streams.kafka.broker import prepare_broker
+from streams.netsuite.ledger import balances, open_ledger, transactions
+from streams.producer.client import Event, VarianceProducer
 from tests.factories import SAMPLE_TOML
 from tests.faults.traffic import Expected, Traffic
 from tests.fixtures.sshd import SSHDServer

@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streams.devstack.kafka_broker import KafkaBroker
-from streams.producer import Event, PublishFailed
+from streams.producer.client import Event, PublishFailed
 from tests.faults.harness import FaultStack
 from tests.fixtures.sshd import SSHDServer
 from tests.fixtures.worker import wait_for

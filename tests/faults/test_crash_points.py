@@ -1,6 +1,6 @@
 """Scenario 1: SIGKILL the worker at each step of the publish protocol, then restart it.
 
-The worker kills itself with SIGKILL at the named fault point (streams/faults.py): after
+The worker kills itself with SIGKILL at the named fault point (streams/devstack/faults.py): after
 the staging upload, after the rename into csv/, after the ledger update, and after the
 acks but before Faust commits the offsets.
 """

@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from schemas.models import CountApproved, CountLine, VarianceLogged
 from sinks.rows import AdjustmentRow, FeedRow, TransferRow
 from streams.config import NetSuiteConfig
-from streams.producer import Event
-from streams.routing import Change, route_count, route_variance
+from streams.core.routing import Change, route_count, route_variance
+from streams.producer.client import Event
 
 FACILITIES = ("STORE_1", "STORE_2")
 REASONS = ("VAR_LOST", "VAR_STOLEN", "VAR_DAMAGED", "VAR_FOUND", "VAR_SAMPLE")

@@ -11,13 +11,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from sinks.feeds import Feed
-from sinks.naming import SourcePartition
-from streams.changelog_writer import ChangelogWriteFailed, ChangelogWriter, Persisted
+from sinks.source_partition import SourcePartition
 from streams.config import KafkaConfig
+from streams.core.pending import SourceRegistry, SourceState
 from streams.devstack.broker import LocalBroker
-from streams.sources import SourceRegistry, SourceState
+from streams.worker.changelog_writer import ChangelogWriteFailed, ChangelogWriter, Persisted
 from tests.fixtures.broker import broker
-from tests.unit.test_sources import Event
+from tests.unit.test_pending import Event
 
 __all__ = ["broker"]
 

@@ -16,7 +16,7 @@ import yaml
 from streams.config import KafkaConfig
 from streams.devstack.broker import free_port
 from streams.devstack.kafka_broker import KafkaBroker
-from streams.producer import VarianceProducer
+from streams.producer.client import VarianceProducer
 from tests.factories import variance
 from tests.fixtures.worker import WorkerProcess, wait_for
 

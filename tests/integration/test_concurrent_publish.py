@@ -13,15 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from sinks.batching import PendingRow
 from sinks.csv_render import render
+from sinks.feed_publisher import FeedPublisher, PublisherOptions
 from sinks.feeds import Feed
 from sinks.layout import ensure_layout
 from sinks.ledger import BatchLedger
-from sinks.naming import SourcePartition
-from sinks.publisher import FeedPublisher, PublisherOptions
-from sinks.rows import AdjustmentRow
+from sinks.rows import AdjustmentRow, PendingRow
 from sinks.sftp import SFTPDestination
+from sinks.source_partition import SourcePartition
 from tests.fixtures.sshd import SSHDServer
 
 SOURCE = SourcePartition("hotwax.inventory.count-approved", 1)

@@ -17,9 +17,9 @@ import pytest
 from streams.config import KafkaConfig
 from streams.devstack.broker import free_port, port_open
 from streams.devstack.kafka_broker import default_jars, missing_parts
-from streams.devstack.netsuite_ledger import balances, open_ledger
-from streams.ops.offsets import OffsetReader
-from streams.producer import VarianceProducer
+from streams.kafka.offsets import OffsetReader
+from streams.netsuite.ledger import balances, open_ledger
+from streams.producer.client import VarianceProducer
 from tests.factories import variance
 from tests.fixtures.broker import BROKERS
 from tests.fixtures.ci import require

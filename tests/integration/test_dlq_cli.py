@@ -14,9 +14,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from schemas.codec import encode_avro
 from streams.cli import main
 from streams.config import KafkaConfig
+from streams.core.dead_letter import DeadLetter, ErrorClass, SourceRecord
 from streams.devstack.broker import LocalBroker
-from streams.dlq import DeadLetter, ErrorClass, SourceRecord
-from streams.kafka import prepare_broker
+from streams.kafka.broker import prepare_broker
 from tests.factories import variance, write_config
 from tests.fixtures.broker import broker
 

@@ -24,7 +24,7 @@ from sinks.naming import parse_batch_file_name
 from streams.cli import main
 from streams.config import KafkaConfig
 from streams.devstack.broker import LocalBroker
-from streams.ops.offsets import OffsetReader
+from streams.kafka.offsets import OffsetReader
 from tests.factories import SAMPLE_TOML, variance
 from tests.fixtures.broker import broker
 from tests.fixtures.worker import WorkerProcess

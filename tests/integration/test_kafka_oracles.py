@@ -15,8 +15,8 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from streams.cli import main
 from streams.config import KafkaConfig
 from streams.devstack.kafka_broker import KafkaBroker
-from streams.kafka import prepare_broker
-from streams.ops.offsets import OffsetReader
+from streams.kafka.broker import prepare_broker
+from streams.kafka.offsets import OffsetReader
 from tests.factories import write_config
 
 TOOL = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"

@@ -13,7 +13,7 @@ import pytest
 
 from streams.cli import main
 from streams.config import load_settings
-from streams.kafka import prepare_broker
+from streams.kafka.broker import prepare_broker
 from tests.factories import SAMPLE_TOML, count, line, variance
 from tests.fixtures.secure_kafka import COUNTS, PREFIX, SecureKafka
 from tests.fixtures.worker import WorkerProcess, wait_for

@@ -14,8 +14,8 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from streams.cli import main
 from streams.config import KafkaConfig, load_settings
 from streams.devstack.broker import LocalBroker
-from streams.kafka import prepare_broker
-from streams.ops.offsets import OffsetReader
+from streams.kafka.broker import prepare_broker
+from streams.kafka.offsets import OffsetReader
 from tests.factories import SAMPLE_TOML
 from tests.fixtures.broker import broker
 from tests.fixtures.worker import WorkerProcess, wait_for

@@ -20,7 +20,7 @@ from sinks.feeds import Feed
 from sinks.rows import AdjustmentRow, TransferRow
 from streams.cli import main
 from streams.devstack.broker import LocalBroker
-from streams.devstack.netsuite_ledger import Transaction, balances, open_ledger, transactions
+from streams.netsuite.ledger import Transaction, balances, open_ledger, transactions
 from tests.factories import SAMPLE_TOML
 from tests.fixtures.broker import broker
 from tests.fixtures.sshd import SSHDServer

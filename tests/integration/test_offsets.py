@@ -9,7 +9,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.config import KafkaConfig
 from streams.devstack.broker import LocalBroker
-from streams.ops.offsets import OffsetReader
+from streams.kafka.offsets import OffsetReader
 from tests.fixtures.broker import broker
 
 __all__ = ["broker"]

@@ -14,9 +14,9 @@ from schemas.models import EventKind, ValidationLimits
 from streams.config import KafkaConfig
 from streams.devstack.broker import LocalBroker
 from streams.devstack.kafka_broker import KafkaBroker
-from streams.kafka import prepare_broker
-from streams.ops.offsets import OffsetReader
-from streams.producer import VarianceProducer
+from streams.kafka.broker import prepare_broker
+from streams.kafka.offsets import OffsetReader
+from streams.producer.client import VarianceProducer
 from tests.factories import count, variance
 from tests.fixtures.broker import broker
 

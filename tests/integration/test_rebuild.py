@@ -22,10 +22,10 @@ from schemas.codec import encode_avro
 from streams.cli import main
 from streams.config import KafkaConfig
 from streams.devstack.broker import EmbeddedBroker, LocalBroker
-from streams.kafka import prepare_broker
-from streams.ops.changelog import tables_dir
-from streams.ops.offsets import OffsetReader
-from streams.producer import Delivery, VarianceProducer
+from streams.kafka.broker import prepare_broker
+from streams.kafka.changelog import tables_dir
+from streams.kafka.offsets import OffsetReader
+from streams.producer.client import Delivery, VarianceProducer
 from tests.factories import SAMPLE_TOML, count, line, variance
 from tests.fixtures.broker import broker
 from tests.fixtures.worker import WorkerProcess, wait_for

@@ -25,8 +25,8 @@ from schemas.models import Event
 from streams.cli import main
 from streams.config import KafkaConfig
 from streams.devstack.broker import EmbeddedBroker, LocalBroker
-from streams.ops.offsets import OffsetReader
-from streams.producer import VarianceProducer
+from streams.kafka.offsets import OffsetReader
+from streams.producer.client import VarianceProducer
 from tests.factories import SAMPLE_TOML, count, line, variance
 from tests.fixtures.broker import broker
 from tests.fixtures.sshd import SSHDServer

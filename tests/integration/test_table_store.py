@@ -12,11 +12,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.types import TP
 
 from sinks.feeds import Feed
-from streams.changelog_writer import ChangelogWriter
 from streams.config import KafkaConfig
+from streams.core.pending import SourceRegistry
 from streams.devstack.broker import LocalBroker
-from streams.sources import SourceRegistry
-from streams.tables import WrittenThroughTable, register_tables
+from streams.worker.changelog_writer import ChangelogWriter
+from streams.worker.tables import WrittenThroughTable, register_tables
 from tests.fixtures.broker import broker
 
 __all__ = ["broker"]

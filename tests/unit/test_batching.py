@@ -4,9 +4,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from sinks.batching import FeedBatcher, PendingRow, WindowPolicy
 from sinks.retry import Backoff
-from sinks.rows import AdjustmentRow
+from sinks.rows import AdjustmentRow, PendingRow
+from streams.core.batching import FeedBatcher, WindowPolicy
 
 POLICY = WindowPolicy(window_seconds=60, max_rows=3)
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from streams.config import DEFAULT_CONFIG, ConfigError, load_settings
-from streams.destinations import make_destination
+from streams.destination_factory import make_destination
 from tests.factories import SAMPLE_TOML, make_settings, write_config
 
 

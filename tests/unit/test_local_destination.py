@@ -1,7 +1,7 @@
 """LocalDestination: error mapping, durability calls and path checks.
 
 The shared contract (rename semantics, list_dir, ...) is in
-tests/integration/test_destinations.py; errors a test cannot cause for real (a full
+tests/integration/test_destination_contract.py; errors a test cannot cause for real (a full
 disk, a dead mount) are injected here by replacing the `os` call that would fail.
 """
 

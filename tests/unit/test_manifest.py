@@ -11,8 +11,9 @@ import pytest
 from sinks.csv_render import chunk_rows, render
 from sinks.feeds import Feed
 from sinks.manifest import BatchFile, build_manifest, manifest_bytes, parse_manifest
-from sinks.naming import SourcePartition, batch_file_name
+from sinks.naming import batch_file_name
 from sinks.rows import FeedRow
+from sinks.source_partition import SourcePartition
 from tests.unit.test_csv_render import adj, count_rows, xfer
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -9,13 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sinks.feeds import Feed
-from sinks.naming import (
-    ParsedBatchName,
-    SourcePartition,
-    batch_file_name,
-    is_valid_prefix,
-    parse_batch_file_name,
-)
+from sinks.naming import ParsedBatchName, batch_file_name, is_valid_prefix, parse_batch_file_name
+from sinks.source_partition import SourcePartition
 
 CHICAGO_WINTER = timezone(timedelta(hours=-6))
 FIRST_EVENT = datetime(2024, 2, 29, 8, 5, 9, 123456, tzinfo=CHICAGO_WINTER)

@@ -15,8 +15,8 @@ from sinks.feeds import Feed
 from sinks.local import LocalDestination
 from sinks.rows import AdjustmentRow
 from streams.cli import main
-from streams.devstack.netsuite_ledger import balances, open_ledger, transactions
 from streams.devstack.netsuite_sim import Importer, serve
+from streams.netsuite.ledger import balances, open_ledger, transactions
 from tests.factories import write_config
 
 NAME = (

@@ -11,10 +11,10 @@ import pytest
 from schemas.codec import encode_avro, encode_json
 from schemas.models import EventKind
 from sinks.feeds import Feed
-from sinks.naming import SourcePartition
-from streams.dlq import DeadLetter, ErrorClass, SourceRecord
-from streams.pipeline import EventPipeline
-from streams.sources import MemoryProgress, SourceRegistry
+from sinks.source_partition import SourcePartition
+from streams.core.dead_letter import DeadLetter, ErrorClass, SourceRecord
+from streams.core.pending import MemoryProgress, SourceRegistry
+from streams.core.pipeline import EventPipeline
 from tests.factories import DeadLetterLog, count, line, make_settings, variance
 
 COUNTS, VARIANCES = "counts", "variances"

@@ -3,8 +3,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from sinks.rows import AdjustmentRow
-from streams.positions import Applied, Position, Pruning, apply_change, position_key
-from streams.routing import Change
+from streams.core.positions import Applied, Position, Pruning, apply_change, position_key
+from streams.core.routing import Change
 from tests.factories import NOON_UTC
 
 CHANGE = Change("STORE_1", "10017", "254", "3410", quantity=-3, counted_quantity=7, row=None)

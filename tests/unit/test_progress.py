@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from streams.progress import DeadLetterMark, Progress
+from streams.core.progress import DeadLetterMark, Progress
 
 
 def test_the_floor_only_rises_and_takes_the_dead_letters_below_it_along() -> None:

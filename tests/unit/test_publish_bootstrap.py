@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streams.config import KafkaConfig
-from streams.publish_file import resolve_bootstrap
+from streams.producer.publish_command import resolve_bootstrap
 
 CONFIG = KafkaConfig(bootstrap="from-config:9092")
 ENV = {"VARIANCE_SYNC_KAFKA__BOOTSTRAP": "from-settings-env:9092", "KAFKA_BOOTSTRAP": "plain:9092"}

@@ -7,18 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from sinks.batching import PendingRow, WindowPolicy
 from sinks.exceptions import DestinationRefused, HostKeyMismatch, SinkError
+from sinks.feed_publisher import PublisherOptions
 from sinks.feeds import Feed
 from sinks.local import LocalDestination
-from sinks.naming import SourcePartition
 from sinks.partition_writer import WriterState
-from sinks.publisher import PublisherOptions
 from sinks.retry import Backoff
-from sinks.rows import AdjustmentRow, TransferRow
-from streams.publish_loop import PublishLoop
-from streams.sources import SourceRegistry, SourceState
-from tests.unit.test_sources import Event
+from sinks.rows import AdjustmentRow, PendingRow, TransferRow
+from sinks.source_partition import SourcePartition
+from streams.core.batching import WindowPolicy
+from streams.core.pending import SourceRegistry, SourceState
+from streams.worker.publish_loop import PublishLoop
+from tests.unit.test_pending import Event
 
 COUNTS, VARIANCES = "hotwax.inventory.count-approved", "hotwax.inventory.variance-logged"
 AT = datetime(2024, 2, 29, 18, 0, tzinfo=UTC)

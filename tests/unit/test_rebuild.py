@@ -12,11 +12,13 @@ from typing import Any
 import faust
 import pytest
 
-from streams.changelog_writer import ChangelogWriter
 from streams.cli import main
 from streams.config import KafkaConfig, WorkerConfig
+from streams.core.pending import SourceRegistry
 from streams.errors import UsageError
-from streams.ops.changelog import (
+from streams.kafka.changelog import (
+    INVENTORY_TABLE,
+    PROGRESS_TABLE,
     PartitionRead,
     RebuiltTable,
     changelog_topic,
@@ -25,8 +27,8 @@ from streams.ops.changelog import (
     local_state,
     tables_dir,
 )
-from streams.sources import SourceRegistry
-from streams.tables import INVENTORY_TABLE, PROGRESS_TABLE, register_tables
+from streams.worker.changelog_writer import ChangelogWriter
+from streams.worker.tables import register_tables
 from tests.factories import write_config
 
 

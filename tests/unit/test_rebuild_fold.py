@@ -12,8 +12,8 @@ from aiokafka import TopicPartition
 
 from schemas.codec import encode_avro
 from schemas.models import CountApproved, VarianceLogged
-from streams.dlq import SourceRecord
-from streams.ops.changelog import PartitionRead, RebuiltTable
+from streams.core.dead_letter import SourceRecord
+from streams.kafka.changelog import PartitionRead, RebuiltTable
 from streams.ops.fold import (
     ORDER_SENSITIVE,
     Difference,

@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from streams.devstack.netsuite_ledger import Transaction
+from streams.netsuite.ledger import Transaction
 from streams.ops.reconcile_model import NetSuiteSide, expected_from_positions, reconcile
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from sinks.rows import AdjustmentRow, TransferRow
 from streams.config import NetSuiteConfig
-from streams.routing import UnroutableEvent, route_count, route_variance
+from streams.core.routing import UnroutableEvent, route_count, route_variance
 from tests.factories import count, line, make_settings, variance
 
 

@@ -1,0 +1,134 @@
+"""Inventory positions: what variance-sync has applied per (facility, product).
+
+Pure variance math. Idempotence lives here too, exactly and per position: a position
+names every event applied to it, with the coordinates of the copy that was applied, so
+whatever order events arrive in (Faust re-delivers at every rebalance, and can deliver an
+event after later ones), a second delivery of the same copy changes nothing, and another
+copy of the same event (a producer's duplicate) is recognised as one.
+
+The names are pruned when the position is written, so a position stays small: an entry
+goes once its event is below its source partition's *floor* (every event there is fully
+processed and acked, so it is never applied again, see `streams.core.progress`) **and** it is
+older than the duplicate horizon (`dedupe.horizon_days`), after which a producer's copy
+of it is no longer recognised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+from streams.core.routing import Change
+
+# event id -> [topic, offset, record time in ms] of the copy applied to the position.
+Entries = dict[str, list[Any]]
+
+
+def position_key(facility_id: str, product_id: str) -> str:
+    # Ids never contain '/', so the key is unambiguous and reads well in URLs.
+    return f"{facility_id}/{product_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """Which copy of an event is being applied: its id, where it came from, and when."""
+
+    event_id: str
+    occurred_at: datetime
+    topic: str
+    offset: int
+    at_ms: int  # the record's timestamp: what the horizon is measured against
+    moment: str = field(init=False)  # `occurred_at` as positions store it
+
+    def __post_init__(self) -> None:
+        # Once per event rather than once per line of a count.
+        object.__setattr__(self, "moment", self.occurred_at.isoformat())
+
+
+@dataclass(frozen=True, slots=True)
+class Pruning:
+    """What may be forgotten: entries below their topic's floor and older than `before_ms`."""
+
+    floors: Mapping[str, int]  # topic -> floor of this position's source partition
+    before_ms: int
+
+    def keeps(self, entry: list[Any]) -> bool:
+        topic, offset, at_ms = entry
+        floor = self.floors.get(topic)
+        return floor is None or offset >= floor or at_ms >= self.before_ms
+
+
+KEEP_ALL = Pruning({}, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    facility_id: str
+    product_id: str
+    netsuite_location_id: str
+    netsuite_item_id: str
+    net_variance: int = 0
+    exported_variance: int = 0
+    last_counted_quantity: int | None = None
+    last_counted_at: str | None = None
+    last_event_id: str = ""
+    last_event_at: str | None = None
+    events_applied: int = 0
+    applied_events: Entries = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        # Shallow: a position never changes its entries in place (see `apply_change`),
+        # and `asdict`'s deep copy was a tenth of the hot path.
+        return {name: getattr(self, name) for name in _FIELDS}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Position:
+        return cls(**data)
+
+    def applied_copy(self, event_id: str) -> tuple[str, int] | None:
+        """The (topic, offset) of the copy of `event_id` applied here, if any."""
+        entry = self.applied_events.get(event_id)
+        return None if entry is None else (entry[0], entry[1])
+
+
+_FIELDS = tuple(f.name for f in fields(Position))
+
+
+def is_newer(moment: datetime, previous: str | None) -> bool:
+    # Producers may deliver counts out of order; the latest count by time wins.
+    return previous is None or moment >= datetime.fromisoformat(previous)
+
+
+def apply_change(
+    position: Position | None, change: Change, source: Applied, pruning: Pruning = KEEP_ALL
+) -> Position:
+    """The position after `change`. The caller has checked that `source.event_id` is not
+    applied to it yet (`Position.applied_copy`)."""
+    if position is None:
+        position = Position(change.facility_id, change.product_id, "", "")
+    counted = change.counted_quantity is not None and is_newer(
+        source.occurred_at, position.last_counted_at
+    )
+    entries = {k: v for k, v in position.applied_events.items() if pruning.keeps(v)}
+    entries[source.event_id] = [source.topic, source.offset, source.at_ms]
+    # Built field by field rather than with `dataclasses.replace`, which costs as much
+    # again: this runs once for every count line and logged variance.
+    return Position(
+        facility_id=position.facility_id,
+        product_id=position.product_id,
+        # The latest event names the current NetSuite ids (a store can be re-mapped).
+        netsuite_location_id=change.location_id,
+        netsuite_item_id=change.item_id,
+        net_variance=position.net_variance + change.quantity,
+        exported_variance=position.exported_variance + (change.quantity if change.exported else 0),
+        last_counted_quantity=change.counted_quantity
+        if counted
+        else position.last_counted_quantity,
+        last_counted_at=source.moment if counted else position.last_counted_at,
+        last_event_id=source.event_id,
+        last_event_at=source.moment,
+        events_applied=position.events_applied + 1,
+        applied_events=entries,
+    )

@@ -1,0 +1,233 @@
+"""Broker access shared by the worker, the producer and the ops tools.
+
+Topics are created here, explicitly and with their intended partition counts, before any
+worker starts: an auto-created topic would get the broker's default partition count and
+break co-partitioning of a facility's events and its table rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAuthorizationFailedError,
+)
+
+from schemas.models import EventKind
+from sinks.feeds import Feed
+from streams.config import KafkaConfig
+
+log = logging.getLogger(__name__)
+
+TOPIC_ALREADY_EXISTS = 36
+# What a broker's authorizer answers when an ACL is missing.
+AUTHORIZATION_ERRORS = (
+    TopicAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    ClusterAuthorizationFailedError,
+)
+_AUTHORIZATION_CODES = frozenset(error.errno for error in AUTHORIZATION_ERRORS)
+METADATA_WAIT = 10.0
+# The DLQ keeps rejected events whole, including oversized ones, so it accepts up to this.
+DLQ_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
+
+class BrokerFlavor(StrEnum):
+    KAFKA = "kafka"
+    TANSU = "tansu"
+
+
+class BrokerError(Exception):
+    """The broker is unreachable or its topics do not match what we need; one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    count_approved: str
+    variance_logged: str
+    dlq: str
+    dlq_redrives: str
+    status: str
+
+    @classmethod
+    def from_config(cls, kafka: KafkaConfig) -> TopicNames:
+        t = kafka.topics
+        return cls(t.count_approved, t.variance_logged, t.dlq, t.dlq_redrives, t.status)
+
+    @property
+    def inputs(self) -> tuple[str, str]:
+        return (self.count_approved, self.variance_logged)
+
+    @property
+    def kinds(self) -> dict[str, EventKind]:
+        return {
+            self.count_approved: EventKind.COUNT_APPROVED,
+            self.variance_logged: EventKind.VARIANCE_LOGGED,
+        }
+
+    def for_kind(self, kind: EventKind) -> str:
+        return self.count_approved if kind is EventKind.COUNT_APPROVED else self.variance_logged
+
+    @property
+    def feeds(self) -> dict[str, tuple[Feed, ...]]:
+        """Which feeds each input topic can produce rows for."""
+        return {
+            self.count_approved: (Feed.ADJUSTMENT,),
+            self.variance_logged: (Feed.ADJUSTMENT, Feed.TRANSFER),
+        }
+
+
+async def _described(admin: AIOKafkaAdminClient, topics: list[str]) -> list[dict[str, Any]]:
+    """The topics' metadata, once it lists their partitions: Apache Kafka answers a topic
+    created a moment ago with none (or an error) until its metadata has spread."""
+    deadline = time.monotonic() + METADATA_WAIT
+    while True:
+        described: list[dict[str, Any]] = await admin.describe_topics(topics)
+        settled = all(t["partitions"] and not t.get("error_code") for t in described)
+        if settled or time.monotonic() > deadline:
+            return described
+        await asyncio.sleep(0.1)
+
+
+def client_options(kafka: KafkaConfig) -> dict[str, Any]:
+    """Connection options for any aiokafka client, security included."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": kafka.bootstrap,
+        "security_protocol": kafka.security_protocol,
+    }
+    context = ssl_context(kafka)
+    if context is not None:
+        options["ssl_context"] = context
+    if kafka.security_protocol.startswith("SASL"):
+        options["sasl_mechanism"] = kafka.sasl_mechanism
+        options["sasl_plain_username"] = kafka.sasl_username
+        options["sasl_plain_password"] = sasl_password(kafka)
+    return options
+
+
+def ssl_context(kafka: KafkaConfig) -> ssl.SSLContext | None:
+    """The TLS context for SSL and SASL_SSL, verifying against `ssl_cafile` if given."""
+    if kafka.security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    return ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+
+
+def sasl_password(kafka: KafkaConfig) -> str | None:
+    return kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
+
+
+async def unreachable(kafka: KafkaConfig, exc: Exception) -> str:
+    """Why no connection to the broker could be made, as one line.
+
+    aiokafka's bootstrap error says only "Unable to bootstrap": the cause that a secured
+    broker gives (a refused password, an untrusted certificate) is logged, not raised. One
+    direct connection to the first bootstrap address asks again and keeps the cause."""
+    host, _, port = kafka.bootstrap.split(",")[0].strip().rpartition(":")
+    options = client_options(kafka)
+    del options["bootstrap_servers"]
+    try:
+        conn = await create_conn(host.strip("[]"), int(port), request_timeout_ms=10_000, **options)
+    except ssl.SSLCertVerificationError as cause:
+        reason = (
+            f"its TLS certificate is not trusted ({cause.verify_message}); "
+            "kafka.ssl_cafile must name the CA that signed it"
+        )
+    except ssl.SSLError as cause:
+        reason = (
+            f"the TLS handshake failed ({cause.reason or cause}); is kafka.security_protocol right?"
+        )
+    except SaslAuthenticationFailed:
+        reason = (
+            f"it refused SASL user {kafka.sasl_username!r} ({kafka.sasl_mechanism}): "
+            "check kafka.sasl_username and kafka.sasl_password"
+        )
+    except (TimeoutError, OSError, ValueError, KafkaError) as cause:
+        reason = str(cause) or type(cause).__name__
+    else:
+        conn.close()
+        reason = str(exc)
+    return f"cannot reach Kafka at {kafka.bootstrap}: {reason}"
+
+
+def denied(kafka: KafkaConfig, action: str) -> str:
+    """One line for an ACL refusal, naming who was refused what."""
+    who = f"SASL user {kafka.sasl_username!r}" if kafka.sasl_username else "this client"
+    return f"Kafka at {kafka.bootstrap} does not allow {who} to {action}: an ACL is missing"
+
+
+async def prepare_broker(kafka: KafkaConfig) -> BrokerFlavor:
+    """Detect the broker flavor and make sure every topic exists with the right partitions."""
+    admin = AIOKafkaAdminClient(**client_options(kafka), request_timeout_ms=15_000)
+    try:
+        await admin.start()
+    except KafkaConnectionError as exc:
+        raise BrokerError(await unreachable(kafka, exc)) from None
+    try:
+        flavor = await detect_flavor(admin, kafka)
+        names = TopicNames.from_config(kafka)
+        wanted = dict.fromkeys(names.inputs, kafka.partitions)
+        # One partition each: dead letters are few, and `dlq show N` names them by offset;
+        # re-drive records and worker status snapshots are small and read whole.
+        wanted.update(dict.fromkeys((names.dlq, names.dlq_redrives, names.status), 1))
+        configs = {names.dlq: {"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)}}
+        await ensure_topics(admin, kafka, wanted, configs)
+    except AUTHORIZATION_ERRORS:
+        raise BrokerError(denied(kafka, "describe the cluster and its topics")) from None
+    except KafkaError as exc:
+        raise BrokerError(f"Kafka at {kafka.bootstrap}: {exc}") from None
+    finally:
+        await admin.close()
+    return flavor
+
+
+async def detect_flavor(admin: AIOKafkaAdminClient, kafka: KafkaConfig) -> BrokerFlavor:
+    """The configured flavor, or for "auto" Tansu when its cluster id says so."""
+    if kafka.flavor != "auto":
+        return BrokerFlavor(kafka.flavor)
+    cluster = await admin.describe_cluster()
+    cluster_id = str(cluster.get("cluster_id") or "")
+    return BrokerFlavor.TANSU if "tansu" in cluster_id.lower() else BrokerFlavor.KAFKA
+
+
+async def ensure_topics(
+    admin: AIOKafkaAdminClient,
+    kafka: KafkaConfig,
+    wanted: Mapping[str, int],
+    configs: Mapping[str, Mapping[str, str]] | None = None,
+) -> None:
+    configs = configs or {}
+    rf = kafka.replication_factor
+    new = [
+        NewTopic(name, count, rf, topic_configs=dict(configs.get(name, {})))
+        for name, count in wanted.items()
+    ]
+    response = await admin.create_topics(new)
+    for topic, code, message in response.topic_errors:
+        if code in _AUTHORIZATION_CODES:
+            raise BrokerError(denied(kafka, f"create topic {topic}"))
+        if code not in (0, TOPIC_ALREADY_EXISTS):
+            raise BrokerError(f"cannot create topic {topic}: {message or code}")
+        if code == 0:
+            log.info("created topic %s with %d partitions", topic, wanted[topic])
+    for topic in await _described(admin, list(wanted)):
+        actual = len(topic["partitions"])
+        expected = wanted[topic["topic"]]
+        if actual != expected:
+            raise BrokerError(
+                f"topic {topic['topic']} has {actual} partitions but kafka.partitions is "
+                f"{expected}; input topics must share one partition count"
+            )

@@ -1,0 +1,103 @@
+"""`variance-sync publish FILE.jsonl`: validate every line, then send them all.
+
+Nothing from the file is sent while any line is invalid, unless `--skip-invalid`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from schemas.exceptions import InvalidEvent
+from schemas.models import EventKind, ValidationLimits
+from streams.config import KafkaConfig, load_settings
+from streams.errors import UsageError
+from streams.kafka.broker import TopicNames
+from streams.producer.client import Event, PublishFailed, VarianceProducer
+
+EXIT_INVALID = 1
+
+
+@dataclass(frozen=True, slots=True)
+class LineProblem:
+    line: int
+    reason: str
+
+
+def read_events(
+    path: Path, producer: VarianceProducer, kind: EventKind
+) -> tuple[list[Event], list[LineProblem]]:
+    events: list[Event] = []
+    problems: list[LineProblem] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from None
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            problems.append(LineProblem(number, f"not JSON: {exc.msg} at column {exc.colno}"))
+            continue
+        if not isinstance(data, dict):
+            problems.append(LineProblem(number, "not a JSON object"))
+            continue
+        try:
+            events.append(producer.validate(kind, data))
+        except InvalidEvent as exc:
+            problems.append(LineProblem(number, exc.reason))
+    return events, problems
+
+
+def resolve_bootstrap(
+    flag: str | None, environ: Mapping[str, str], config: KafkaConfig | None
+) -> str:
+    """The flag, then the environment, then the config file (whose security settings
+    apply), then the local default."""
+    return (
+        flag
+        or environ.get("VARIANCE_SYNC_KAFKA__BOOTSTRAP")
+        or environ.get("KAFKA_BOOTSTRAP")
+        or (config.bootstrap if config is not None else "localhost:9092")
+    )
+
+
+async def publish_file(args: argparse.Namespace) -> int:
+    kind = EventKind(args.topic)
+    kafka, limits = KafkaConfig(), ValidationLimits()
+    if args.config is not None:
+        settings = load_settings(args.config)
+        kafka = settings.kafka
+        limits = ValidationLimits(
+            max_abs_quantity=settings.validation.max_abs_quantity,
+            max_future=settings.validation.max_future,
+        )
+    bootstrap = resolve_bootstrap(args.bootstrap, os.environ, kafka if args.config else None)
+    producer = VarianceProducer(
+        bootstrap, kafka=kafka, limits=limits, encoding="json" if args.json else "avro"
+    )
+    events, problems = read_events(args.file, producer, kind)
+    for problem in problems:
+        print(f"{args.file}:{problem.line}: {problem.reason}", file=sys.stderr)
+    if problems and not args.skip_invalid:
+        count = len(problems)
+        hint = "use --skip-invalid to send the rest"
+        print(f"variance-sync: {count} invalid line(s); nothing sent ({hint})", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        async with producer:
+            deliveries = await producer.publish_many(events)
+    except PublishFailed as exc:
+        print(f"variance-sync: error: {exc}", file=sys.stderr)
+        return 2
+    skipped = f", skipped {len(problems)} invalid" if problems else ""
+    topic = TopicNames.from_config(kafka).for_kind(kind)
+    print(f"sent {len(deliveries)} event(s) to {topic}{skipped}")
+    return 0

@@ -1,0 +1,44 @@
+"""`variance-sync worker`: prepare the broker, then run the Faust worker until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+
+from sinks.feed_publisher import FaultHook, no_faults
+from streams.config import Settings
+from streams.destination_factory import make_destination
+from streams.kafka.broker import prepare_broker
+from streams.worker.app import build_runtime
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings, *, faults: FaultHook = no_faults) -> None:
+    """Blocks until SIGINT/SIGTERM; Faust's worker then stops cleanly and exits."""
+    destination = make_destination(settings)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    flavor = loop.run_until_complete(prepare_broker(settings.kafka))
+    runtime = build_runtime(settings, flavor, destination, faults=faults)
+    log.info(
+        "worker for group %s on %s (%s) publishing to %s",
+        settings.kafka.group_id,
+        settings.kafka.bootstrap,
+        flavor.value,
+        destination.description,
+    )
+    faust_worker(runtime.app, settings.worker.log_level, loop).execute_from_commandline()
+
+
+def faust_worker(
+    app: faust.App, loglevel: str, loop: asyncio.AbstractEventLoop | None = None
+) -> faust.Worker:
+    worker = faust.Worker(app, loglevel=loglevel, loop=loop)
+    # At "warn" and above Faust's start-up spinner lowers the root logger to DEBUG, so
+    # that every debug call of aiokafka, asyncssh and Faust builds a record for it: 5 %
+    # of the worker's time under load. A service has no terminal to spin on.
+    worker.spinner = None
+    return worker

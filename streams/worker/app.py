@@ -1,0 +1,198 @@
+"""The Faust app: topics, tables, the ingest agent, the publish loop and web views.
+
+This is the one place that wires Faust to the pure core; docs/architecture.md follows one
+event through the files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from aiokafka.errors import IllegalStateError
+from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.types import TP
+
+from sinks.destination import Destination
+from sinks.feed_publisher import FaultHook, PublisherOptions, no_faults
+from sinks.retry import Backoff
+from sinks.source_partition import SourcePartition
+from streams.config import KafkaConfig, Settings
+from streams.core.batching import WindowPolicy
+from streams.core.lag_status import LagPolicy
+from streams.core.pending import SourceRegistry
+from streams.core.pipeline import EventPipeline
+from streams.kafka.broker import (
+    DLQ_MAX_MESSAGE_BYTES,
+    BrokerFlavor,
+    TopicNames,
+    sasl_password,
+    ssl_context,
+)
+from streams.worker.agents import register_ingest_agent
+from streams.worker.changelog_writer import ChangelogWriter
+from streams.worker.dead_letter_writer import KafkaDeadLetters
+from streams.worker.monitor import Monitor
+from streams.worker.publish_loop import PublishLoop
+from streams.worker.tables import TableProgress, WrittenThroughTable, register_tables
+from streams.worker.web import register_views
+
+# DESIGN section 9: Tansu's group joins wait the full rebalance timeout, so dev and tests
+# shorten it. Its wrong ListOffsets answers are handled by `streams.kafka.changelog_ends`.
+TANSU_SETTINGS: dict[str, Any] = {
+    "broker_rebalance_timeout": 2,
+    "broker_session_timeout": 6,
+    "broker_heartbeat_interval": 1,
+}
+
+
+@dataclass
+class Runtime:
+    """Everything one worker runs; the web views and tests reach in through it."""
+
+    app: faust.App
+    settings: Settings
+    topics: TopicNames
+    flavor: BrokerFlavor
+    sources: SourceRegistry
+    pipeline: EventPipeline
+    publish_loop: PublishLoop
+    destination: Destination
+    monitor: Monitor
+    writer: ChangelogWriter
+    dead_letters: KafkaDeadLetters
+    inventory: WrittenThroughTable
+    progress: WrittenThroughTable
+
+
+def build_runtime(
+    settings: Settings,
+    flavor: BrokerFlavor,
+    destination: Destination,
+    faults: FaultHook = no_faults,
+) -> Runtime:
+    app = faust.App(settings.kafka.group_id, **faust_settings(settings, flavor))
+    topics = TopicNames.from_config(settings.kafka)
+    sources = SourceRegistry(topics.feeds, durable_gate=True)
+    writer = ChangelogWriter(settings.kafka, sources, faults=faults)
+    inventory, progress = register_tables(app, settings.kafka.partitions, writer)
+    sources.use_progress(TableProgress(progress))
+    dead_letters = KafkaDeadLetters(settings.kafka, topics.dlq)
+
+    def assigned(source: SourcePartition) -> bool:
+        return TP(source.topic, source.partition) in app.consumer.assignment()
+
+    async def seek(source: SourcePartition, offset: int) -> None:
+        with contextlib.suppress(IllegalStateError):  # revoked or rebalancing meanwhile
+            await app.consumer.seek(TP(source.topic, source.partition), offset)
+
+    pipeline = EventPipeline(
+        settings,
+        topics.kinds,
+        inventory,
+        sources,
+        dead_letters=dead_letters,
+        durable=writer.flush,
+        assigned=assigned,
+        seek=seek,
+    )
+    publish_loop = PublishLoop(
+        sources,
+        destination,
+        PublisherOptions(
+            file_prefix=settings.netsuite.file_prefix,
+            max_rows=settings.batching.max_rows,
+            verify_checksum=settings.publish.verify_checksum,
+        ),
+        WindowPolicy(settings.batching.window_seconds, settings.batching.max_rows),
+        Backoff(settings.publish.retry_initial_seconds, settings.publish.retry_max_seconds),
+        faults=faults,
+    )
+    status = app.topic(
+        topics.status,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    async def send_status(key: bytes, value: bytes) -> None:
+        await status.send(key=key, value=value)
+
+    monitor = Monitor(
+        settings.kafka,
+        sources,
+        publish_loop,
+        send_status,
+        policy=LagPolicy.for_window(settings.batching.window_seconds),
+    )
+    runtime = Runtime(
+        app,
+        settings,
+        topics,
+        flavor,
+        sources,
+        pipeline,
+        publish_loop,
+        destination,
+        monitor,
+        writer,
+        dead_letters,
+        inventory,
+        progress,
+    )
+    register_ingest_agent(runtime)
+    register_views(runtime)
+    setup_prometheus_sensors(app, name_prefix="variance_sync_faust")
+    return runtime
+
+
+def faust_settings(settings: Settings, flavor: BrokerFlavor) -> dict[str, Any]:
+    kafka, worker = settings.kafka, settings.worker
+    options: dict[str, Any] = {
+        "broker": [f"kafka://{host.strip()}" for host in kafka.bootstrap.split(",")],
+        "store": f"{worker.store}://",
+        "datadir": str(worker.data_dir),
+        "topic_partitions": kafka.partitions,
+        "topic_replication_factor": kafka.replication_factor,
+        "consumer_auto_offset_reset": "earliest",
+        # We ack events ourselves once their batch is published; waiting for every
+        # unacked event on rebalance would stall it for a whole batch window.
+        "stream_wait_empty": False,
+        "autodiscover": False,
+        "web_enabled": True,
+        "web_bind": worker.web_host,
+        "web_host": worker.web_host,
+        "web_port": worker.web_port,
+        "web_in_thread": False,
+        # Room for dead-lettering any event the broker accepted, oversized ones included.
+        "producer_max_request_size": DLQ_MAX_MESSAGE_BYTES,
+        "consumer_max_fetch_size": DLQ_MAX_MESSAGE_BYTES,
+    }
+    credentials = broker_credentials(kafka)
+    if credentials is not None:
+        options["broker_credentials"] = credentials
+    if flavor is BrokerFlavor.TANSU:
+        options.update(TANSU_SETTINGS)
+    timing = {
+        "broker_session_timeout": kafka.session_timeout_seconds,
+        "broker_heartbeat_interval": kafka.heartbeat_interval_seconds,
+        "broker_rebalance_timeout": kafka.rebalance_timeout_seconds,
+    }
+    options.update({name: value for name, value in timing.items() if value is not None})
+    return options
+
+
+def broker_credentials(kafka: KafkaConfig) -> Any:
+    """Faust's form of the options that `client_options` gives aiokafka clients."""
+    context = ssl_context(kafka)
+    if kafka.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=sasl_password(kafka),
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=context,
+        )
+    return context

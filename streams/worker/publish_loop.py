@@ -1,0 +1,206 @@
+"""The publish loop: closes due batches and lets their offsets be committed.
+
+It runs beside the agent on a short tick, so an idle partition's window still closes on
+time. Each (feed, source partition) has its own `sinks.partition_writer.PartitionWriter`
+with its own backoff: a failure keeps that writer's rows and waits, while every other
+writer goes on publishing. Nothing is dropped while the SFTP server is down (consumption
+pauses instead, once `batching.max_pending_rows` rows are waiting).
+
+After a successful flush of a batch (steps 1-7 of docs/publish-protocol.md) the loop
+takes step 8, the ack decision: it drops the batch's rows and acks every event below the
+partition's new low-water mark (`streams.core.pending.SourceState.release`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from sinks.destination import Destination
+from sinks.exceptions import SinkError
+from sinks.feed_publisher import FaultHook, FlushResult, PublisherOptions, no_faults
+from sinks.feeds import Feed
+from sinks.layout import ensure_layout
+from sinks.ledger import BatchLedger
+from sinks.partition_writer import PartitionWriter, WriterState, WriterStatus
+from sinks.retry import Backoff
+from sinks.source_partition import SourcePartition
+from streams import metrics
+from streams.core.batching import WindowPolicy
+from streams.core.pending import SourceRegistry, SourceState
+
+log = logging.getLogger(__name__)
+
+
+class PublishLoop:
+    def __init__(
+        self,
+        sources: SourceRegistry,
+        dest: Destination,
+        options: PublisherOptions,
+        policy: WindowPolicy,
+        backoff: Backoff,
+        *,
+        faults: FaultHook = no_faults,
+        monotonic: Callable[[], float] = time.monotonic,
+        tick_seconds: float = 0.5,
+        probe_seconds: float = 15.0,
+    ) -> None:
+        self._sources = sources
+        self._dest = dest
+        self._ledger = BatchLedger(dest)
+        self._options = options
+        self._policy = policy
+        self._backoff = backoff  # for the destination as a whole: layout and probes
+        self._faults = faults
+        self._monotonic = monotonic
+        self._tick_seconds = tick_seconds
+        self._probe_seconds = probe_seconds
+        self._last_contact = float("-inf")
+        self._writers: dict[tuple[Feed, SourcePartition], PartitionWriter] = {}
+        self.last_error: str | None = None  # of the destination as a whole
+        self.last_publish: dict[str, float] = {}  # feed -> unix time of its last new file
+        self._layout_ready = False
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the destination answered the last time we needed it."""
+        return self._layout_ready and self.last_error is None
+
+    def writers(self) -> list[WriterStatus]:
+        return [writer.status() for writer in self._writers.values()]
+
+    def parked(self) -> list[WriterStatus]:
+        return [s for s in self.writers() if s.state == WriterState.PARKED.value]
+
+    async def run(self) -> None:
+        while True:
+            await self.tick()
+            await asyncio.sleep(self._tick_seconds)
+
+    async def tick(self, force: bool = False) -> None:
+        """Flush every due batch (every non-empty one when `force`)."""
+        self._forget_revoked()
+        if not self._backoff.ready(self._monotonic()) or not await self._layout():
+            return
+        # Concurrently: a writer waiting on a slow server holds up no other writer.
+        await asyncio.gather(
+            *(
+                self._maybe_flush(state, feed, force)
+                for state in self._sources
+                for feed in state.batchers
+            )
+        )
+        await self._probe()
+        self._sources.save_floors()
+        self._update_gauges()
+
+    def _forget_revoked(self) -> None:
+        owned = {state.source for state in self._sources}
+        for key in [key for key in self._writers if key[1] not in owned]:
+            del self._writers[key]
+
+    async def _probe(self) -> None:
+        """Touch an idle destination now and then, so /ready notices an outage."""
+        if self._monotonic() - self._last_contact < self._probe_seconds:
+            return
+        try:
+            await self._dest.exists(Feed.ADJUSTMENT.csv_dir)
+        except SinkError as exc:
+            self._destination_failed(exc)
+            return
+        self._destination_answered()
+
+    async def _layout(self) -> bool:
+        """Create the NetSuite folder tree once, on the first healthy connection."""
+        if not self._layout_ready:
+            try:
+                await ensure_layout(self._dest)
+            except SinkError as exc:
+                self._destination_failed(exc)
+                return False
+            self._layout_ready = True
+            self._destination_answered()
+        return True
+
+    def _writer(self, state: SourceState, feed: Feed) -> PartitionWriter:
+        key = (feed, state.source)
+        writer = self._writers.get(key)
+        if writer is None:
+            writer = self._writers[key] = PartitionWriter(
+                feed,
+                state.source,
+                self._dest,
+                self._ledger,
+                self._options,
+                backoff=Backoff(self._backoff.initial, self._backoff.maximum),
+                clock=self._monotonic,
+                faults=self._faults,
+            )
+        return writer
+
+    async def _maybe_flush(self, state: SourceState, feed: Feed, force: bool) -> None:
+        batcher = state.batchers[feed]
+        due = len(batcher) > 0 if force else batcher.is_due(self._monotonic(), self._policy)
+        writer = self._writer(state, feed)
+        if not due or not writer.ready():
+            return
+        async with state.lock:
+            if self._sources.get(state.source) is not state:
+                return  # revoked while we waited for the lock
+            consumed = state.consumed_through
+            result = await writer.flush(batcher.rows_through(consumed), consumed)
+            if result is None:
+                self._writer_failed(writer)
+                return
+            self._published(feed, result)
+            batcher.drop_through(result.done_through)
+            state.release()
+            await self._faults("released")
+        self._sources.notify_progress()
+
+    def _destination_failed(self, exc: SinkError) -> None:
+        delay = self._backoff.failed(self._monotonic())
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        metrics.PUBLISH_FAILURES.labels("all", type(exc).__name__).inc()
+        level = logging.WARNING if exc.retriable else logging.ERROR
+        log.log(
+            level,
+            "%s does not answer (%s); retry in %.1fs",
+            self._dest.description,
+            self.last_error,
+            delay,
+        )
+
+    def _writer_failed(self, writer: PartitionWriter) -> None:
+        metrics.PUBLISH_FAILURES.labels(writer.feed.value, writer.error_type or "").inc()
+        if writer.unreachable:
+            # Health only: the other writers keep their own pace.
+            self.last_error = writer.error
+
+    def _destination_answered(self) -> None:
+        self._last_contact = self._monotonic()
+        self._backoff.succeeded()
+        self.last_error = None
+
+    def _published(self, feed: Feed, result: FlushResult) -> None:
+        self._destination_answered()
+        if result.published:
+            metrics.FILES_PUBLISHED.labels(feed.value).inc(len(result.published))
+            metrics.ROWS_PUBLISHED.labels(feed.value).inc(result.rows_published)
+            metrics.LAST_PUBLISH.labels(feed.value).set_to_current_time()
+            self.last_publish[feed.value] = time.time()
+
+    def _update_gauges(self) -> None:
+        now = self._monotonic()
+        for feed in Feed:
+            batchers = [s.batchers[feed] for s in self._sources if feed in s.batchers]
+            metrics.PENDING_ROWS.labels(feed.value).set(sum(len(b) for b in batchers))
+            metrics.OLDEST_PENDING_AGE.labels(feed.value).set(
+                max((b.age(now) for b in batchers), default=0)
+            )
+        for state in WriterState:
+            count = sum(1 for w in self._writers.values() if w.state is state)
+            metrics.WRITERS.labels(state.value).set(count)
