@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,8 +20,10 @@ from streams.devstack import netsuite_sim
 from streams.errors import UsageError
 from streams.kafka.broker import BrokerError
 from streams.ops import dlq, lag, rebuild, reconcile, replay
+from streams.ports import bind_problem
 
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -102,7 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument(
         "--skip-invalid", action="store_true", help="send the valid lines even if some are invalid"
     )
-    publish.add_argument("--json", action="store_true", help="send JSON bodies instead of Avro")
+    publish.add_argument(
+        "--format",
+        choices=["avro", "json"],
+        default="avro",
+        help="message bodies: Avro single-object encoding (default) or JSON",
+    )
+    publish.add_argument("--json", action="store_true", help="print the result as JSON")
     publish.add_argument("file", type=Path, help="events, one JSON object per line")
     publish.set_defaults(handler=_publish)
 
@@ -123,6 +132,7 @@ def _dev(args: argparse.Namespace) -> int:
 
     if args.broker == "kafka" and (problem := missing_parts(default_jars())) is not None:
         raise UsageError(f"--broker kafka: {problem}")
+    check_dev_ports(args.kafka_port, args.sftp_port)
     options = DevOptions(
         data_dir=args.data_dir,
         broker=args.broker,
@@ -138,6 +148,14 @@ def _dev(args: argparse.Namespace) -> int:
         return asyncio.run(run_dev(options))
     except BrokerStartError as exc:
         raise UsageError(f"cannot start the {args.broker} broker: {exc}") from None
+
+
+def check_dev_ports(kafka_port: int, sftp_port: int) -> None:
+    if kafka_port == sftp_port:
+        raise UsageError(f"--kafka-port and --sftp-port are both {kafka_port}: give each its own")
+    for flag, port in (("--kafka-port", kafka_port), ("--sftp-port", sftp_port)):
+        if (problem := bind_problem("127.0.0.1", port)) is not None:
+            raise UsageError(f"{flag} {port}: {problem}; choose another port with {flag}")
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -165,12 +183,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         client_log.addHandler(logging.NullHandler())
     handler: Handler = args.handler
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # here, so that a closed pipe is seen while we can handle it
     except (ConfigError, BrokerError, UsageError) as exc:
         print(f"variance-sync: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_went_away()
+    return code
+
+
+def _reader_went_away() -> int:
+    """`variance-sync lag --json | head`: the reader closed the pipe; end quietly, as
+    Unix tools do, with 128 + SIGPIPE. Later writes and the exit flush go to /dev/null."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

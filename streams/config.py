@@ -212,7 +212,7 @@ def load_settings(path: Path | None = None, overrides: Mapping[str, Any] | None 
     try:
         return Settings(**dict(overrides or {}))
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {describe_errors(exc)}") from None
+        raise ConfigError(describe_errors(exc, source, os.environ)) from None
     finally:
         _file_data.reset(token)
 
@@ -231,13 +231,39 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
 
-def describe_errors(exc: ValidationError) -> str:
-    """Pydantic errors as `field.path: message` parts joined on one line."""
+def describe_errors(exc: ValidationError, source: Path, environ: Mapping[str, str]) -> str:
+    """Pydantic errors as `origin: field.path: message` parts joined on one line, the
+    origin being the environment variable that set the field, else the file."""
     parts = []
     for error in exc.errors(include_url=False):
-        where = ".".join(str(part) for part in error["loc"]) or "config"
+        loc = [str(part) for part in error["loc"]]
+        where = ".".join(loc) or "config"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown setting"
-        parts.append(f"{where}: {message}")
+        parts.append(f"{_origin(loc, source, environ)}: {where}: {message}")
     return "; ".join(parts)
+
+
+def _origin(loc: list[str], source: Path, environ: Mapping[str, str]) -> str:
+    # The longest variable that covers the field: VARIANCE_SYNC_BATCHING__WINDOW_SECONDS,
+    # or VARIANCE_SYNC_BATCHING holding a JSON object.
+    for length in range(len(loc), 0, -1):
+        name = "VARIANCE_SYNC_" + "__".join(loc[:length]).upper()
+        if name in environ:
+            return f"environment variable {name}"
+    return str(source)
+
+
+def resolve_bootstrap(
+    flag: str | None, environ: Mapping[str, str], config: KafkaConfig | None
+) -> str:
+    """The broker every command talks to: the flag, then `VARIANCE_SYNC_KAFKA__BOOTSTRAP`
+    (which `stack.env` sets), then `KAFKA_BOOTSTRAP`, then the config file, then the local
+    default."""
+    return (
+        flag
+        or environ.get("VARIANCE_SYNC_KAFKA__BOOTSTRAP")
+        or environ.get("KAFKA_BOOTSTRAP")
+        or (config.bootstrap if config is not None else "localhost:9092")
+    )

@@ -1,12 +1,10 @@
-"""What every ops command shares: connection options and output helpers."""
+"""What every ops command shares: its connection options and settings."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+import os
 from pathlib import Path
-from typing import Any
 
 from streams.config import Settings, load_settings
 
@@ -19,16 +17,20 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
         help="TOML config (default: $VARIANCE_SYNC_CONFIG or the sample)",
     )
     parser.add_argument(
-        "--bootstrap", default=None, help="HOST:PORT, overriding the config's kafka.bootstrap"
+        "--bootstrap",
+        default=None,
+        help=(
+            "HOST:PORT (default $VARIANCE_SYNC_KAFKA__BOOTSTRAP, $KAFKA_BOOTSTRAP, "
+            "then the config's kafka.bootstrap)"
+        ),
     )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """The settings an ops command runs with; `--bootstrap` wins over config and environment."""
-    overrides = {"kafka": {"bootstrap": args.bootstrap}} if args.bootstrap else None
+    """The settings an ops command runs with, the broker resolved as for every command."""
+    bootstrap = args.bootstrap
+    # VARIANCE_SYNC_KAFKA__BOOTSTRAP needs nothing here: the settings read it themselves.
+    if not bootstrap and not os.environ.get("VARIANCE_SYNC_KAFKA__BOOTSTRAP"):
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
+    overrides = {"kafka": {"bootstrap": bootstrap}} if bootstrap else None
     return load_settings(args.config, overrides)
-
-
-def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)
-    sys.stdout.write("\n")

@@ -31,7 +31,7 @@ from streams.config import KafkaConfig, Settings
 from streams.core.dead_letter import ErrorClass
 from streams.kafka.broker import BrokerError, TopicNames, client_options, ensure_topics
 from streams.kafka.offsets import OffsetReader
-from streams.ops.common import add_connection_options, print_json, settings_from
+from streams.ops.common import add_connection_options, settings_from
 from streams.ops.dead_letter_groups import SourceEvent, select, source_events
 from streams.ops.dead_letter_reader import (
     LIST_COLUMNS,
@@ -51,6 +51,7 @@ from streams.ops.dead_letter_reader import (
     target_partition,
     when,
 )
+from streams.output import print_json
 
 CLASSES = [*(c.value for c in ErrorClass), UNKNOWN]
 

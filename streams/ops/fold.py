@@ -26,6 +26,7 @@ from streams.core.progress import Progress
 from streams.kafka.broker import TopicNames
 from streams.kafka.changelog import RebuiltTable, scan
 from streams.kafka.offsets import OffsetReader
+from streams.ops.reconcile_model import ExportedRow
 
 # Set by whichever event touched a position last. The worker interleaves the two input
 # topics in an order nobody records, so these may end as either topic's last event left them.
@@ -55,6 +56,8 @@ class InputFold:
         # Position key -> topic -> ORDER_SENSITIVE fields right after that topic's last event.
         self.endings: dict[str, dict[str, dict[str, Any]]] = {}
         self.records = self.applied = self.duplicates = self.skipped = 0
+        # Every row the worker exports for the folded events, in input order.
+        self.exported: list[ExportedRow] = []
         self._kinds = topics.kinds
         self._now = datetime.now(UTC)
         self._next: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset
@@ -88,6 +91,10 @@ class InputFold:
             self.duplicates += 1
             return
         self.applied += 1
+        self.exported += [
+            ExportedRow.of(row, record.topic, record.partition, record.offset)
+            for row in accepted.routed.rows
+        ]
         for change in accepted.routed.changes:
             key = position_key(change.facility_id, change.product_id)
             position = self.inventory[key]

@@ -21,7 +21,8 @@ from streams.errors import UsageError
 from streams.kafka.broker import TopicNames
 from streams.kafka.lag_report import GroupReport, build_report, read_batch_health, sample_group
 from streams.kafka.offsets import OffsetReader
-from streams.ops.common import add_connection_options, print_json, settings_from
+from streams.ops.common import add_connection_options, settings_from
+from streams.output import print_json
 
 Evaluate = Callable[[int], Awaitable[list[GroupReport]]]
 STYLES = {Status.OK: "green", Status.WARN: "yellow", Status.STALL: "red", Status.STOP: "bold red"}

@@ -42,7 +42,7 @@ from streams.kafka.changelog import (
 )
 from streams.kafka.changelog_ends import seal_changelog_ends
 from streams.kafka.offsets import OffsetReader
-from streams.ops.common import add_connection_options, print_json, settings_from
+from streams.ops.common import add_connection_options, settings_from
 from streams.ops.fold import (
     Comparison,
     Difference,
@@ -52,6 +52,7 @@ from streams.ops.fold import (
     compare,
     fold_inputs,
 )
+from streams.output import print_json
 
 SHOWN_DIFFERENCES = 50
 CHANGELOG_COLUMNS = (
@@ -85,6 +86,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    if settings.worker.store != "rocksdb" and not args.verify_only:
+        raise UsageError(
+            f"worker.store is {settings.worker.store!r}: there is no local table state to "
+            "rebuild (a worker recovers its tables from the changelogs at every start); "
+            "--verify-only checks the changelogs"
+        )
     report = asyncio.run(rebuild(settings, verify_only=args.verify_only))
     if args.json:
         print_json(report.to_json())
@@ -300,8 +307,6 @@ def _table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]])
 def _render_local_state(report: Report) -> None:
     if report.verify_only:
         print("local state: untouched (--verify-only)")
-    elif report.store != "rocksdb":
-        print(f"local state: none (store {report.store}); every worker start recovers tables")
     elif report.kept_because is not None:
         print(f"local state: KEPT, {report.kept_because}")
     elif not report.removed:

@@ -1,11 +1,13 @@
-"""`variance-sync reconcile`: compare the inventory table with what NetSuite imported.
+"""`variance-sync reconcile`: does NetSuite hold every row variance-sync exported, once?
 
-The table side is the inventory changelog, read to its true end. The NetSuite side is the
-simulator's SQLite ledger (`--netsuite-ledger`, dev and tests) or, in production, a CSV
-export from a NetSuite saved search dropped on the SFTP server (`--netsuite-export`,
-columns in README "Reconciliation"). Files still in `csv/` and `failed/`, NetSuite's
-cycle-count acknowledgements in `inventoryadjustment/cycle_count/`, and the workers'
-open batches explain differences. Exit 0 with no drift, 1 with drift, 2 on errors.
+The variance-sync side is the input topics folded with the worker's own pipeline, row by
+row with references and source offsets, and the group's committed offsets. The NetSuite
+side is the simulator's SQLite ledger (`--netsuite-ledger`, dev and tests) or, in
+production, a CSV export from a NetSuite saved search dropped on the SFTP server
+(`--netsuite-export`, columns in README "Reconciliation"), with the files in `csv/`,
+`failed/`, `error/`, `archive/` and NetSuite's cycle-count acknowledgements. Rows in flight
+are never differences (`streams.ops.reconcile_model`). Exit 0 with no drift, 1 with drift,
+2 on errors.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from sinks.destination import Destination
 from sinks.exceptions import SinkError
@@ -28,13 +30,13 @@ from streams.config import Settings
 from streams.destination_factory import make_destination
 from streams.errors import UsageError
 from streams.kafka.broker import TopicNames
-from streams.kafka.changelog import INVENTORY_TABLE, changelog_topic, read_changelogs
-from streams.kafka.lag_report import read_batch_health
 from streams.kafka.offsets import OffsetReader
-from streams.netsuite.import_rules import ACK_HEADER, FileRejected, parse_import_file
+from streams.netsuite.import_rules import ACK_HEADER, ERROR_HEADER, FileRejected, parse_import_file
 from streams.netsuite.ledger import Transaction, open_ledger, transactions
-from streams.ops.common import add_connection_options, print_json, settings_from
-from streams.ops.reconcile_model import NetSuiteSide, Report, expected_from_positions, reconcile
+from streams.ops.common import add_connection_options, settings_from
+from streams.ops.fold import fold_inputs
+from streams.ops.reconcile_model import Cause, InFlight, KafkaSide, NetSuiteSide, Report, reconcile
+from streams.output import print_json
 
 EXPORT_HEADER = ("Type", "Reference No", "Item", "Location", "To Location", "Quantity")
 EXPORT_KINDS = {"Inventory Adjustment": "adjustment", "Inventory Transfer": "transfer"}
@@ -69,45 +71,58 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def gather(args: argparse.Namespace, settings: Settings) -> Report:
-    topics = TopicNames.from_config(settings.kafka)
-    async with OffsetReader(settings.kafka) as reader:
-        (table,) = await read_changelogs(
-            reader, {INVENTORY_TABLE: changelog_topic(settings.kafka.group_id, INVENTORY_TABLE)}
-        )
-        health = await read_batch_health(reader, topics.status)
-    expected = expected_from_positions(table.values.values())
-    unpublished = sum(batch.rows for _, batch in health.open_batches)
+    """Read both sides in the order that `streams.ops.reconcile_model` relies on."""
+    kafka = settings.kafka
     destination = make_destination(settings)
     try:
-        side = await netsuite_side(args, destination)
+        async with OffsetReader(kafka) as reader:
+            tps = await reader.partitions_of(TopicNames.from_config(kafka).inputs)
+            committed = await reader.committed(kafka.group_id, tps)
+            netsuite = await netsuite_side(args, destination)
+            marks = await reader.high_watermarks(tps)
+            fold, _ = await fold_inputs(reader, settings, {tp: marks[tp] - 1 for tp in tps})
+            starts = await reader.log_starts(tps)
     except SinkError as exc:
         raise UsageError(
             f"cannot read NetSuite's folders at {destination.description}: {exc}"
         ) from None
     finally:
         await destination.close()
-    return reconcile(expected, side, unpublished)
+    side = KafkaSide(
+        rows=fold.exported,
+        committed={(tp.topic, tp.partition): committed[tp] for tp in tps},
+        log_starts={(tp.topic, tp.partition): starts[tp] for tp in tps},
+    )
+    return reconcile(side, netsuite)
 
 
 async def netsuite_side(args: argparse.Namespace, dest: Destination) -> NetSuiteSide:
+    # csv/ before failed/ before the books: a file leaves csv/ only after it is booked, or
+    # for failed/, so a file on the move is seen at least once.
+    pending = await folder_transactions(dest, "csv")
+    failed = await folder_transactions(dest, "failed")
+    errors = await error_reasons(dest)
+    archived = frozenset([name for feed in Feed for name in await dest.list_dir(feed.archive_dir)])
+    return NetSuiteSide(
+        imported=await books(args, dest),
+        pending=pending,
+        failed=failed,
+        errors=errors,
+        archived=archived,
+        acknowledged=await acknowledged_counts(dest),
+    )
+
+
+async def books(args: argparse.Namespace, dest: Destination) -> list[Transaction]:
     if args.netsuite_ledger is not None:
         if not args.netsuite_ledger.exists():
             raise UsageError(f"{args.netsuite_ledger}: no such ledger")
         with open_ledger(args.netsuite_ledger) as connection:
-            imported = transactions(connection)
-    else:
-        data = await dest.read(args.netsuite_export)
-        if data is None:
-            raise UsageError(
-                f"no NetSuite export at {args.netsuite_export} under {dest.description}"
-            )
-        imported = parse_export(data, args.netsuite_export)
-    return NetSuiteSide(
-        imported=imported,
-        pending=await folder_transactions(dest, "csv"),
-        failed=await folder_transactions(dest, "failed"),
-        acknowledged=await acknowledged_counts(dest),
-    )
+            return transactions(connection)
+    data = await dest.read(args.netsuite_export)
+    if data is None:
+        raise UsageError(f"no NetSuite export at {args.netsuite_export} under {dest.description}")
+    return parse_export(data, args.netsuite_export)
 
 
 async def folder_transactions(dest: Destination, folder: str) -> list[Transaction]:
@@ -121,6 +136,21 @@ async def folder_transactions(dest: Destination, folder: str) -> list[Transactio
             except FileRejected:
                 continue  # unreadable rows cannot explain a difference
     return found
+
+
+async def error_reasons(dest: Destination) -> dict[str, str]:
+    """failed/ file name -> NetSuite's reason, from the `<stem>_error.csv` files in error/."""
+    reasons: dict[str, str] = {}
+    for feed in Feed:
+        for name in await dest.list_dir(feed.error_dir):
+            data = await dest.read(f"{feed.error_dir}/{name}") or b""
+            rows = list(csv.reader(io.StringIO(data.decode("utf-8", "replace"))))
+            if rows and tuple(rows[0]) == ERROR_HEADER:
+                for row in rows[1:]:
+                    if len(row) == len(ERROR_HEADER):
+                        failed_name = name.removesuffix("_error.csv") + ".csv"
+                        reasons.setdefault(failed_name, row[1])
+    return reasons
 
 
 async def acknowledged_counts(dest: Destination) -> frozenset[str]:
@@ -167,18 +197,20 @@ def parse_export(data: bytes, name: str) -> list[Transaction]:
 
 def write_metrics(path: Path, report: Report) -> None:
     registry = CollectorRegistry()
+    twice = sum(f.cause is Cause.IMPORTED_TWICE for f in report.findings)
     gauges = {
         "variance_sync_reconcile_drift_positions": (
-            "Store positions that differ.",
-            len(report.differences),
+            "Store positions with a difference that no change in flight explains.",
+            report.drift_positions,
         ),
         "variance_sync_reconcile_drift_units": (
             "Sum of absolute differences, in units.",
             report.drift_units,
         ),
-        "variance_sync_reconcile_double_imports": (
-            "References booked more than once.",
-            len(report.double_imports),
+        "variance_sync_reconcile_double_imports": ("References booked more than once.", twice),
+        "variance_sync_reconcile_in_flight_rows": (
+            "Rows on their way: in variance-sync or in csv/.",
+            sum(report.in_flight.values()),
         ),
         "variance_sync_reconcile_last_run_timestamp_seconds": (
             "When reconcile last ran.",
@@ -192,22 +224,29 @@ def write_metrics(path: Path, report: Report) -> None:
 
 def render(report: Report) -> None:
     console = Console(markup=False, highlight=False)
-    verdict = "no drift" if report.clean else f"{len(report.differences)} position(s) drift"
-    console.print(f"reconcile: {report.matched} store position(s) match; {verdict}")
-    if report.differences:
-        table = Table("location", "item", "expected", "in NetSuite", "drift", "likely cause")
-        for d in report.differences:
+    verdict = "no drift" if report.clean else f"{report.drift_positions} position(s) drift"
+    console.print(f"reconcile: {report.matched} of {report.positions} position(s) match; {verdict}")
+    for stage in InFlight:
+        console.print(f"in flight, {stage.value}: {report.in_flight.get(stage, 0)} row(s)")
+    if report.findings:
+        table = Table(
+            *(Column(name, overflow="fold") for name in ("reference", "location", "item")),
+            "exported",
+            "booked",
+            "cause",
+            Column("detail", overflow="fold"),
+        )
+        for f in report.findings:
             table.add_row(
-                d.location, d.item, str(d.expected), str(d.imported), f"{d.drift:+d}", d.cause
+                f.reference, f.location, f.item, str(f.exported), str(f.booked), f.cause, f.detail
             )
         console.print(table)
-    for reference, times in sorted(report.double_imports.items()):
-        console.print(f"double import: {reference} booked {times} times")
+    if report.older_than_retention:
+        console.print(
+            f"not compared: {report.older_than_retention} booked row(s) from events older than "
+            "the input topics' retention"
+        )
     console.print(
         f"cycle counts acknowledged by NetSuite: {report.acknowledged_counts}; "
         f"imported but not acknowledged: {len(report.unacknowledged_counts)}"
     )
-    if report.unpublished_rows:
-        console.print(
-            f"rows waiting in open batches (not published yet): {report.unpublished_rows}"
-        )

@@ -1,192 +1,299 @@
-"""Reconciliation: does NetSuite hold what the inventory table says was exported?
+"""Reconciliation, pure: does NetSuite hold every row variance-sync exported, once?
 
-Pure. Both sides are reduced to a quantity per (NetSuite location, item) at the stores:
-the table's exported variance per position, and the net effect of NetSuite's imported
-adjustments and transfers (a transfer to a variance location lowers the store). Each
-difference gets the likeliest cause, checked in this order: rows still waiting in
-`csv/`, rows in a file NetSuite put in `failed/`, a double import (a reference booked
-more than once), rows not published yet, or a row missing altogether.
+Row by row, by reference (Reference No / External Id, with location and item). The
+expected rows are the input topics folded with the worker's own pipeline: what the
+inventory table holds, with each row's reference and source offset. Every expected row
+is in one place, looked for in this order:
+- NetSuite's books: imported (booked twice is a difference, as is another quantity);
+- `csv/`: published, not imported yet (in flight);
+- `failed/`: rejected by NetSuite, with the reason from `error/` (a difference);
+- still in variance-sync, when its offset is not committed yet: an open batch, or a
+  sealed one being published (in flight; offsets move only after publishing);
+- nowhere: a published row NetSuite lacks (a difference).
+A booked row that no expected row explains was changed outside variance-sync, unless its
+file comes from offsets the input topics no longer hold (retention).
+
+The caller reads the group's committed offsets first, then `csv/`, then `failed/`, then
+the books, then folds the inputs to their end. Files only move from `csv/` to the books
+(booked before the move) or to `failed/`, so a row moving on between two reads is seen
+at least once, and a row committed before the first read is published and so found.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
+from sinks.naming import parse_batch_file_name
+from sinks.rows import AdjustmentRow, FeedRow
+from sinks.source_partition import SourcePartition
 from streams.netsuite.import_rules import cycle_count_id
 from streams.netsuite.ledger import Transaction
 
 Key = tuple[str, str]  # (NetSuite location, item)
-
-
-def expected_from_positions(positions: Iterable[Mapping[str, Any]]) -> Counter[Key]:
-    expected: Counter[Key] = Counter()
-    for position in positions:
-        key = (str(position["netsuite_location_id"]), str(position["netsuite_item_id"]))
-        expected[key] += int(position.get("exported_variance", 0))
-    return expected
-
-
-def effects(transactions: Iterable[Transaction]) -> Counter[Key]:
-    total: Counter[Key] = Counter()
-    for transaction in transactions:
-        for location, item, change in transaction.effects():
-            total[(location, item)] += change
-    return total
+Identity = tuple[str, str, str]  # (reference, location, item)
+Source = tuple[str, int]  # (topic, partition)
 
 
 @dataclass(frozen=True, slots=True)
-class Difference:
+class ExportedRow:
+    """A row the worker exports, as NetSuite books it, and the event it came from."""
+
+    reference: str
+    location: str  # the adjusted location, or the transfer's From Location
+    item: str
+    quantity: int  # signed for adjustments, positive for transfers
+    topic: str
+    partition: int
+    offset: int
+
+    @classmethod
+    def of(cls, row: FeedRow, topic: str, partition: int, offset: int) -> ExportedRow:
+        if isinstance(row, AdjustmentRow):
+            reference, location = row.reference_no, row.location_id
+        else:
+            reference, location = row.external_id, row.from_location_id
+        return cls(reference, location, row.item_id, row.quantity, topic, partition, offset)
+
+    @property
+    def identity(self) -> Identity:
+        return (self.reference, self.location, self.item)
+
+
+class Cause(StrEnum):
+    MISSING = "missing"
+    REJECTED = "rejected"
+    IMPORTED_TWICE = "imported twice"
+    CHANGED_OUTSIDE = "changed outside variance-sync"
+
+
+class InFlight(StrEnum):
+    IN_CSV = "in csv/, not imported yet"
+    IN_VARIANCE_SYNC = "in variance-sync: an open batch, or a sealed one being published"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    cause: Cause
+    reference: str
     location: str
     item: str
-    expected: int
-    imported: int
-    cause: str
-
-    @property
-    def drift(self) -> int:
-        return self.expected - self.imported
-
-
-@dataclass(frozen=True)
-class Report:
-    matched: int
-    differences: tuple[Difference, ...]
-    double_imports: dict[str, int]
-    unacknowledged_counts: tuple[str, ...]
-    acknowledged_counts: int
-    unpublished_rows: int = 0
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def drift_units(self) -> int:
-        return sum(abs(d.drift) for d in self.differences)
-
-    @property
-    def clean(self) -> bool:
-        return not self.differences and not self.double_imports
+    exported: int  # the quantity variance-sync exported (0: none)
+    booked: int  # the quantity in NetSuite's books (0: none)
+    detail: str
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "clean": self.clean,
-            "matched": self.matched,
-            "differences": [
-                {
-                    "location": d.location,
-                    "item": d.item,
-                    "expected": d.expected,
-                    "imported": d.imported,
-                    "drift": d.drift,
-                    "cause": d.cause,
-                }
-                for d in self.differences
-            ],
-            "drift_positions": len(self.differences),
-            "drift_units": self.drift_units,
-            "double_imports": self.double_imports,
-            "acknowledged_counts": self.acknowledged_counts,
-            "unacknowledged_counts": list(self.unacknowledged_counts),
-            "unpublished_rows": self.unpublished_rows,
-            "notes": list(self.notes),
+            "cause": self.cause.value,
+            "reference": self.reference,
+            "location": self.location,
+            "item": self.item,
+            "exported": self.exported,
+            "booked": self.booked,
+            "detail": self.detail,
         }
 
 
 @dataclass(frozen=True)
 class NetSuiteSide:
     imported: Sequence[Transaction]
-    pending: Sequence[Transaction] = ()  # in csv/, not yet imported
+    pending: Sequence[Transaction] = ()  # in csv/
     failed: Sequence[Transaction] = ()  # in failed/
+    errors: Mapping[str, str] = field(default_factory=dict)  # failed/ file -> error/ reason
+    archived: frozenset[str] = frozenset()  # file names in archive/
     acknowledged: frozenset[str] = frozenset()  # count ids from cycle_count/ files
 
 
-def reconcile(
-    expected: Mapping[Key, int], netsuite: NetSuiteSide, unpublished_rows: int = 0
-) -> Report:
-    stores = {location for location, _ in expected}
-    imported = _at(stores, effects(netsuite.imported))
-    pending = _at(stores, effects(netsuite.pending))
-    failed = _at(stores, effects(netsuite.failed))
-    booked = Counter(t.reference for t in netsuite.imported)
-    doubles = {reference: n for reference, n in booked.items() if n > 1}
-    doubled_keys = {(t.location, t.item) for t in netsuite.imported if t.reference in doubles} | {
-        (t.to_location, t.item)
-        for t in netsuite.imported
-        if t.reference in doubles and t.to_location
+@dataclass(frozen=True)
+class KafkaSide:
+    rows: Sequence[ExportedRow]
+    committed: Mapping[Source, int | None]
+    log_starts: Mapping[Source, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Report:
+    positions: int
+    findings: tuple[Finding, ...]
+    in_flight: Mapping[InFlight, int]
+    imported_rows: int
+    older_than_retention: int
+    unacknowledged_counts: tuple[str, ...]
+    acknowledged_counts: int
+
+    @property
+    def drift_positions(self) -> int:
+        return len({(f.location, f.item) for f in self.findings})
+
+    @property
+    def drift_units(self) -> int:
+        return sum(abs(f.exported - f.booked) or 1 for f in self.findings)
+
+    @property
+    def matched(self) -> int:
+        return self.positions - self.drift_positions
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "clean": self.clean,
+            "positions": self.positions,
+            "matched": self.matched,
+            "drift_positions": self.drift_positions,
+            "drift_units": self.drift_units,
+            "findings": [finding.to_json() for finding in self.findings],
+            "in_flight": {stage.name.lower(): self.in_flight.get(stage, 0) for stage in InFlight},
+            "imported_rows": self.imported_rows,
+            "older_than_retention": self.older_than_retention,
+            "acknowledged_counts": self.acknowledged_counts,
+            "unacknowledged_counts": list(self.unacknowledged_counts),
+        }
+
+
+def reconcile(kafka: KafkaSide, netsuite: NetSuiteSide) -> Report:
+    booked = _by_identity(netsuite.imported)
+    expected: defaultdict[Identity, list[ExportedRow]] = defaultdict(list)
+    for row in kafka.rows:
+        expected[row.identity].append(row)
+    where = _Places(netsuite, kafka.committed)
+    findings: list[Finding] = []
+    in_flight: Counter[InFlight] = Counter()
+    for identity, rows in expected.items():
+        books = booked.pop(identity, [])
+        findings += _compare_booked(rows, books)
+        for row in rows[len(books) :]:
+            place = where.of(row)
+            if isinstance(place, InFlight):
+                in_flight[place] += 1
+            else:
+                findings.append(place)
+    outside, old = _unexplained(booked, kafka.log_starts)
+    findings += outside
+    positions = {(r.location, r.item) for r in kafka.rows} | {
+        (t.location, t.item) for t in netsuite.imported
     }
-    differences, matched = [], 0
-    for key in sorted(set(expected) | set(imported)):
-        want, got = expected.get(key, 0), imported.get(key, 0)
-        if want == got:
-            matched += 1
-            continue
-        evidence = _Evidence(
-            want,
-            got,
-            pending.get(key, 0),
-            failed.get(key, 0),
-            key in doubled_keys,
-            unpublished_rows,
-        )
-        cause = _cause(evidence)
-        differences.append(Difference(key[0], key[1], want, got, cause))
     counts = {
         c
         for c in (cycle_count_id(t.reference) for t in netsuite.imported if t.kind == "adjustment")
         if c
     }
     return Report(
-        matched=matched,
-        differences=tuple(differences),
-        double_imports=doubles,
+        positions=len(positions),
+        findings=tuple(sorted(findings, key=lambda f: (f.location, f.item, f.reference))),
+        in_flight=dict(in_flight),
+        imported_rows=len(netsuite.imported),
+        older_than_retention=old,
         unacknowledged_counts=tuple(sorted(counts - netsuite.acknowledged)),
         acknowledged_counts=len(counts & netsuite.acknowledged),
-        unpublished_rows=unpublished_rows,
     )
 
 
-def _at(stores: set[str], totals: Counter[Key]) -> Counter[Key]:
-    # Variance locations ("Damaged") are NetSuite's analytics, not store stock: skip them.
-    return Counter({key: value for key, value in totals.items() if key[0] in stores})
+def _by_identity(transactions: Iterable[Transaction]) -> dict[Identity, list[Transaction]]:
+    found: defaultdict[Identity, list[Transaction]] = defaultdict(list)
+    for t in transactions:
+        found[(t.reference, t.location, t.item)].append(t)
+    return found
 
 
-@dataclass(frozen=True, slots=True)
-class _Evidence:
-    want: int
-    got: int
-    pending: int
-    failed: int
-    doubled: bool
-    unpublished: int
+def _compare_booked(rows: Sequence[ExportedRow], books: Sequence[Transaction]) -> list[Finding]:
+    first = rows[0]
+    found = [
+        Finding(
+            Cause.CHANGED_OUTSIDE,
+            row.reference,
+            row.location,
+            row.item,
+            row.quantity,
+            book.quantity,
+            f"booked as {book.quantity}, exported as {row.quantity} (file {book.file})",
+        )
+        for row, book in zip(rows, books, strict=False)
+        if book.quantity != row.quantity
+    ]
+    if len(books) > len(rows):
+        files = ", ".join(sorted({book.file for book in books}))
+        found.append(
+            Finding(
+                Cause.IMPORTED_TWICE,
+                first.reference,
+                first.location,
+                first.item,
+                sum(row.quantity for row in rows),
+                sum(book.quantity for book in books),
+                f"booked {len(books)} times, exported {len(rows)} (files {files})",
+            )
+        )
+    return found
 
 
-# Checked in order; the first that explains the difference is reported.
-_CAUSES: tuple[tuple[Callable[[_Evidence], bool], str], ...] = (
-    (
-        lambda e: e.pending != 0 and e.got + e.pending == e.want,
-        "pending: in csv/, not imported by NetSuite yet",
-    ),
-    (
-        lambda e: e.failed != 0 and e.got + e.failed == e.want,
-        "failed: in a file NetSuite moved to failed/ (see error/)",
-    ),
-    (
-        lambda e: e.got + e.pending + e.failed == e.want,
-        "pending and failed: in csv/ and in failed/",
-    ),
-    (lambda e: e.doubled, "double import: a reference was booked more than once"),
-    (
-        lambda e: abs(e.got) > abs(e.want) and e.got * e.want >= 0,
-        "extra in NetSuite: not from these events, or imported twice under other references",
-    ),
-    (lambda e: e.unpublished > 0, "not published yet: {unpublished} row(s) wait in open batches"),
-)
-_MISSING = "missing row: consumed and exported, but in no file NetSuite has or will import"
+class _Places:
+    """Where an expected row that NetSuite has not booked is."""
+
+    def __init__(self, netsuite: NetSuiteSide, committed: Mapping[Source, int | None]) -> None:
+        self._pending = set(_by_identity(netsuite.pending))
+        self._failed = _by_identity(netsuite.failed)
+        self._errors = netsuite.errors
+        self._archived = netsuite.archived
+        self._committed = committed
+
+    def of(self, row: ExportedRow) -> InFlight | Finding:
+        if row.identity in self._pending:
+            return InFlight.IN_CSV
+        if row.identity in self._failed:
+            file = self._failed[row.identity][0].file
+            reason = self._errors.get(file, "no error file found")
+            return self._finding(row, Cause.REJECTED, f"in failed/{file}: {reason}")
+        committed = self._committed.get((row.topic, row.partition))
+        if committed is None or row.offset >= committed:
+            return InFlight.IN_VARIANCE_SYNC
+        return self._finding(row, Cause.MISSING, self._missing_detail(row))
+
+    def _missing_detail(self, row: ExportedRow) -> str:
+        for name in sorted(self._archived):
+            parsed = parse_batch_file_name(name)
+            if (
+                parsed is not None
+                and SourcePartition(row.topic, row.partition).tag == parsed.topic_tag
+                and parsed.partition == row.partition
+                and parsed.start <= row.offset <= parsed.end
+            ):
+                return f"its file archive/{name} was imported, yet the books lack the row"
+        return "published (its offset is committed), yet in no NetSuite folder or book"
+
+    @staticmethod
+    def _finding(row: ExportedRow, cause: Cause, detail: str) -> Finding:
+        return Finding(cause, row.reference, row.location, row.item, row.quantity, 0, detail)
 
 
-def _cause(evidence: _Evidence) -> str:
-    for test, text in _CAUSES:
-        if test(evidence):
-            return text.format(unpublished=evidence.unpublished)
-    return _MISSING
+def _unexplained(
+    booked: Mapping[Identity, Sequence[Transaction]], log_starts: Mapping[Source, int]
+) -> tuple[list[Finding], int]:
+    """Booked rows that no exported row explains, and how many of them come from offsets
+    that the input topics no longer hold (not compared: the fold cannot see them)."""
+    starts = {(SourcePartition(t, p).tag, p): start for (t, p), start in log_starts.items()}
+    findings, old = [], 0
+    for (reference, location, item), books in booked.items():
+        for book in books:
+            parsed = parse_batch_file_name(book.file)
+            start = starts.get((parsed.topic_tag, parsed.partition)) if parsed else None
+            if parsed is not None and start is not None and parsed.start < start:
+                old += 1
+                continue
+            findings.append(
+                Finding(
+                    Cause.CHANGED_OUTSIDE,
+                    reference,
+                    location,
+                    item,
+                    0,
+                    book.quantity,
+                    f"booked in NetSuite ({book.file or 'no file'}), not exported by variance-sync",
+                )
+            )
+    return findings, old

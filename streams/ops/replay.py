@@ -26,7 +26,7 @@ from streams.config import KafkaConfig
 from streams.errors import UsageError
 from streams.kafka.broker import BrokerError, BrokerFlavor
 from streams.kafka.offsets import OffsetReader, tp_label
-from streams.ops.common import add_connection_options, print_json, settings_from
+from streams.ops.common import add_connection_options, settings_from
 from streams.ops.replay_plan import (
     PartitionPlan,
     PartitionState,
@@ -47,6 +47,7 @@ from streams.ops.replay_plan import (
     requested_offset,
     selected_partitions,
 )
+from streams.output import print_json
 
 REFUSES = "--execute refuses until its workers stop"
 # Longer than a worker's heartbeat interval (1 s on Tansu, Faust's default is 3 s); a

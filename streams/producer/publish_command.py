@@ -9,15 +9,15 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from schemas.exceptions import InvalidEvent
 from schemas.models import EventKind, ValidationLimits
-from streams.config import KafkaConfig, load_settings
+from streams.config import KafkaConfig, load_settings, resolve_bootstrap
 from streams.errors import UsageError
 from streams.kafka.broker import TopicNames
+from streams.output import print_json
 from streams.producer.client import Event, PublishFailed, VarianceProducer
 
 EXIT_INVALID = 1
@@ -56,19 +56,6 @@ def read_events(
     return events, problems
 
 
-def resolve_bootstrap(
-    flag: str | None, environ: Mapping[str, str], config: KafkaConfig | None
-) -> str:
-    """The flag, then the environment, then the config file (whose security settings
-    apply), then the local default."""
-    return (
-        flag
-        or environ.get("VARIANCE_SYNC_KAFKA__BOOTSTRAP")
-        or environ.get("KAFKA_BOOTSTRAP")
-        or (config.bootstrap if config is not None else "localhost:9092")
-    )
-
-
 async def publish_file(args: argparse.Namespace) -> int:
     kind = EventKind(args.topic)
     kafka, limits = KafkaConfig(), ValidationLimits()
@@ -80,9 +67,7 @@ async def publish_file(args: argparse.Namespace) -> int:
             max_future=settings.validation.max_future,
         )
     bootstrap = resolve_bootstrap(args.bootstrap, os.environ, kafka if args.config else None)
-    producer = VarianceProducer(
-        bootstrap, kafka=kafka, limits=limits, encoding="json" if args.json else "avro"
-    )
+    producer = VarianceProducer(bootstrap, kafka=kafka, limits=limits, encoding=args.format)
     events, problems = read_events(args.file, producer, kind)
     for problem in problems:
         print(f"{args.file}:{problem.line}: {problem.reason}", file=sys.stderr)
@@ -97,7 +82,17 @@ async def publish_file(args: argparse.Namespace) -> int:
     except PublishFailed as exc:
         print(f"variance-sync: error: {exc}", file=sys.stderr)
         return 2
-    skipped = f", skipped {len(problems)} invalid" if problems else ""
     topic = TopicNames.from_config(kafka).for_kind(kind)
+    if args.json:
+        print_json(
+            {
+                "topic": topic,
+                "sent": len(deliveries),
+                "skipped_invalid": len(problems),
+                "deliveries": [asdict(delivery) for delivery in deliveries],
+            }
+        )
+        return 0
+    skipped = f", skipped {len(problems)} invalid" if problems else ""
     print(f"sent {len(deliveries)} event(s) to {topic}{skipped}")
     return 0

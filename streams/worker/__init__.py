@@ -10,7 +10,9 @@ import faust
 from sinks.feed_publisher import FaultHook, no_faults
 from streams.config import Settings
 from streams.destination_factory import make_destination
+from streams.errors import UsageError
 from streams.kafka.broker import prepare_broker
+from streams.ports import bind_problem
 from streams.worker.app import build_runtime
 
 log = logging.getLogger(__name__)
@@ -18,6 +20,12 @@ log = logging.getLogger(__name__)
 
 def run_worker(settings: Settings, *, faults: FaultHook = no_faults) -> None:
     """Blocks until SIGINT/SIGTERM; Faust's worker then stops cleanly and exits."""
+    web = settings.worker
+    if (problem := bind_problem(web.web_host, web.web_port)) is not None:
+        raise UsageError(
+            f"worker.web_port {web.web_port} on {web.web_host}: {problem}; set another with "
+            "[worker] web_port or VARIANCE_SYNC_WORKER__WEB_PORT"
+        )
     destination = make_destination(settings)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

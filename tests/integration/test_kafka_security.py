@@ -93,9 +93,17 @@ def test_every_command_connects_with_the_documented_settings(
         counted = count(line("10017", "3410", counted=7, system=10), facility="STORE_1")
         events = events_file(tmp_path, counted)
         sent = run(
-            capsys, "publish", "--topic", "count-approved", "--config", str(oms_config), str(events)
+            capsys,
+            "publish",
+            "--topic",
+            "count-approved",
+            "--config",
+            str(oms_config),
+            "--json",
+            str(events),
         )
         assert sent[0] == 0, sent
+        assert json.loads(sent[1])["sent"] == 1
         csv = tmp_path / "netsuite" / "inventoryadjustment" / "csv"
         wait_for(lambda: any(csv.glob("*.csv")), 60, "the adjustment file", worker)
         wait_for(lambda: lag(capsys, worker_config) == 0, 60, "the commit", worker)

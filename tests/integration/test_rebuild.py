@@ -306,10 +306,15 @@ def test_a_wrong_changelog_record_is_reported_by_key_and_field(
     assert "inventory: 2 compared: 1 equal, 1 differing" in out
     assert out.rstrip().endswith("result: 1 difference(s)")
 
-    # Without RocksDB there is nothing local to drop; the verdict is the same.
-    code, out = rebuild_table(write_config(tmp_path / "memory", broker, "memory"), capsys)
+    # Without RocksDB there is nothing local to rebuild: a usage error, the verify the same.
+    memory = write_config(tmp_path / "memory", broker, "memory")
+    code, err = rebuild_table(memory, capsys)
+    assert code == 2
+    assert err.startswith("variance-sync: error: worker.store is 'memory': there is no local")
+    assert err.count("\n") == 1
+    code, out = rebuild_table(memory, capsys, "--verify-only")
     assert code == 1
-    assert "local state: none (store memory)" in out
+    assert out.rstrip().endswith("result: 1 difference(s)")
 
 
 def test_the_guard_trips_on_a_multi_record_batch_yet_everything_is_read(

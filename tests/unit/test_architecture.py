@@ -12,7 +12,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
 PACKAGES = ("schemas", "sinks", "streams")
-FOUNDATION = ("streams.config", "streams.errors", "streams.metrics", "streams.destination_factory")
+FOUNDATION = (
+    "streams.config",
+    "streams.errors",
+    "streams.metrics",
+    "streams.output",
+    "streams.ports",
+    "streams.destination_factory",
+)
 
 # What each component may import besides itself; the order is the layering, lowest first.
 ALLOWED: dict[str, frozenset[str]] = {

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,47 @@ def test_publish_to_an_unreachable_broker_is_one_line(
     assert code == 2
     assert err.count("\n") == 1
     assert "cannot reach Kafka at 127.0.0.1:9" in err
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        yield int(held.getsockname()[1])
+
+
+def test_dev_ports_in_use_or_shared_are_one_line(
+    taken_port: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = ["--data-dir", str(tmp_path)]
+    code, _, err = run(["dev", "--kafka-port", str(taken_port), *data], capsys)
+    assert code == 2
+    assert err == (
+        f"variance-sync: error: --kafka-port {taken_port}: Address already in use; "
+        "choose another port with --kafka-port\n"
+    )
+    code, _, err = run(["dev", "--sftp-port", str(taken_port), *data], capsys)
+    assert code == 2
+    assert err.startswith(f"variance-sync: error: --sftp-port {taken_port}: ")
+    code, _, err = run(["dev", "--kafka-port", "19000", "--sftp-port", "19000", *data], capsys)
+    assert (code, err) == (
+        2,
+        "variance-sync: error: --kafka-port and --sftp-port are both 19000: give each its own\n",
+    )
+
+
+def test_a_worker_web_port_in_use_is_one_line(
+    taken_port: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(
+        tmp_path,
+        f'\n[publish]\ndestination = "local"\nlocal_dir = "{tmp_path}"\n'
+        f"\n[worker]\nweb_port = {taken_port}\n",
+    )
+    code, out, err = run(["worker", "--config", str(config)], capsys)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"variance-sync: error: worker.web_port {taken_port} on 127.0.0.1: Address already in "
+        "use; set another with [worker] web_port or VARIANCE_SYNC_WORKER__WEB_PORT\n"
+    )

@@ -97,3 +97,17 @@ def test_secrets_are_masked_in_the_redacted_dump(tmp_path: Path) -> None:
     assert settings.kafka.sasl_password is not None
     assert "hunter2" not in str(settings.redacted())
     assert "hunter2" not in repr(settings)
+
+
+def test_a_bad_environment_variable_is_named_not_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VARIANCE_SYNC_BATCHING__WINDOW_SECONDS", "abc")
+    config = write_config(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    message = str(caught.value)
+    assert message.startswith(
+        "environment variable VARIANCE_SYNC_BATCHING__WINDOW_SECONDS: batching.window_seconds: "
+    )
+    assert str(config) not in message
