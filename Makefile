@@ -29,8 +29,14 @@ $(KAFKA_STAMP): streams/devstack/kafka/pom.xml
 
 kafka: $(KAFKA_STAMP) ## fetch Apache Kafka 4 from Maven Central into var/kafka/libs (dev --broker kafka, tests)
 
+# `make run KAFKA_PORT=19092 SFTP_PORT=2223 DATA_DIR=/tmp/vs BROKER=kafka`
+KAFKA_PORT ?= 9092
+SFTP_PORT ?= 2222
+DATA_DIR ?= var
+BROKER ?= tansu
+
 run: $(STAMP) ## run the embedded stack: broker, SFTP, worker and sample traffic (Ctrl-C stops)
-	$(BIN)/variance-sync dev
+	$(BIN)/variance-sync dev --broker $(BROKER) --kafka-port $(KAFKA_PORT) --sftp-port $(SFTP_PORT) --data-dir $(DATA_DIR)
 
 # Three at a time: the broker and fault tiers mostly wait on real servers and processes.
 TEST_WORKERS ?= 3

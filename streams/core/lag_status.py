@@ -8,6 +8,8 @@ against the batch window, as well as at the offsets:
 - OK:    no lag, or the lag is within what batching explains;
 - WARN:  the lag grew over the sampling window and the oldest unconsumed event is older
          than a window (the sink is falling behind);
+- REWIND: the committed offset moved backwards within the sampling window (a replay, or
+         a reset): the events after it are read again, which is safe but worth knowing;
 - STALL: the committed offset did not move over the sampling window while the oldest
          unconsumed event is older than two windows (the sink is stuck);
 - STOP:  the oldest unconsumed event is older than the stop threshold: nothing has been
@@ -24,15 +26,18 @@ from enum import IntEnum
 
 
 class Status(IntEnum):
+    """Ordered by severity: a group's status is its worst partition's."""
+
     OK = 0
     WARN = 1
-    STALL = 2
-    STOP = 3
+    REWIND = 2
+    STALL = 3
+    STOP = 4
 
     @property
     def exit_code(self) -> int:
-        """For monitoring probes: 0 OK, 1 WARN, 2 STALL or STOP."""
-        return min(int(self), 2)
+        """For monitoring probes: 0 OK, 1 WARN or REWIND, 2 STALL or STOP."""
+        return {Status.OK: 0, Status.WARN: 1, Status.REWIND: 1}.get(self, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +84,12 @@ def evaluate(history: Sequence[Sample], policy: LagPolicy) -> Status:
     """The status of one partition from its samples, oldest first."""
     last = history[-1]
     age = last.oldest_age
+    if age is not None and last.lag > 0 and age >= policy.stop_after:
+        return Status.STOP
+    if any(_rewound(a, b) for a, b in itertools.pairwise(history)):
+        return Status.REWIND
     if last.lag == 0 or age is None:
         return Status.OK
-    if age >= policy.stop_after:
-        return Status.STOP
     first = history[0]
     if first.position == last.position and age >= policy.stall_after:
         return Status.STALL
@@ -90,6 +97,14 @@ def evaluate(history: Sequence[Sample], policy: LagPolicy) -> Status:
     if len(history) > 1 and growing and last.lag > first.lag and age >= policy.warn_after:
         return Status.WARN
     return Status.OK
+
+
+def _rewound(before: Sample, after: Sample) -> bool:
+    return (
+        before.committed is not None
+        and after.committed is not None
+        and after.committed < before.committed
+    )
 
 
 def worst(statuses: Iterable[Status]) -> Status:

@@ -75,6 +75,9 @@ class EmbeddedBroker:
             [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
             stdout=self._log_handle or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
+            # Its own session: a terminal's Ctrl-C reaches only `dev`, which stops the
+            # stack in order, the broker last.
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while not port_open(self.host, self.port):

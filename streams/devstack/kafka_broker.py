@@ -146,6 +146,9 @@ class KafkaBroker:
             [*self._java(), "kafka.Kafka", str(self.config_file)],
             stdout=self._log_handle,
             stderr=subprocess.STDOUT,
+            # Its own session: a terminal's Ctrl-C reaches only `dev`, which stops the
+            # stack in order, the broker last.
+            start_new_session=True,
         )
         self._wait_listening(timeout)
         log.info("Apache Kafka %s listening on %s", KAFKA_VERSION, self.bootstrap)

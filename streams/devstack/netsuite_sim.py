@@ -17,19 +17,17 @@ import contextlib
 import logging
 import signal
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-
-from rich.console import Console
-from rich.table import Column, Table
 
 from sinks.destination import Destination
 from sinks.exceptions import SinkError
 from sinks.feeds import Feed
 from streams.config import load_settings
 from streams.destination_factory import make_destination
+from streams.devstack import netsuite_report
 from streams.errors import UsageError
 from streams.netsuite.import_rules import (
     FileRejected,
@@ -39,8 +37,7 @@ from streams.netsuite.import_rules import (
     render_errors,
 )
 from streams.netsuite.ledger import (
-    balances,
-    open_ledger,
+    open_books,
     record_failure,
     record_import,
     transfer_exists,
@@ -216,14 +213,20 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--once", action="store_true", help="one pass over both feeds, then exit")
     mode.add_argument(
-        "--report", action="store_true", help="print the ledger's balances and import log"
+        "--report", action="store_true", help="summarise the books (--full: every line)"
     )
+    parser.add_argument(
+        "--full", action="store_true", help="with --report: every balance and the import log"
+    )
+    parser.add_argument("--json", action="store_true", help="with --report: print JSON")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.report:
-        return report(args.ledger)
+        return netsuite_report.report(args.ledger, full=args.full, as_json=args.json)
+    if args.full or args.json:
+        raise UsageError("--full and --json go with --report")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     # asyncssh logs every channel at INFO; one line per file is what a reader wants here.
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
@@ -255,7 +258,7 @@ async def serve(
     if stop is None:
         stop = asyncio.Event()
     try:
-        with _ledger(ledger_path) as ledger:
+        with open_books(ledger_path) as ledger:
             importer = Importer(dest, ledger)
             log.info(
                 "importing from %s every %g s into %s", dest.description, interval, ledger_path
@@ -281,49 +284,10 @@ async def _serve_until_signalled(dest: Destination, ledger_path: Path, interval:
 
 async def _one_pass(dest: Destination, ledger_path: Path) -> PassResult:
     try:
-        with _ledger(ledger_path) as ledger:
+        with open_books(ledger_path) as ledger:
             return await Importer(dest, ledger).run_pass()
     finally:
         await dest.close()
-
-
-@contextlib.contextmanager
-def _ledger(path: Path) -> Iterator[sqlite3.Connection]:
-    """The open ledger; a file that cannot be opened is the user's one-line problem."""
-    with contextlib.ExitStack() as stack:
-        try:
-            ledger = stack.enter_context(open_ledger(path))
-        except (OSError, sqlite3.Error) as exc:
-            raise UsageError(f"cannot open the ledger {path}: {exc}") from None
-        yield ledger
-
-
-def report(ledger_path: Path) -> int:
-    if not ledger_path.is_file():
-        raise UsageError(f"no ledger at {ledger_path}; run `variance-sync netsuite-sim` first")
-    with _ledger(ledger_path) as ledger:
-        # Internal ids are digit strings: numeric order reads naturally.
-        books = sorted(balances(ledger).items(), key=lambda kv: (int(kv[0][0]), int(kv[0][1])))
-        imports = ledger.execute(
-            "SELECT at, feed, file, outcome, rows, COALESCE(error, '') FROM imports ORDER BY rowid"
-        ).fetchall()
-        (count,) = ledger.execute("SELECT COUNT(*) FROM transactions").fetchone()
-    console = Console(markup=False, highlight=False)  # file names and errors are data
-    table = Table(
-        "location",
-        "item",
-        Column("quantity", justify="right"),
-        title=f"balances ({count} transactions)",
-    )
-    for (location, item), quantity in books:
-        table.add_row(location, item, str(quantity))
-    console.print(table)
-    columns = ("at", "feed", "file", "outcome", "rows", "error")
-    log_table = Table(*(Column(c, overflow="fold") for c in columns), title="import log")
-    for at, feed, file, outcome, rows, error in imports:
-        log_table.add_row(at, feed, file, outcome, str(rows), error)
-    console.print(log_table)
-    return 0
 
 
 def _seconds(text: str) -> float:

@@ -26,13 +26,15 @@ from sinks.feeds import Feed
 from sinks.layout import ensure_layout
 from sinks.local import LocalDestination
 from sinks.sftp import SFTPDestination
-from streams.config import DEFAULT_CONFIG, load_settings
+from streams.config import DEFAULT_CONFIG, Settings, load_settings
 from streams.devstack import netsuite_sim
 from streams.devstack.broker import EmbeddedBroker, LocalBroker
 from streams.devstack.kafka_broker import KafkaBroker
 from streams.devstack.sample import Catalog, SampleGenerator, run_sample_traffic
 from streams.devstack.sftp_server import EmbeddedSFTPServer
+from streams.errors import UsageError
 from streams.kafka.broker import prepare_broker
+from streams.ports import bind_problem
 from streams.producer.client import VarianceProducer
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,12 @@ async def run_dev(options: DevOptions) -> int:
     settings = load_settings(
         config, {"publish": {"destination": "local", "local_dir": str(netsuite_root)}}
     )
+    web = settings.worker
+    if options.worker and (problem := bind_problem(web.web_host, web.web_port)) is not None:
+        raise UsageError(
+            f"the worker's web port {web.web_port}: {problem}; set another with "
+            "VARIANCE_SYNC_WORKER__WEB_PORT or [worker] web_port in --config"
+        )
     (data / "logs").mkdir(parents=True, exist_ok=True)
     netsuite_root.mkdir(parents=True, exist_ok=True)
     await ensure_layout(LocalDestination(netsuite_root))
@@ -125,19 +133,21 @@ async def run_dev(options: DevOptions) -> int:
             traffic = asyncio.create_task(run_sample_traffic(producer, generator))
         if options.netsuite:
             importer = asyncio.create_task(run_netsuite_sim(sftp, data))
-        print_banner(options, broker, sftp, netsuite_root)
+        print_banner(options, broker, sftp, netsuite_root, settings)
         await wait_for_stop(worker)
     finally:
-        if importer is not None:
-            importer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await importer
+        # In dependency order: what feeds the worker, the worker, what reads its files,
+        # the SFTP server they go to, and the broker under all of it.
         if traffic is not None:
             traffic.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await traffic
             await producer.stop()
         stop_worker(worker)
+        if importer is not None:
+            importer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await importer
         await sftp.stop()
         broker.stop()
     print("variance-sync dev: stopped", flush=True)
@@ -186,6 +196,7 @@ def start_worker(env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]
             env={**os.environ, **env},
             stdout=handle,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # stopped by `dev` in order, not by the terminal
         )
 
 
@@ -218,9 +229,15 @@ async def wait_for_stop(worker: subprocess.Popen[bytes] | None) -> None:
 
 
 def print_banner(
-    options: DevOptions, broker: LocalBroker, sftp: EmbeddedSFTPServer, root: Path
+    options: DevOptions,
+    broker: LocalBroker,
+    sftp: EmbeddedSFTPServer,
+    root: Path,
+    settings: Settings,
 ) -> None:
     data = options.data_dir
+    window = options.window_seconds or settings.batching.window_seconds
+    web = f"http://{settings.worker.web_host}:{settings.worker.web_port}"
     kind = "Tansu, in memory" if options.broker == "tansu" else f"Apache Kafka, {data / 'kafka'}"
     lines = [
         "variance-sync dev is running (Ctrl-C stops everything)",
@@ -231,7 +248,13 @@ def print_banner(
         f"  batch manifests          : {root / 'variance-sync' / 'manifests'}",
         f"  logs                     : {data / 'logs'}",
         f"  worker environment       : {data / 'stack.env'}",
-        f"  worker                   : {'running' if options.worker else 'off (--no-worker)'}",
+        "  worker                   : "
+        + (
+            f"{web}/ready, /batches, /lag, /metrics; first CSVs due about {window:g} s "
+            "after the first events (the batch window)"
+            if options.worker
+            else "off (--no-worker)"
+        ),
         f"  sample traffic           : {'on' if options.sample else 'off (--no-sample)'}",
     ]
     if options.netsuite:

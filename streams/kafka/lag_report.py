@@ -15,7 +15,8 @@ from streams.core.lag_status import LagHistory, LagPolicy, Sample, Status, worst
 from streams.kafka.offsets import OffsetReader
 
 STATUS_TAIL = 500  # snapshots read back from the status topic; many per live worker
-STATUS_MAX_AGE = 60.0  # a worker silent this long is treated as gone
+# Workers report every 5 s: one silent for three reports is gone (killed, or cut off).
+STATUS_MAX_AGE = 15.0
 
 
 async def sample_group(

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from streams.errors import UsageError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS balances (
     location TEXT NOT NULL,
@@ -81,6 +83,20 @@ def open_ledger(path: Path) -> Iterator[sqlite3.Connection]:
         yield connection
     finally:
         connection.close()
+
+
+@contextmanager
+def open_books(path: Path) -> Iterator[sqlite3.Connection]:
+    """`open_ledger` for a command: a file that cannot be opened is one line."""
+    try:
+        opened = open_ledger(path)
+        connection = opened.__enter__()
+    except (OSError, sqlite3.Error) as exc:
+        raise UsageError(f"cannot open the ledger {path}: {exc}") from None
+    try:
+        yield connection
+    finally:
+        opened.__exit__(None, None, None)
 
 
 def transfer_exists(connection: sqlite3.Connection, external_id: str) -> bool:

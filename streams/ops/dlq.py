@@ -51,7 +51,7 @@ from streams.ops.dead_letter_reader import (
     target_partition,
     when,
 )
-from streams.output import print_json
+from streams.output import print_json, progress
 
 CLASSES = [*(c.value for c in ErrorClass), UNKNOWN]
 
@@ -285,29 +285,40 @@ async def send_back(
     producer = AIOKafkaProducer(**client_options(kafka), acks="all")
     try:
         await producer.start()
-        for record in records:
-            topic = record.source_topic or ""
-            meta = await producer.send_and_wait(
-                topic,
-                record.value,
-                key=record.key,
-                partition=target_partition(record, partitions[topic]),
-                headers=list(record.headers),
-            )
-            redrive = Redrive(
-                dlq_topic=topics.dlq,
-                dlq_offset=record.offset,
-                redriven_at=datetime.now(UTC),
-                target_topic=meta.topic,
-                target_partition=meta.partition,
-                target_offset=meta.offset,
-                error=record.error,
-                error_class=record.error_class,
-            )
-            key, value = redrive.encode()
-            await producer.send_and_wait(topics.dlq_redrives, value, key=key)
-            done = f"{meta.topic}[{meta.partition}]@{meta.offset}"
-            print(f"re-drove {record.offset} -> {done}", flush=True)  # progress, if it stops
+        with progress("re-driving", len(records)) as advance:
+            for record in records:
+                await _send_one(producer, topics, record, partitions)
+                advance(1)
     finally:
         await producer.stop()
     return len(records)
+
+
+async def _send_one(
+    producer: AIOKafkaProducer,
+    topics: TopicNames,
+    record: DLQRecord,
+    partitions: Mapping[str, int],
+) -> None:
+    topic = record.source_topic or ""
+    meta = await producer.send_and_wait(
+        topic,
+        record.value,
+        key=record.key,
+        partition=target_partition(record, partitions[topic]),
+        headers=list(record.headers),
+    )
+    redrive = Redrive(
+        dlq_topic=topics.dlq,
+        dlq_offset=record.offset,
+        redriven_at=datetime.now(UTC),
+        target_topic=meta.topic,
+        target_partition=meta.partition,
+        target_offset=meta.offset,
+        error=record.error,
+        error_class=record.error_class,
+    )
+    key, value = redrive.encode()
+    await producer.send_and_wait(topics.dlq_redrives, value, key=key)
+    done = f"{meta.topic}[{meta.partition}]@{meta.offset}"
+    print(f"re-drove {record.offset} -> {done}", flush=True)  # progress, if it stops

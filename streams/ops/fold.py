@@ -27,6 +27,7 @@ from streams.kafka.broker import TopicNames
 from streams.kafka.changelog import RebuiltTable, scan
 from streams.kafka.offsets import OffsetReader
 from streams.ops.reconcile_model import ExportedRow
+from streams.output import progress
 
 # Set by whichever event touched a position last. The worker interleaves the two input
 # topics in an order nobody records, so these may end as either topic's last event left them.
@@ -186,8 +187,11 @@ async def fold_inputs(
     marks = await reader.high_watermarks(tps)
     ends = {tp: max(starts[tp], min(marks[tp], bounds[tp] + 1)) for tp in tps}
     fold = InputFold(settings)
-    async for record in scan(reader, {tp: (starts[tp], ends[tp]) for tp in tps}):
-        fold.add(to_source_record(record))
+    total = sum(ends[tp] - starts[tp] for tp in tps)
+    with progress("folding the input topics", total) as advance:
+        async for record in scan(reader, {tp: (starts[tp], ends[tp]) for tp in tps}):
+            fold.add(to_source_record(record))
+            advance(1)
     kinds = TopicNames.from_config(settings.kafka).kinds
     reads = [
         InputRead(tp.topic, kinds[tp.topic].value, tp.partition, marks[tp], ends[tp]) for tp in tps

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -15,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from sinks.feeds import Feed
+from sinks.source_partition import SourcePartition
 from streams.config import Settings
 from streams.core.lag_status import LagHistory, LagPolicy, Status
 from streams.errors import UsageError
@@ -25,7 +28,13 @@ from streams.ops.common import add_connection_options, settings_from
 from streams.output import print_json
 
 Evaluate = Callable[[int], Awaitable[list[GroupReport]]]
-STYLES = {Status.OK: "green", Status.WARN: "yellow", Status.STALL: "red", Status.STOP: "bold red"}
+STYLES = {
+    Status.OK: "green",
+    Status.WARN: "yellow",
+    Status.REWIND: "yellow",
+    Status.STALL: "red",
+    Status.STOP: "bold red",
+}
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -95,11 +104,21 @@ async def inspect(args: argparse.Namespace, settings: Settings) -> int:
 async def watch(args: argparse.Namespace, evaluate: Evaluate) -> int:
     reports: list[GroupReport] = []
     try:
-        with Live(console=Console(), auto_refresh=False) as live:
-            while True:
-                reports = await evaluate(1)
-                live.update(Group(*(render(r) for r in reports)), refresh=True)
-                await asyncio.sleep(args.watch)
+        if sys.stdout.isatty() and not args.json:
+            with Live(console=Console(), auto_refresh=False) as live:
+                while True:
+                    reports = await evaluate(1)
+                    live.update(Group(*(render(r) for r in reports)), refresh=True)
+                    await asyncio.sleep(args.watch)
+        # Into a file or a pipe: every refresh, in turn (JSON: one line each).
+        while True:
+            reports = await evaluate(1)
+            if args.json:
+                print(json.dumps([r.to_json() for r in reports], sort_keys=True, default=str))
+            else:
+                show(reports, as_json=False)
+            sys.stdout.flush()
+            await asyncio.sleep(args.watch)
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
     return max((r.status.exit_code for r in reports), default=0)
@@ -115,34 +134,40 @@ def show(reports: list[GroupReport], as_json: bool) -> None:
 
 
 def render(report: GroupReport) -> Group:
+    """The report in 80 columns: one offsets table per topic, names never cut."""
     data = report.to_json()
     status = report.status
-    offsets = Table(
-        title=f"group {report.group}: [{STYLES[status]}]{status.name}[/]", title_justify="left"
-    )
-    offsets.add_column("topic", overflow="fold")
-    for column in ("partition", "committed", "end", "lag", "oldest unconsumed"):
-        offsets.add_column(column, justify="right")
-    offsets.add_column("status")
-    for row in data["partitions"]:
-        row_status = Status[row["status"]]
-        offsets.add_row(
-            row["topic"],
-            str(row["partition"]),
-            _dash(row["committed"]),
-            str(row["high_watermark"]),
-            str(row["lag"]),
-            _age(row["oldest_unconsumed_age_seconds"]),
-            f"[{STYLES[row_status]}]{row_status.name}[/]",
-        )
+    title = f"group {report.group}: [{STYLES[status]}]{status.name}[/]"
+    tables = []
+    for topic in sorted({row["topic"] for row in data["partitions"]}):
+        offsets = Table(title=escape(topic), title_justify="left")
+        offsets.add_column("partition", justify="right")
+        for column in ("committed", "end", "lag", "oldest unconsumed"):
+            offsets.add_column(column, justify="right")
+        offsets.add_column("status")
+        for row in (r for r in data["partitions"] if r["topic"] == topic):
+            row_status = Status[row["status"]]
+            offsets.add_row(
+                str(row["partition"]),
+                _dash(row["committed"]),
+                str(row["high_watermark"]),
+                str(row["lag"]),
+                _age(row["oldest_unconsumed_age_seconds"]),
+                f"[{STYLES[row_status]}]{row_status.name}[/]",
+            )
+        tables.append(offsets)
     batches = data["batches"]
     open_batches = Table(title="open batches", title_justify="left")
     for column in ("worker", "feed", "source", "rows", "age"):
-        open_batches.add_column(column, justify="right" if column in ("rows", "age") else "left")
+        right = column in ("rows", "age")
+        open_batches.add_column(column, justify="right" if right else "left", overflow="fold")
     for batch in batches["open"]:
-        source = f"{batch['topic']}[{batch['partition']}]@{batch['first_offset']}"
+        # The topic's last part names it here; the JSON output has it whole.
+        tag = SourcePartition(batch["topic"], batch["partition"]).tag
+        source = f"{tag}[{batch['partition']}]@{batch['first_offset']}"
+        feed = str(batch["feed"]).removeprefix("inventory")  # adjustment, transfer
         open_batches.add_row(
-            batch["worker"], batch["feed"], source, str(batch["rows"]), _age(batch["age_seconds"])
+            batch["worker"], feed, source, str(batch["rows"]), _age(batch["age_seconds"])
         )
     lines = [
         f"live workers: {len(batches['workers'])}; oldest unpublished batch: "
@@ -162,7 +187,7 @@ def render(report: GroupReport) -> Group:
             for w in batches["failing_writers"]
         ),
     ]
-    return Group(offsets, open_batches, *lines)
+    return Group(title, *tables, open_batches, *lines)
 
 
 def _dash(value: object) -> str:

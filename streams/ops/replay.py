@@ -47,7 +47,7 @@ from streams.ops.replay_plan import (
     requested_offset,
     selected_partitions,
 )
-from streams.output import print_json
+from streams.output import print_json, progress
 
 REFUSES = "--execute refuses until its workers stop"
 # Longer than a worker's heartbeat interval (1 s on Tansu, Faust's default is 3 s); a
@@ -187,9 +187,12 @@ async def replay(request: Request, kafka: KafkaConfig) -> int:
         if members and request.execute and not request.remove_stale:
             raise UsageError(_refusal(group, len(members), tansu))
         states = await _states(reader, group, tps)
-        plan = Plan(
-            group, request.target, tuple([await _plan(reader, request.target, s) for s in states])
-        )
+        plans = []
+        with progress("planning partitions", len(states)) as advance:
+            for state in states:
+                plans.append(await _plan(reader, request.target, state))
+                advance(1)
+        plan = Plan(group, request.target, tuple(plans))
         if request.export is not None:
             _write_export(request.export, export_document(group, states, datetime.now(UTC)))
         if request.execute:

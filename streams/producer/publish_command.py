@@ -17,8 +17,8 @@ from schemas.models import EventKind, ValidationLimits
 from streams.config import KafkaConfig, load_settings, resolve_bootstrap
 from streams.errors import UsageError
 from streams.kafka.broker import TopicNames
-from streams.output import print_json
-from streams.producer.client import Event, PublishFailed, VarianceProducer
+from streams.output import print_json, progress
+from streams.producer.client import Delivery, Event, PublishFailed, VarianceProducer
 
 EXIT_INVALID = 1
 
@@ -56,6 +56,20 @@ def read_events(
     return events, problems
 
 
+CHUNK = 500
+
+
+async def publish_in_chunks(producer: VarianceProducer, events: list[Event]) -> list[Delivery]:
+    """All of `events`, a chunk at a time, so that a large file shows its progress."""
+    deliveries: list[Delivery] = []
+    with progress("publishing", len(events)) as advance:
+        for start in range(0, len(events), CHUNK):
+            chunk = events[start : start + CHUNK]
+            deliveries += await producer.publish_many(chunk)
+            advance(len(chunk))
+    return deliveries
+
+
 async def publish_file(args: argparse.Namespace) -> int:
     kind = EventKind(args.topic)
     kafka, limits = KafkaConfig(), ValidationLimits()
@@ -78,7 +92,7 @@ async def publish_file(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     try:
         async with producer:
-            deliveries = await producer.publish_many(events)
+            deliveries = await publish_in_chunks(producer, events)
     except PublishFailed as exc:
         print(f"variance-sync: error: {exc}", file=sys.stderr)
         return 2

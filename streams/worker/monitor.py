@@ -38,7 +38,7 @@ LAG_SECONDS = Gauge(
 )
 STATUS = Gauge(
     "variance_sync_partition_status",
-    "0 OK, 1 WARN, 2 STALL, 3 STOP, per partition.",
+    "0 OK, 1 WARN, 2 REWIND, 3 STALL, 4 STOP, per partition.",
     ["topic", "partition"],
 )
 GROUP_STATUS = Gauge("variance_sync_group_status", "Worst partition status of the group.")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -176,3 +179,23 @@ def test_unknown_group_is_one_line(
     err = capsys.readouterr().err
     assert code == 2
     assert err == "variance-sync: error: unknown consumer group nobody (known: none)\n"
+
+
+def test_watch_into_a_pipe_prints_every_refresh(tmp_path: Path, broker: LocalBroker) -> None:
+    config = write_config(tmp_path, broker)
+    asyncio.run(prepare_broker(load_settings(config).kafka))
+    asyncio.run(backlog(broker.bootstrap, int(time.time() * 1000)))
+    command = [sys.executable, "-m", "streams.cli", "lag", "--config", str(config)]
+    watch = subprocess.Popen(
+        [*command, "--group", "ops", "--watch", "0.5", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert watch.stdout is not None
+    refreshes = [json.loads(watch.stdout.readline()) for _ in range(3)]
+    watch.send_signal(signal.SIGINT)
+    _, err = watch.communicate(timeout=30)
+    assert err == ""
+    assert [r[0]["group"] for r in refreshes] == ["ops"] * 3
+    assert all(by_partition(r[0])[(VARIANCES, 0)]["lag"] == 4 for r in refreshes)

@@ -77,3 +77,20 @@ def test_history_keeps_a_sliding_window_and_the_worst_wins() -> None:
     assert history.latest()[key].committed == 11
     assert worst([Status.OK, Status.STALL, Status.WARN]) is Status.STALL
     assert worst([]) is Status.OK
+
+
+def test_a_committed_offset_moving_back_is_rewind() -> None:
+    history = [sample(NOW, 50, 60, 5), sample(NOW + 10, 0, 60, 5)]
+    assert evaluate(history, POLICY) is Status.REWIND
+    assert Status.REWIND.exit_code == 1
+    # Once it is out of the sampling window, the partition is judged as usual again.
+    assert evaluate(history[1:], POLICY) is Status.OK
+    # A partition down for longer than the stop threshold says so first.
+    stopped = [sample(NOW, 50, 60, 700), sample(NOW + 10, 0, 60, 700)]
+    assert evaluate(stopped, POLICY) is Status.STOP
+
+
+def test_statuses_rank_by_severity() -> None:
+    assert worst([Status.OK, Status.REWIND, Status.WARN]) is Status.REWIND
+    assert worst([Status.REWIND, Status.STALL]) is Status.STALL
+    assert [s.exit_code for s in Status] == [0, 1, 1, 2, 2]

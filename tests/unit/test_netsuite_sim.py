@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -206,9 +207,21 @@ def test_report_prints_balances_and_the_import_log(
         ["netsuite-sim", "--config", str(config), "--ledger", ledger, "--once"], capsys
     )
     assert (code, out) == (0, "netsuite-sim: 1 files imported (2 rows), 1 failed\n")
-    code, out, _ = run(["netsuite-sim", "--ledger", ledger, "--report"], capsys)
+    code, out, _ = run(["netsuite-sim", "--ledger", ledger, "--report", "--full"], capsys)
     assert code == 0
     assert "balances (2 transactions)" in out
     assert "│ 254      │ 3410 │       -4 │" in out
     assert "archived" in out
     assert "not UTF-8: byte 0xff at offset 0" in out
+    # By default a summary, however big the books; --json has it all.
+    code, out, _ = run(["netsuite-sim", "--ledger", ledger, "--report"], capsys)
+    assert code == 0
+    assert out.startswith(f"NetSuite books in {ledger}: 2 transaction(s), 1 balance(s) at 1 ")
+    assert "inventoryadjustment: 1 file(s) imported, 0 failed" in out
+    assert "failed: bad.csv: not UTF-8: byte 0xff at offset 0" in out
+    assert len(out.splitlines()) < 20
+    code, out, _ = run(["netsuite-sim", "--ledger", ledger, "--report", "--json"], capsys)
+    books = json.loads(out)
+    assert books["transactions"] == 2
+    assert books["balances"] == [{"location": "254", "item": "3410", "quantity": -4}]
+    assert [i["outcome"] for i in books["imports"]] == ["archived", "failed"]
