@@ -144,6 +144,7 @@ class VarianceLogged(BaseModel):
     reason_description: FreeText | None = None
     comments: FreeText | None = None
     logged_by: Id
+    logged_by_role: Id | None = None
     inventory_item_id: Id | None = None
     physical_inventory_id: Id | None = None
 

@@ -161,6 +161,27 @@ class PublishConfig(_Section):
         return self
 
 
+class PermissionsConfig(_Section):
+    """Who may log a variance directly (HotWax: facility managers or higher)."""
+
+    roles: tuple[str, ...] = Field(min_length=1)  # lowest first
+    log_variance_min_role: str
+    missing_role: Literal["allow", "reject"] = "allow"
+
+    @_model_validator(mode="after")
+    def _known_roles(self) -> PermissionsConfig:
+        if len(set(self.roles)) != len(self.roles):
+            raise ValueError("roles must not repeat a role")
+        if self.log_variance_min_role not in self.roles:
+            raise ValueError(
+                f"log_variance_min_role {self.log_variance_min_role!r} is not one of roles"
+            )
+        return self
+
+    def rank(self, role: str) -> int | None:
+        return self.roles.index(role) if role in self.roles else None
+
+
 class WorkerConfig(_Section):
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65_535)
@@ -187,6 +208,8 @@ class Settings(BaseSettings):
     sftp: SFTPConfig | None = None
     publish: PublishConfig = PublishConfig()
     worker: WorkerConfig = WorkerConfig()
+    # Absent: no permission check at all.
+    permissions: PermissionsConfig | None = None
 
     @classmethod
     def settings_customise_sources(

@@ -17,6 +17,11 @@ DEAD_LETTERS = Counter(
     "Events sent to the dead-letter topic, by source topic and error class.",
     ["topic", "error_class"],
 )
+PERMISSION_REFUSALS = Counter(
+    "variance_sync_permission_refusals_total",
+    "Logged variances dead-lettered by the permission gate, by role ((none): no role given).",
+    ["role"],
+)
 UNEXPORTED = Counter(
     "variance_sync_unexported_changes_total",
     "Logged variances applied to the inventory table but not exported (reason not synced).",

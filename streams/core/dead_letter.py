@@ -18,6 +18,7 @@ class ErrorClass(StrEnum):
     DECODE = "decode"  # not readable as Avro single-object or JSON of the right kind
     INVALID = "invalid"  # readable, but breaks a validation rule
     UNROUTABLE = "unroutable"  # valid, but cannot be mapped to NetSuite with this config
+    PERMISSION = "permission"  # valid, but logged by a role that may not log a variance
     INTERNAL = "internal"  # a bug in variance-sync; the event is kept for re-drive
 
 

@@ -33,6 +33,7 @@ from streams import metrics
 from streams.config import Settings
 from streams.core.dead_letter import DeadLetter, ErrorClass, SourceRecord
 from streams.core.pending import Ackable, SourceRegistry, SourceState
+from streams.core.permissions import permission_problem, role_label
 from streams.core.positions import KEEP_ALL, Applied, Position, Pruning, apply_change, position_key
 from streams.core.progress import DeadLetterMark, Progress
 from streams.core.routing import Routed, UnroutableEvent, route_count, route_variance
@@ -72,10 +73,11 @@ def record_time_ms(record: SourceRecord, event: CountApproved | VarianceLogged) 
 
 
 class Rejected(Exception):
-    def __init__(self, error_class: ErrorClass, reason: str) -> None:
+    def __init__(self, error_class: ErrorClass, reason: str, role: str | None = None) -> None:
         super().__init__(reason)
         self.error_class = error_class
         self.reason = reason
+        self.role = role  # for a permission refusal: the role that was refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +189,11 @@ class EventPipeline:
                 f"message key {shown!r} is not the facility_id {event.facility_id!r}; "
                 "events must be keyed by facility so that a facility stays on one partition",
             )
+        rules = self._settings.permissions
+        if isinstance(event, VarianceLogged) and rules is not None:
+            problem = permission_problem(event, rules)
+            if problem is not None:
+                raise Rejected(ErrorClass.PERMISSION, problem, role_label(event))
         try:
             routed = self._route(event)
         except UnroutableEvent as exc:
@@ -290,6 +297,8 @@ class EventPipeline:
         kind = self._kinds[record.topic]
         metrics.events(kind.value, "dead-lettered").inc()
         metrics.DEAD_LETTERS.labels(record.topic, rejected.error_class.value).inc()
+        if rejected.role is not None:
+            metrics.PERMISSION_REFUSALS.labels(rejected.role).inc()
         log.warning(
             "dead-lettering %s[%d]@%d (%s): %s",
             record.topic,

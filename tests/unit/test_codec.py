@@ -117,7 +117,7 @@ def test_json_content_types(content_type: str) -> None:
 
 @pytest.mark.parametrize("content_type", [None, "", "avro/binary", "application/avro", "text/json"])
 def test_other_content_types_mean_avro(content_type: str | None) -> None:
-    assert decode(encode_avro(a_variance()), VARIANCE, content_type).schema_version.endswith("v1")
+    assert decode(encode_avro(a_variance()), VARIANCE, content_type).schema_version.endswith("v2")
     assert "marker" in decode_error(json.dumps(variance_data()).encode(), VARIANCE, content_type)
 
 
@@ -189,14 +189,14 @@ def test_schema_of_the_other_kind() -> None:
         decode_error(v1_count, VARIANCE) == "schema CountApproved.v1 on the variance-logged topic"
     )
     variance = encode_avro(a_variance())
-    assert decode_error(variance, COUNT) == "schema VarianceLogged.v1 on the count-approved topic"
+    assert decode_error(variance, COUNT) == "schema VarianceLogged.v2 on the count-approved topic"
 
 
 @pytest.mark.parametrize("extra", [b"\x00", b"trailing"])
 def test_trailing_bytes(extra: bytes) -> None:
     payload = encode_avro(a_variance()) + extra
     assert decode_error(payload, VARIANCE) == (
-        f"{len(extra)} trailing bytes after the VarianceLogged.v1 body"
+        f"{len(extra)} trailing bytes after the VarianceLogged.v2 body"
     )
 
 

@@ -195,7 +195,7 @@ def test_json_payloads_are_pretty_printed() -> None:
 def test_avro_payloads_are_decoded_with_the_source_topics_kind_without_validation() -> None:
     invalid = variance(-1, event_id="a-1").model_copy(update={"quantity": 0})
     payload = render_payload(letter(0, value=encode_avro(invalid)), KINDS)
-    assert payload.form == "VarianceLogged.v1"
+    assert payload.form == "VarianceLogged.v2"
     assert (payload.data["quantity"], payload.data["occurred_at"]) == (
         0,
         "2024-02-29T18:00:00+00:00",

@@ -30,7 +30,7 @@ class Event:
 
 
 class Harness:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, extra: str = "") -> None:
         self.inventory: dict[str, Any] = {}
         self.dlq = DeadLetterLog()
         self.progress = MemoryProgress()
@@ -47,7 +47,7 @@ class Harness:
 
         kinds = {COUNTS: EventKind.COUNT_APPROVED, VARIANCES: EventKind.VARIANCE_LOGGED}
         self.pipeline = EventPipeline(
-            make_settings(tmp_path),
+            make_settings(tmp_path, extra=extra),
             kinds,
             self.inventory,
             self.sources,

@@ -55,6 +55,7 @@ OPTIONAL = {
     "reason_description",
     "comments",
     "decision_outcome",
+    "logged_by_role",
 }
 
 
