@@ -40,6 +40,32 @@ def write_config(directory: Path, extra: str = "", base: str = SAMPLE_TOML) -> P
     return path
 
 
+def stack_config(tmp_path: Path, kafka: str, extra: str = "", name: str = "config.toml") -> Path:
+    """A worker's config for an integration test: 1 s batches, publishing to a local
+    NetSuite folder (made here), RocksDB table state; `kafka` is the `[kafka]` body."""
+    (tmp_path / "netsuite").mkdir(exist_ok=True)
+    path = tmp_path / name
+    path.write_text(
+        SAMPLE_TOML
+        + f"""
+[batching]
+window_seconds = 1
+
+[kafka]
+{kafka}
+[publish]
+destination = "local"
+local_dir = "{tmp_path / "netsuite"}"
+
+[worker]
+store = "rocksdb"
+data_dir = "{tmp_path / "worker"}"
+{extra}""",
+        encoding="utf-8",
+    )
+    return path
+
+
 def make_settings(
     tmp_path: Path, overrides: Mapping[str, Any] | None = None, extra: str = ""
 ) -> Settings:

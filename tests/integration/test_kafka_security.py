@@ -14,7 +14,7 @@ import pytest
 from streams.cli import main
 from streams.config import load_settings
 from streams.kafka.broker import prepare_broker
-from tests.factories import SAMPLE_TOML, count, line, variance
+from tests.factories import count, line, stack_config, variance
 from tests.fixtures.secure_kafka import COUNTS, PREFIX, SecureKafka
 from tests.fixtures.worker import WorkerProcess, wait_for
 
@@ -29,35 +29,18 @@ def write_config(
 ) -> Path:
     """A config for `user`, its topics and group named after the test (under PREFIX)."""
     name = name_of(tmp_path)
-    (tmp_path / "netsuite").mkdir(exist_ok=True)
-    path = tmp_path / f"{user}.toml"
-    path.write_text(
-        SAMPLE_TOML
-        + f"""
-[batching]
-window_seconds = 1
-
-[kafka]
-{kafka.kafka_toml(user, password=password, cafile=cafile)}group_id = "{PREFIX}{name}"
-
+    connection = kafka.kafka_toml(user, password=password, cafile=cafile)
+    topics = f"""
 [kafka.topics]
 count_approved = "{COUNTS}{name}"
 variance_logged = "{PREFIX}variances.{name}"
 dlq = "{PREFIX}dlq.{name}"
 dlq_redrives = "{PREFIX}redrives.{name}"
 status = "{PREFIX}status.{name}"
-
-[publish]
-destination = "local"
-local_dir = "{tmp_path / "netsuite"}"
-
-[worker]
-store = "rocksdb"
-data_dir = "{tmp_path / "worker"}"
-""",
-        encoding="utf-8",
+"""
+    return stack_config(
+        tmp_path, f'{connection}group_id = "{PREFIX}{name}"\n', topics, name=f"{user}.toml"
     )
-    return path
 
 
 def name_of(tmp_path: Path) -> str:

@@ -16,43 +16,20 @@ from streams.config import KafkaConfig, load_settings
 from streams.devstack.broker import LocalBroker
 from streams.kafka.broker import prepare_broker
 from streams.producer.client import VarianceProducer
-from tests.factories import SAMPLE_TOML, variance
+from tests.factories import stack_config, variance
 from tests.fixtures.worker import WorkerProcess, wait_for
 
-
-def write_config(tmp_path: Path, broker: LocalBroker) -> Path:
-    (tmp_path / "netsuite").mkdir()
-    path = tmp_path / "config.toml"
-    path.write_text(
-        SAMPLE_TOML
-        + f"""
-[batching]
-window_seconds = 1
-
-[kafka]
-bootstrap = "{broker.bootstrap}"
-
-[publish]
-destination = "local"
-local_dir = "{tmp_path / "netsuite"}"
-
-[worker]
-store = "rocksdb"
-data_dir = "{tmp_path / "worker"}"
-
+PERMISSIONS = """
 [permissions]
 roles = ["STORE_ASSOCIATE", "FACILITY_MANAGER", "ADMIN"]
 log_variance_min_role = "FACILITY_MANAGER"
-""",
-        encoding="utf-8",
-    )
-    return path
+"""
 
 
 def test_only_managers_move_netsuite_inventory(
     tmp_path: Path, broker: LocalBroker, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = write_config(tmp_path, broker)
+    config = stack_config(tmp_path, f'bootstrap = "{broker.bootstrap}"\n', PERMISSIONS)
     asyncio.run(prepare_broker(load_settings(config).kafka))
     refused = variance(-3, "VAR_STOLEN").model_copy(update={"logged_by_role": "STORE_ASSOCIATE"})
     allowed = variance(-1, "VAR_STOLEN").model_copy(update={"logged_by_role": "FACILITY_MANAGER"})

@@ -25,36 +25,10 @@ from streams.devstack.broker import LocalBroker
 from streams.kafka.broker import prepare_broker
 from streams.netsuite.import_rules import ERROR_HEADER
 from streams.producer.client import Event, VarianceProducer
-from tests.factories import SAMPLE_TOML, count, line, variance
+from tests.factories import count, line, stack_config, variance
 from tests.fixtures.worker import WorkerProcess, wait_for
 
 RUNS_UNDER_TRAFFIC = 4
-
-
-def write_config(tmp_path: Path, broker: LocalBroker) -> Path:
-    netsuite = tmp_path / "netsuite"
-    netsuite.mkdir()
-    path = tmp_path / "config.toml"
-    path.write_text(
-        SAMPLE_TOML
-        + f"""
-[batching]
-window_seconds = 1
-
-[kafka]
-bootstrap = "{broker.bootstrap}"
-
-[publish]
-destination = "local"
-local_dir = "{netsuite}"
-
-[worker]
-store = "rocksdb"
-data_dir = "{tmp_path / "worker"}"
-""",
-        encoding="utf-8",
-    )
-    return path
 
 
 def traffic() -> Iterator[Event]:
@@ -120,7 +94,7 @@ def start_simulator(config: Path, ledger: Path, log: Path) -> subprocess.Popen[b
 def test_reconcile_is_clean_under_traffic_and_names_each_real_difference(
     tmp_path: Path, broker: LocalBroker, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = write_config(tmp_path, broker)
+    config = stack_config(tmp_path, f'bootstrap = "{broker.bootstrap}"\n')
     asyncio.run(prepare_broker(load_settings(config).kafka))
     ledger = tmp_path / "netsuite-sim.sqlite"
     worker = WorkerProcess(config, tmp_path / "worker.log").start()
