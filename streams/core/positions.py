@@ -132,3 +132,20 @@ def apply_change(
         events_applied=position.events_applied + 1,
         applied_events=entries,
     )
+
+
+def horizon_warning(dlq_retention_ms: int | None, horizon_days: float) -> str | None:
+    """Why the duplicate horizon is shorter than a re-drive can reach back, if it is: a
+    re-driven copy of an event whose other copy was applied longer ago than the horizon
+    (a copy dead-lettered as unroutable, then the config fixed) would apply again."""
+    if dlq_retention_ms is None or horizon_days == 0:
+        return None
+    horizon_ms = horizon_days * 86_400_000
+    if dlq_retention_ms != -1 and dlq_retention_ms <= horizon_ms:
+        return None
+    kept = "forever" if dlq_retention_ms == -1 else f"{dlq_retention_ms / 86_400_000:g} days"
+    return (
+        f"the DLQ keeps records {kept}, longer than [dedupe] horizon_days "
+        f"({horizon_days:g}): a re-drive of an older copy of an applied event would apply it "
+        "again; raise horizon_days, or re-drive only dead letters younger than it"
+    )

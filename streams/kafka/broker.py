@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
     ClusterAuthorizationFailedError,
@@ -231,3 +232,22 @@ async def ensure_topics(
                 f"topic {topic['topic']} has {actual} partitions but kafka.partitions is "
                 f"{expected}; input topics must share one partition count"
             )
+
+
+async def dlq_retention_ms(kafka: KafkaConfig) -> int | None:
+    """The DLQ topic's `retention.ms` (-1: forever), or None when the broker will not say."""
+    admin = AIOKafkaAdminClient(**client_options(kafka), request_timeout_ms=15_000)
+    resource = ConfigResource(ConfigResourceType.TOPIC, kafka.topics.dlq)
+    try:
+        await admin.start()
+        responses = await admin.describe_configs([resource])
+    except (KafkaError, OSError):
+        return None
+    finally:
+        await admin.close()
+    for response in responses:
+        for described in response.resources:
+            for name, value, *_ in described[4]:
+                if name == "retention.ms":
+                    return int(value) if str(value).lstrip("-").isdigit() else None
+    return None

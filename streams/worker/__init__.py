@@ -9,9 +9,10 @@ import faust
 
 from sinks.feed_publisher import FaultHook, no_faults
 from streams.config import Settings
+from streams.core.positions import horizon_warning
 from streams.destination_factory import make_destination
 from streams.errors import UsageError
-from streams.kafka.broker import prepare_broker
+from streams.kafka.broker import dlq_retention_ms, prepare_broker
 from streams.ports import bind_problem
 from streams.worker.app import build_runtime
 
@@ -30,6 +31,9 @@ def run_worker(settings: Settings, *, faults: FaultHook = no_faults) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     flavor = loop.run_until_complete(prepare_broker(settings.kafka))
+    retention = loop.run_until_complete(dlq_retention_ms(settings.kafka))
+    if (warning := horizon_warning(retention, settings.dedupe.horizon_days)) is not None:
+        log.warning("%s", warning)
     runtime = build_runtime(settings, flavor, destination, faults=faults)
     log.info(
         "worker for group %s on %s (%s) publishing to %s",

@@ -3,7 +3,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from sinks.rows import AdjustmentRow
-from streams.core.positions import Applied, Position, Pruning, apply_change, position_key
+from streams.core.positions import (
+    Applied,
+    Position,
+    Pruning,
+    apply_change,
+    horizon_warning,
+    position_key,
+)
 from streams.core.routing import Change
 from tests.factories import NOON_UTC
 
@@ -100,3 +107,16 @@ def test_positions_round_trip_through_json() -> None:
     position = apply_change(None, CHANGE, applied(5, at=datetime(2024, 1, 1, tzinfo=UTC)))
     assert Position.from_json(position.to_json()) == position
     assert position_key("STORE_1", "10017") == "STORE_1/10017"
+
+
+def test_a_dlq_that_outlives_the_duplicate_horizon_is_warned_about() -> None:
+    week = 7 * 86_400_000
+    assert horizon_warning(week, 7) is None
+    assert horizon_warning(None, 7) is None  # the broker would not say
+    assert horizon_warning(-1, 0) is None  # a horizon of 0 never forgets
+    warning = horizon_warning(2 * week, 7)
+    assert warning is not None
+    assert warning.startswith(
+        "the DLQ keeps records 14 days, longer than [dedupe] horizon_days (7)"
+    )
+    assert "forever" in (horizon_warning(-1, 7) or "")
