@@ -19,7 +19,7 @@ from streams.config import ConfigError, Settings, load_settings
 from streams.devstack import netsuite_sim
 from streams.errors import UsageError
 from streams.kafka.broker import BrokerError
-from streams.ops import dlq, lag, rebuild, reconcile, replay
+from streams.ops import dlq, lag, rebuild, reconcile, replay, report
 from streams.ports import bind_problem
 
 EXIT_USAGE = 2
@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.set_defaults(handler=_publish)
 
     # Ops tools; each module adds its own subcommand and handler.
-    for ops_command in (lag, replay, dlq, rebuild, reconcile, netsuite_sim):
+    for ops_command in (lag, replay, dlq, rebuild, reconcile, report, netsuite_sim):
         ops_command.add_parser(commands)
     return parser
 

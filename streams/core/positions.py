@@ -77,6 +77,9 @@ class Position:
     last_event_at: str | None = None
     events_applied: int = 0
     applied_events: Entries = field(default_factory=dict)
+    # Variance analytics, exactly once with the position itself (`streams.core.analytics`):
+    # "<reason>|<day>" -> [units, events]; "#counted|<day>" -> [lines counted, matched].
+    analytics: dict[str, list[int]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         # Shallow: a position never changes its entries in place (see `apply_change`),
@@ -131,7 +134,24 @@ def apply_change(
         last_event_at=source.moment,
         events_applied=position.events_applied + 1,
         applied_events=entries,
+        analytics=tally(position.analytics, change),
     )
+
+
+COUNTED = "#counted"
+
+
+def tally(analytics: Mapping[str, list[int]], change: Change) -> dict[str, list[int]]:
+    """The analytics after `change`: its units and one event under its reason and day, and
+    for a count line, one line counted (matched when it found no variance)."""
+    found = dict(analytics)
+    if change.quantity != 0:
+        units, events = found.get(f"{change.reason_id}|{change.day}", (0, 0))
+        found[f"{change.reason_id}|{change.day}"] = [units + change.quantity, events + 1]
+    if change.counted_quantity is not None:
+        counted, matched = found.get(f"{COUNTED}|{change.day}", (0, 0))
+        found[f"{COUNTED}|{change.day}"] = [counted + 1, matched + (change.quantity == 0)]
+    return found
 
 
 def horizon_warning(dlq_retention_ms: int | None, horizon_days: float) -> str | None:

@@ -14,6 +14,8 @@ from sinks.rows import AdjustmentRow, FeedRow, TransferRow
 from streams.config import NetSuiteConfig
 
 SKIPPED = "SKIPPED"
+# The reason under which count lines with a variance are analysed (HotWax's cycle counts).
+CYCLE_COUNT = "CYCLE_COUNT"
 
 
 class UnroutableEvent(Exception):
@@ -31,6 +33,8 @@ class Change:
     quantity: int
     counted_quantity: int | None
     row: FeedRow | None
+    reason_id: str = CYCLE_COUNT  # a logged variance's reason; count lines: CYCLE_COUNT
+    day: str = ""  # the retailer's business day of the event, YYYY-MM-DD
 
     @property
     def exported(self) -> bool:
@@ -104,6 +108,7 @@ def route_count(event: CountApproved, config: NetSuiteConfig) -> Routed:
                 quantity=line.variance_quantity,
                 counted_quantity=line.counted_quantity,
                 row=row,
+                day=on.isoformat(),
             )
         )
     return Routed(tuple(changes))
@@ -120,6 +125,8 @@ def route_variance(event: VarianceLogged, config: NetSuiteConfig) -> Routed:
         quantity=event.quantity,
         counted_quantity=None,
         row=row,
+        reason_id=event.reason_id,
+        day=local_date(event.occurred_at, config).isoformat(),
     )
     unexported = None if row is not None else event.reason_id
     return Routed((change,), unexported_reason=unexported)

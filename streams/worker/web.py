@@ -6,6 +6,7 @@ import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from streams.core.analytics import ACCURACY_KEYS, KEYS, accuracy_report, facts, variance_report
 from streams.core.positions import position_key
 
 if TYPE_CHECKING:
@@ -83,3 +84,18 @@ def register_views(runtime: Runtime) -> None:
     @app.page("/batches")
     async def batches(self: Any, request: Any) -> Any:
         return self.json(batches_snapshot(runtime))
+
+    @app.page("/analytics")
+    async def analytics(self: Any, request: Any) -> Any:
+        """The positions this worker holds, as `variance-sync report --format json` groups
+        them: ?by=facility,reason (keys: facility, reason, day, product), ?accuracy=1,
+        ?since=YYYY-MM-DD, ?until=YYYY-MM-DD."""
+        query = request.query
+        accuracy = query.get("accuracy") in ("1", "true")
+        by = tuple(k for k in query.get("by", "facility,reason").split(",") if k)
+        allowed = ACCURACY_KEYS if accuracy else tuple(KEYS)
+        if not by or any(key not in allowed for key in by):
+            return self.json({"error": f"by: keys among {', '.join(allowed)}"}, status=400)
+        found = list(facts(value for _, value in runtime.inventory.items()))
+        report = accuracy_report if accuracy else variance_report
+        return self.json(report(found, by, query.get("since"), query.get("until")))

@@ -13,14 +13,17 @@ balance is exact, `failed/` is empty in both feeds, `reconcile` finds no drift, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
+import json
 import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from schemas.models import CountApproved
 from sinks.feeds import Feed
@@ -31,7 +34,7 @@ from streams.kafka.broker import prepare_broker
 from streams.netsuite.ledger import balances, open_ledger, transactions
 from streams.producer.client import Event, VarianceProducer
 from tests.factories import SAMPLE_TOML
-from tests.faults.traffic import Expected, Traffic
+from tests.faults.traffic import Expected, ExpectedAnalytics, Traffic
 from tests.fixtures.sshd import SSHDServer
 from tests.fixtures.worker import WorkerProcess, wait_for
 
@@ -181,6 +184,23 @@ data_dir = "{self.tmp_path / "worker"}"
         )
         assert code == 0, "reconcile found drift"
         self.assert_tables_exact()
+        if expected.analytics is not None:
+            self.assert_analytics(expected.analytics)
+
+    def assert_analytics(self, expected: ExpectedAnalytics) -> None:
+        """`variance-sync report` equals the fold of the distinct events: every event once."""
+        config = ["--config", str(self.config), "--format", "json"]
+        variances = self._json(["report", *config, "--by", "facility,product,reason,day"])
+        assert variances == expected.report(), "report differs from the distinct events"
+        accuracy = ["report", *config, "--accuracy", "--by", "facility,product,day"]
+        assert self._json(accuracy) == expected.accuracy(), "accuracy differs"
+
+    @staticmethod
+    def _json(argv: list[str]) -> Any:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert cli(argv) == 0, argv
+        return json.loads(out.getvalue())
 
     def assert_tables_exact(self) -> None:
         """The table changelogs, which any next owner recovers, equal a fold of the inputs."""

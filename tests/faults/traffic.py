@@ -11,6 +11,8 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from schemas.models import CountApproved, CountLine, VarianceLogged
 from sinks.rows import AdjustmentRow, FeedRow, TransferRow
@@ -28,6 +30,7 @@ class Expected:
     balances: Counter[tuple[str, str]] = field(default_factory=Counter)
     # (facility, product) -> (net variance, exported variance), as the table must hold.
     positions: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    analytics: ExpectedAnalytics | None = None
 
     def apply(self, change: Change) -> None:
         key = (change.facility_id, change.product_id)
@@ -46,6 +49,71 @@ class Expected:
 
     def nonzero_balances(self) -> dict[tuple[str, str], int]:
         return {key: value for key, value in self.balances.items() if value}
+
+
+@dataclass
+class ExpectedAnalytics:
+    """What `variance-sync report` must say, folded here from the distinct events alone
+    (not through the worker's routing): units and events per (facility, product, reason,
+    day), and lines counted and matched per (facility, product, day)."""
+
+    zone: ZoneInfo
+    variances: dict[tuple[str, str, str, str], list[int]] = field(default_factory=dict)
+    counted: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
+    _seen: set[str] = field(default_factory=set)
+
+    def fold(self, event: Event) -> None:
+        if event.event_id in self._seen:
+            return  # a producer's duplicate
+        self._seen.add(event.event_id)
+        day = event.occurred_at.astimezone(self.zone).date().isoformat()
+        if isinstance(event, VarianceLogged):
+            self._add(
+                self.variances,
+                (event.facility_id, event.product_id, event.reason_id, day),
+                event.quantity,
+                1,
+            )
+            return
+        for line in event.lines:
+            if line.decision_outcome == "SKIPPED":
+                continue
+            if line.variance_quantity:
+                key = (event.facility_id, line.product_id, "CYCLE_COUNT", day)
+                self._add(self.variances, key, line.variance_quantity, 1)
+            self._add(
+                self.counted,
+                (event.facility_id, line.product_id, day),
+                1,
+                int(line.variance_quantity == 0),
+            )
+
+    @staticmethod
+    def _add(into: dict[Any, list[int]], key: Any, first: int, second: int) -> None:
+        totals = into.setdefault(key, [0, 0])
+        totals[0] += first
+        totals[1] += second
+
+    def report(self) -> list[dict[str, Any]]:
+        """As `report --format json --by facility,product,reason,day` prints it."""
+        names = ("facility_id", "product_id", "reason_id", "day")
+        return [
+            {**dict(zip(names, key, strict=True)), "units": units, "events": events}
+            for key, (units, events) in sorted(self.variances.items())
+        ]
+
+    def accuracy(self) -> list[dict[str, Any]]:
+        """As `report --accuracy --format json --by facility,product,day` prints it."""
+        names = ("facility_id", "product_id", "day")
+        return [
+            {
+                **dict(zip(names, key, strict=True)),
+                "counted": counted,
+                "matched": matched,
+                "accuracy": round(matched / counted, 4),
+            }
+            for key, (counted, matched) in sorted(self.counted.items())
+        ]
 
 
 @dataclass
@@ -121,12 +189,14 @@ class Traffic:
 
     def expected(self, events: list[Event]) -> Expected:
         """The books after importing every distinct event once."""
-        expected = Expected()
+        analytics = ExpectedAnalytics(self.netsuite.zone)
+        expected = Expected(analytics=analytics)
         seen: set[str] = set()
         for event in events:
             if event.event_id in seen:
                 continue
             seen.add(event.event_id)
+            analytics.fold(event)
             routed = (
                 route_count(event, self.netsuite)
                 if isinstance(event, CountApproved)

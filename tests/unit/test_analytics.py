@@ -1,0 +1,80 @@
+"""Variance analytics from the pipeline's own positions: each distinct event once, by
+facility, reason, day and product; count lines as CYCLE_COUNT, and record accuracy."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from schemas.codec import encode_avro
+from streams.cli import main
+from streams.core.analytics import accuracy_report, facts, variance_report
+from streams.producer.client import Event
+from tests.factories import count, line, variance
+from tests.faults.traffic import ExpectedAnalytics
+from tests.unit.test_pipeline import COUNTS, VARIANCES, Harness
+
+CHICAGO = ZoneInfo("America/Chicago")
+LATE = datetime(2024, 3, 1, 4, 30, tzinfo=UTC)  # still Feb 29 in Chicago
+
+
+async def test_the_report_is_the_fold_of_the_distinct_events(tmp_path: Path) -> None:
+    harness = Harness(tmp_path)
+    events: list[Event] = [
+        variance(-2, "VAR_DAMAGED"),
+        variance(3, "VAR_FOUND", at=LATE),
+        variance(-1, "VAR_SAMPLE"),  # not synced to NetSuite: still analysed
+        count(
+            line("10017", "3410", counted=7, system=10), line("10018", "3411", counted=2, system=2)
+        ),
+    ]
+    for event in events:
+        topic = COUNTS if event is events[-1] else VARIANCES
+        await harness.send(topic, encode_avro(event))
+    await harness.send(VARIANCES, encode_avro(events[0]))  # a producer's duplicate
+    await harness.send(VARIANCES, encode_avro(events[1]), offset=1)  # a re-delivery
+    expected = ExpectedAnalytics(CHICAGO)
+    for event in events:
+        expected.fold(event)
+    found = list(facts(harness.inventory.values()))
+    by = ("facility", "product", "reason", "day")
+    assert variance_report(found, by) == expected.report()
+    assert accuracy_report(found, ("facility", "product", "day")) == expected.accuracy()
+    assert variance_report(found, ("reason",)) == [
+        {"reason_id": "CYCLE_COUNT", "units": -3, "events": 1},
+        {"reason_id": "VAR_DAMAGED", "units": -2, "events": 1},
+        {"reason_id": "VAR_FOUND", "units": 3, "events": 1},
+        {"reason_id": "VAR_SAMPLE", "units": -1, "events": 1},
+    ]
+    assert accuracy_report(found, ("facility",)) == [
+        {"facility_id": "STORE_1", "counted": 2, "matched": 1, "accuracy": 0.5}
+    ]
+    assert {row["day"] for row in variance_report(found, ("day",))} == {"2024-02-29"}
+    assert variance_report(found, ("reason",), since="2024-03-01") == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--by", "color"], "argument --by: 'color': give distinct keys among facility"),
+        (["--since", "yesterday"], "argument --since: 'yesterday' is not a day (YYYY-MM-DD)"),
+        (
+            ["--accuracy", "--by", "reason"],
+            "--accuracy groups by facility, day, product, not reason",
+        ),
+    ],
+)
+def test_bad_report_arguments_are_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        code = main(["report", *argv])
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert err.count("\n") == 1
