@@ -10,6 +10,7 @@ import csv
 import sys
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -22,6 +23,7 @@ from streams.errors import UsageError
 from streams.kafka.changelog import INVENTORY_TABLE, changelog_topic, read_changelogs
 from streams.kafka.offsets import OffsetReader
 from streams.ops.common import add_connection_options, settings_from
+from streams.ops.report_plot import check_target, plot
 from streams.output import print_json
 
 
@@ -44,6 +46,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--accuracy",
         action="store_true",
         help="lines counted, matched and the record accuracy, instead of variances",
+    )
+    parser.add_argument(
+        "--plot", type=Path, metavar="FILE", help="also draw the chart into FILE.png or FILE.svg"
     )
     parser.set_defaults(handler=run)
 
@@ -68,10 +73,14 @@ def _day(text: str) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.accuracy and (bad := [k for k in args.by if k not in ACCURACY_KEYS]):
         raise UsageError(f"--accuracy groups by {', '.join(ACCURACY_KEYS)}, not {', '.join(bad)}")
+    if args.plot is not None:
+        check_target(args.plot)
     found = asyncio.run(read_facts(settings_from(args)))
     report = accuracy_report if args.accuracy else group_variances
     rows = report(found, args.by, args.since, args.until)
     show(rows, args.format)
+    if args.plot is not None:
+        plot(rows, args.by, args.accuracy, args.plot)
     return 0
 
 

@@ -77,6 +77,9 @@ def test_report_and_analytics_equal_the_distinct_events(
         capsys, config, "--accuracy", "--by", "facility,product,day", "--format", "json"
     )
     assert json.loads(accuracy_json) == expected.accuracy()
+    chart = tmp_path / "units.svg"
+    report(capsys, config, "--by", "facility,reason", "--plot", str(chart))
+    assert "STORE_2" in chart.read_text(encoding="utf-8")
     text = report(capsys, config, "--format", "csv", "--by", "reason")
     assert text.splitlines()[0] == "reason_id,units,events"
     assert "VAR_SAMPLE,-1,1" in text.splitlines()

@@ -12,6 +12,8 @@ import pytest
 from schemas.codec import encode_avro
 from streams.cli import main
 from streams.core.analytics import accuracy_report, facts, variance_report
+from streams.errors import UsageError
+from streams.ops.report_plot import check_target, plot
 from streams.producer.client import Event
 from tests.factories import count, line, variance
 from tests.faults.traffic import ExpectedAnalytics
@@ -78,3 +80,29 @@ def test_bad_report_arguments_are_one_line(
     assert code == 2
     assert message in err
     assert err.count("\n") == 1
+
+
+ROWS = [
+    {"facility_id": "STORE_1", "reason_id": "VAR_DAMAGED", "units": -4, "events": 2},
+    {"facility_id": "STORE_1", "reason_id": "VAR_FOUND", "units": 3, "events": 1},
+    {"facility_id": "STORE_2", "reason_id": "VAR_DAMAGED", "units": -1, "events": 1},
+]
+
+
+def test_plot_draws_units_by_facility_stacked_per_reason(tmp_path: Path) -> None:
+    svg, png = tmp_path / "units.svg", tmp_path / "units.png"
+    plot(ROWS, ("facility", "reason"), accuracy=False, path=svg)
+    plot(ROWS, ("facility", "reason"), accuracy=False, path=png)
+    drawn = svg.read_text(encoding="utf-8")
+    for label in ("STORE_1", "STORE_2", "VAR_DAMAGED", "VAR_FOUND", "units (signed)"):
+        assert label in drawn
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    rates = [{"facility_id": "STORE_1", "counted": 4, "matched": 3, "accuracy": 0.75}]
+    plot(rates, ("facility",), accuracy=True, path=svg)
+    assert "inventory record accuracy (%)" in svg.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", ["chart.pdf", "missing/chart.png"])
+def test_a_bad_plot_file_is_one_line(tmp_path: Path, name: str) -> None:
+    with pytest.raises(UsageError, match="--plot"):
+        check_target(tmp_path / name)
