@@ -70,7 +70,7 @@ class Bad:
 TRUNCATED = encode_avro(variance(-1, event_id="trunc"))[:-6]
 UNKNOWN_FINGERPRINT = b"\xc3\x01" + bytes(range(8)) + b"\x02"
 BAD = [
-    Bad(TRUNCATED, "decode", "truncated VarianceLogged.v1 body"),
+    Bad(TRUNCATED, "decode", "truncated VarianceLogged.v2 body"),
     Bad(UNKNOWN_FINGERPRINT, "decode", "unknown schema fingerprint 0001020304050607"),
     Bad(b"[1, 2]", "decode", "JSON body must be an object, not list", as_json=True),
     Bad(b'{"event_id": "half"}', "invalid", "occurred_at: Field required", as_json=True),

@@ -132,7 +132,7 @@ def test_dlq_commands_tolerate_odd_records_and_redrive_the_exact_bytes(
     assert out.endswith("re-drives:\n  never re-driven\n")
     code, out, _ = run(capsys, config, "show", "1", "--json")
     shown = json.loads(out)
-    assert shown["payload"]["form"] == "VarianceLogged.v1"
+    assert shown["payload"]["form"] == "VarianceLogged.v2"
     assert shown["payload"]["data"]["event_id"] == "odd-1"
     assert ["trace-id", "abc"] in shown["headers"]
 

@@ -59,7 +59,7 @@ async def scenario(bootstrap: str, idempotent: bool) -> None:
     event, version = decode_event(
         record.value, EventKind.VARIANCE_LOGGED, None, strict, datetime.now(UTC)
     )
-    assert (event.event_id, version) == ("p-1", "VarianceLogged.v1")
+    assert (event.event_id, version) == ("p-1", "VarianceLogged.v2")
 
 
 def test_the_producer_validates_encodes_keys_and_awaits_delivery(broker: LocalBroker) -> None:

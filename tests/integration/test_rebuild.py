@@ -221,7 +221,14 @@ async def publish_two_variances(bootstrap: str) -> list[tuple[Delivery, int]]:
 
 
 def position(
-    product: str, item: str, quantity: int, event_id: str, offset: int, *, at_ms: int = 0
+    product: str,
+    item: str,
+    quantity: int,
+    event_id: str,
+    offset: int,
+    *,
+    at_ms: int = 0,
+    reason: str = "VAR_DAMAGED",
 ) -> dict[str, Any]:
     """A position exactly as the worker stores one variance event (written out by hand)."""
     return {
@@ -237,6 +244,7 @@ def position(
         "last_event_at": NOON,
         "events_applied": 1,
         "applied_events": {event_id: [VARIANCE_TOPIC, offset, at_ms]},
+        "analytics": {f"{reason}|2024-02-29": [quantity, 1]},
     }
 
 
@@ -252,7 +260,10 @@ async def write_changelogs(
     partition = v1.partition
     inventory = [
         ("STORE_1/10017", position("10017", "3410", -5, "v1", v1.offset, at_ms=at1)),
-        ("STORE_1/10018", position("10018", "3411", 2, "v2", v2.offset, at_ms=at2)),
+        (
+            "STORE_1/10018",
+            position("10018", "3411", 2, "v2", v2.offset, at_ms=at2, reason="VAR_FOUND"),
+        ),
     ]
     inventory[1][1]["net_variance"] = net_variance_of_v2
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=200)
