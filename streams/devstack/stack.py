@@ -84,8 +84,11 @@ def worker_environment(
 
 
 def write_env_file(path: Path, env: dict[str, str]) -> None:
+    """Whole or not at all: a `source` (or a test) reading it meanwhile sees no half file."""
     lines = [f"export {key}={value!r}" for key, value in sorted(env.items())]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    partial = path.with_name(f".{path.name}.part")
+    partial.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    partial.replace(path)
 
 
 async def run_dev(options: DevOptions) -> int:

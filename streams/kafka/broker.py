@@ -137,31 +137,35 @@ async def unreachable(kafka: KafkaConfig, exc: Exception) -> str:
     aiokafka's bootstrap error says only "Unable to bootstrap": the cause that a secured
     broker gives (a refused password, an untrusted certificate) is logged, not raised. One
     direct connection to the first bootstrap address asks again and keeps the cause."""
+    reason = await connection_problem(kafka)
+    return f"cannot reach Kafka at {kafka.bootstrap}: {reason or exc}"
+
+
+async def connection_problem(kafka: KafkaConfig) -> str | None:
+    """What a direct connection to the first bootstrap address runs into; None if none."""
     host, _, port = kafka.bootstrap.split(",")[0].strip().rpartition(":")
     options = client_options(kafka)
     del options["bootstrap_servers"]
     try:
         conn = await create_conn(host.strip("[]"), int(port), request_timeout_ms=10_000, **options)
     except ssl.SSLCertVerificationError as cause:
-        reason = (
+        return (
             f"its TLS certificate is not trusted ({cause.verify_message}); "
             "kafka.ssl_cafile must name the CA that signed it"
         )
     except ssl.SSLError as cause:
-        reason = (
+        return (
             f"the TLS handshake failed ({cause.reason or cause}); is kafka.security_protocol right?"
         )
     except SaslAuthenticationFailed:
-        reason = (
+        return (
             f"it refused SASL user {kafka.sasl_username!r} ({kafka.sasl_mechanism}): "
             "check kafka.sasl_username and kafka.sasl_password"
         )
     except (TimeoutError, OSError, ValueError, KafkaError) as cause:
-        reason = str(cause) or type(cause).__name__
-    else:
-        conn.close()
-        reason = str(exc)
-    return f"cannot reach Kafka at {kafka.bootstrap}: {reason}"
+        return str(cause) or type(cause).__name__
+    conn.close()
+    return None
 
 
 def denied(kafka: KafkaConfig, action: str) -> str:
@@ -170,13 +174,35 @@ def denied(kafka: KafkaConfig, action: str) -> str:
     return f"Kafka at {kafka.bootstrap} does not allow {who} to {action}: an ACL is missing"
 
 
+STARTING_BROKER_ATTEMPTS = 10
+
+
+async def started_admin(kafka: KafkaConfig) -> AIOKafkaAdminClient:
+    """An admin client on the broker. A broker that is still starting takes connections
+    and closes them: while a direct connection succeeds, try again for a few seconds; any
+    other failure is one line at once."""
+    attempts = 0
+    while True:
+        attempts += 1
+        admin = AIOKafkaAdminClient(**client_options(kafka), request_timeout_ms=15_000)
+        try:
+            await admin.start()
+        except KafkaConnectionError as exc:
+            await admin.close()
+            problem = await connection_problem(kafka)
+            if problem is not None or attempts == STARTING_BROKER_ATTEMPTS:
+                raise BrokerError(
+                    f"cannot reach Kafka at {kafka.bootstrap}: {problem or exc}"
+                ) from None
+            log.info("Kafka at %s is not answering yet (%s); trying again", kafka.bootstrap, exc)
+            await asyncio.sleep(1.0)
+        else:
+            return admin
+
+
 async def prepare_broker(kafka: KafkaConfig) -> BrokerFlavor:
     """Detect the broker flavor and make sure every topic exists with the right partitions."""
-    admin = AIOKafkaAdminClient(**client_options(kafka), request_timeout_ms=15_000)
-    try:
-        await admin.start()
-    except KafkaConnectionError as exc:
-        raise BrokerError(await unreachable(kafka, exc)) from None
+    admin = await started_admin(kafka)
     try:
         flavor = await detect_flavor(admin, kafka)
         names = TopicNames.from_config(kafka)
