@@ -71,19 +71,27 @@ def server_properties(data_dir: Path, port: int, controller_port: int, host: str
             # move to other ports (a formatted folder can be copied, as the tests do).
             f"controller.quorum.voters=1@{host}:{controller_port}",
             "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            f"log.dirs={data_dir / 'logs'}",
             "num.partitions=1",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=4",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
-            "auto.create.topics.enable=false",
-            "",
+            *single_node_settings(data_dir),
         ]
     )
+
+
+def single_node_settings(data_dir: Path) -> list[str]:
+    """What every one-node broker here shares, secured or not: its log dir, replication
+    factors of 1, no join delay, no topic auto-creation; ends the file."""
+    return [
+        f"log.dirs={data_dir / 'logs'}",
+        "offsets.topic.replication.factor=1",
+        "offsets.topic.num.partitions=4",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "share.coordinator.state.topic.replication.factor=1",
+        "share.coordinator.state.topic.min.isr=1",
+        "group.initial.rebalance.delay.ms=0",
+        "auto.create.topics.enable=false",
+        "",
+    ]
 
 
 class KafkaBroker:

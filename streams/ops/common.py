@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from streams.config import Settings, load_settings
+from streams.config import Settings, load_settings, resolve_bootstrap
 
 
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
@@ -27,10 +27,11 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """The settings an ops command runs with, the broker resolved as for every command."""
-    bootstrap = args.bootstrap
-    # VARIANCE_SYNC_KAFKA__BOOTSTRAP needs nothing here: the settings read it themselves.
-    if not bootstrap and not os.environ.get("VARIANCE_SYNC_KAFKA__BOOTSTRAP"):
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
-    overrides = {"kafka": {"bootstrap": bootstrap}} if bootstrap else None
-    return load_settings(args.config, overrides)
+    """The settings an ops command runs with, the broker resolved as for every command
+    (`streams.config.resolve_bootstrap`)."""
+    settings = load_settings(args.config)
+    bootstrap = resolve_bootstrap(args.bootstrap, os.environ, settings.kafka)
+    if bootstrap == settings.kafka.bootstrap:
+        return settings
+    kafka = settings.kafka.model_copy(update={"bootstrap": bootstrap})
+    return settings.model_copy(update={"kafka": kafka})
