@@ -26,6 +26,7 @@ from aiokafka.errors import (
     GroupLoadInProgressError,
     KafkaConnectionError,
     KafkaError,
+    NodeNotReadyError,
 )
 from aiokafka.protocol.group import LeaveGroupRequest
 
@@ -134,7 +135,7 @@ class OffsetReader:
         return [tp for topic in topics for tp in await self.partitions(topic)]
 
     async def topics(self) -> list[str]:
-        return sorted(await self.admin.list_topics())
+        return sorted(await _coordinated(self.admin.list_topics))
 
     async def groups(self) -> list[str]:
         listed = await _coordinated(self.admin.list_consumer_groups)
@@ -285,14 +286,14 @@ class OffsetReader:
 
 
 async def _coordinated(call: Callable[[], Awaitable[T]]) -> T:
-    """`call`, again while the group coordinator is not available or still loading:
-    a new Kafka cluster creates its offsets topic on the first question about any
-    group, and then loads it before it answers."""
+    """`call`, again while the broker is not ready for it: a node still starting, or a
+    group coordinator not available or still loading (a new Kafka cluster creates its
+    offsets topic on the first question about any group, then loads it)."""
     deadline = time.monotonic() + FETCH_TIMEOUT
     while True:
         try:
             return await call()
-        except (GroupCoordinatorNotAvailableError, GroupLoadInProgressError):
+        except (GroupCoordinatorNotAvailableError, GroupLoadInProgressError, NodeNotReadyError):
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.2)
