@@ -95,6 +95,8 @@ class FeedPublisher:
         self._log = _Context(
             log, {"feed": feed.value, "topic": source.topic, "partition": source.partition}
         )
+        # For the console only: the latest seal seen without its published record.
+        self.sealed: tuple[int, int] | None = None
 
     async def flush(self, rows: Sequence[PendingRow], consumed_through: int) -> FlushResult:
         """Publish every row up to `consumed_through`, the last offset consumed so far."""
@@ -103,10 +105,11 @@ class FeedPublisher:
         rendered: list[bytes] | None = None  # the files of `head`, when we just sealed it
         while True:
             if head is not None and not head.published:
+                self.sealed = (head.seal.start, head.seal.end)
                 if head.seal.end > consumed_through:
                     return progress.result(head.seal.start - 1, waiting=True)
                 await self._complete(head.seal, _within(rows, head.seal), progress, rendered)
-                head = LedgerHead(head.seal, published=True)
+                head, self.sealed = LedgerHead(head.seal, published=True), None
             start = head.seal.end + 1 if head is not None else 0
             batch = [row for row in rows if start <= row.offset <= consumed_through]
             if not batch:

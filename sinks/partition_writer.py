@@ -50,6 +50,7 @@ class WriterStatus:
     state: str
     error: str | None
     retry_in_seconds: float | None
+    sealed: tuple[int, int] | None = None  # a sealed batch's offsets, not yet published
 
 
 class PartitionWriter:
@@ -110,6 +111,7 @@ class PartitionWriter:
             self.state.value,
             self.error,
             max(retry, 0.0) if retry is not None else None,
+            self._publisher.sealed,
         )
 
     def _failed(self, exc: SinkError, *, was_parked: bool) -> None:

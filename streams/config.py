@@ -188,6 +188,8 @@ class WorkerConfig(_Section):
     store: Literal["rocksdb", "memory"] = "rocksdb"
     data_dir: Path = Path("var/worker")
     log_level: Literal["debug", "info", "warn", "error"] = "info"
+    # How often /rejections and the console look at NetSuite's failed/ and error/.
+    rejections_check_seconds: float = Field(30.0, gt=0)
 
 
 # The TOML data for the `Settings` being built; a context variable rather than a class

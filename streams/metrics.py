@@ -71,3 +71,10 @@ def events(event_type: str, outcome: str) -> Counter:
 @functools.cache
 def unexported(reason_id: str) -> Counter:
     return UNEXPORTED.labels(reason_id)
+
+
+NETSUITE_REJECTED = Gauge(
+    "variance_sync_netsuite_rejected_files",
+    "Files NetSuite moved to failed/ (or explained in error/), by feed.",
+    ["feed"],
+)

@@ -1,3 +1,8 @@
 """Fixtures every tier may use: the brokers, the secured Kafka and the destination sites."""
 
-pytest_plugins = ("tests.fixtures.broker", "tests.fixtures.secure_kafka", "tests.fixtures.sites")
+pytest_plugins = (
+    "tests.fixtures.broker",
+    "tests.fixtures.browser",
+    "tests.fixtures.secure_kafka",
+    "tests.fixtures.sites",
+)

@@ -17,13 +17,13 @@ from datetime import date
 
 from sinks.csv_render import ADJUSTMENT_HEADER, NETSUITE_MAX_ROWS, TRANSFER_HEADER
 from sinks.feeds import Feed
+from sinks.rejections import ERROR_HEADER
 from streams.netsuite.ledger import Transaction
 
 # streams.core.routing.variance_reference: logged variances are `VL-<event_id>`; every other
 # adjustment row is a count line, `<count_id>-...`, and count ids contain no `-`.
 VARIANCE_REFERENCE_PREFIX = "VL-"
 ACK_HEADER = ("workEffortId", "externalId")
-ERROR_HEADER = ("fileName", "errorMessage")
 
 _ADJUSTMENT_IDS = ("Adjustment Account", "Item", "Location", "Subsidiary")
 _TRANSFER_IDS = ("Item", "From Location", "To Location", "Subsidiary")

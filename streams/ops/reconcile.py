@@ -26,12 +26,13 @@ from rich.table import Column, Table
 from sinks.destination import Destination
 from sinks.exceptions import SinkError
 from sinks.feeds import Feed
+from sinks.rejections import RejectionReader
 from streams.config import Settings
 from streams.destination_factory import make_destination
 from streams.errors import UsageError
 from streams.kafka.broker import TopicNames
 from streams.kafka.offsets import OffsetReader
-from streams.netsuite.import_rules import ACK_HEADER, ERROR_HEADER, FileRejected, parse_import_file
+from streams.netsuite.import_rules import ACK_HEADER, FileRejected, parse_import_file
 from streams.netsuite.ledger import Transaction, open_ledger, transactions
 from streams.ops.common import add_connection_options, settings_from
 from streams.ops.fold import fold_inputs
@@ -139,18 +140,12 @@ async def folder_transactions(dest: Destination, folder: str) -> list[Transactio
 
 
 async def error_reasons(dest: Destination) -> dict[str, str]:
-    """failed/ file name -> NetSuite's reason, from the `<stem>_error.csv` files in error/."""
-    reasons: dict[str, str] = {}
-    for feed in Feed:
-        for name in await dest.list_dir(feed.error_dir):
-            data = await dest.read(f"{feed.error_dir}/{name}") or b""
-            rows = list(csv.reader(io.StringIO(data.decode("utf-8", "replace"))))
-            if rows and tuple(rows[0]) == ERROR_HEADER:
-                for row in rows[1:]:
-                    if len(row) == len(ERROR_HEADER):
-                        failed_name = name.removesuffix("_error.csv") + ".csv"
-                        reasons.setdefault(failed_name, row[1])
-    return reasons
+    """failed/ file name -> NetSuite's first reason, from the error files in error/."""
+    return {
+        rejection.file: rejection.errors[0]
+        for rejection in await RejectionReader(dest).read()
+        if rejection.errors
+    }
 
 
 async def acknowledged_counts(dest: Destination) -> frozenset[str]:

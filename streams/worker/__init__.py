@@ -35,6 +35,9 @@ def run_worker(settings: Settings, *, faults: FaultHook = no_faults) -> None:
     if (warning := horizon_warning(retention, settings.dedupe.horizon_days)) is not None:
         log.warning("%s", warning)
     runtime = build_runtime(settings, flavor, destination, faults=faults)
+    # The monitor points one reader at the status, DLQ and re-drive topics in turn every
+    # few seconds; aiokafka logs each change of topics at INFO, tens of thousands a day.
+    logging.getLogger("aiokafka.consumer.subscription_state").setLevel(logging.WARNING)
     log.info(
         "worker for group %s on %s (%s) publishing to %s",
         settings.kafka.group_id,

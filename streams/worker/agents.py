@@ -109,3 +109,4 @@ def register_ingest_agent(runtime: Runtime) -> None:
     tasks.task(writer.run)
     tasks.task(runtime.publish_loop.run)
     tasks.task(runtime.monitor.run)
+    tasks.task(runtime.rejections.run)

@@ -36,6 +36,7 @@ from streams.worker.changelog_writer import ChangelogWriter
 from streams.worker.dead_letter_writer import KafkaDeadLetters
 from streams.worker.monitor import Monitor
 from streams.worker.publish_loop import PublishLoop
+from streams.worker.rejection_watch import RejectionWatch
 from streams.worker.tables import TableProgress, WrittenThroughTable, register_tables
 from streams.worker.web import register_views
 
@@ -61,6 +62,7 @@ class Runtime:
     publish_loop: PublishLoop
     destination: Destination
     monitor: Monitor
+    rejections: RejectionWatch
     writer: ChangelogWriter
     dead_letters: KafkaDeadLetters
     inventory: WrittenThroughTable
@@ -138,6 +140,7 @@ def build_runtime(
         publish_loop,
         destination,
         monitor,
+        RejectionWatch(destination, settings.worker.rejections_check_seconds),
         writer,
         dead_letters,
         inventory,

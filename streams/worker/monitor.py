@@ -22,6 +22,7 @@ from streams.core.batch_status import FailingWriter, OpenBatch, WorkerStatus, wo
 from streams.core.lag_status import LagHistory, LagPolicy
 from streams.core.pending import SourceRegistry
 from streams.kafka.broker import BrokerError, TopicNames
+from streams.kafka.dead_letter_counter import DeadLetterCounter
 from streams.kafka.lag_report import GroupReport, build_report, read_batch_health, sample_group
 from streams.kafka.offsets import OffsetReader
 from streams.worker.publish_loop import PublishLoop
@@ -92,6 +93,7 @@ class Monitor:
         self._history = LagHistory()
         self.worker = worker_id()
         self.report: GroupReport | None = None
+        self.dead_letters = DeadLetterCounter(self._topics)
 
     async def run(self) -> None:
         while True:
@@ -109,6 +111,7 @@ class Monitor:
             await self._send_status(self.worker.encode(), status.to_bytes())
             self._history.add(await sample_group(reader, self._kafka.group_id, tps))
             batches = await read_batch_health(reader, self._topics.status)
+            await self.dead_letters.catch_up(reader)
             feeds = [feed.value for feed in Feed]
             self.report = build_report(
                 self._kafka.group_id, self._history, self._policy, batches, feeds

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from sinks.destination import Destination
@@ -62,6 +63,9 @@ class PublishLoop:
         self._writers: dict[tuple[Feed, SourcePartition], PartitionWriter] = {}
         self.last_error: str | None = None  # of the destination as a whole
         self.last_publish: dict[str, float] = {}  # feed -> unix time of its last new file
+        # Since this worker started: feed -> files / rows it published.
+        self.published_files: Counter[str] = Counter()
+        self.published_rows: Counter[str] = Counter()
         self._layout_ready = False
 
     @property
@@ -192,6 +196,8 @@ class PublishLoop:
             metrics.ROWS_PUBLISHED.labels(feed.value).inc(result.rows_published)
             metrics.LAST_PUBLISH.labels(feed.value).set_to_current_time()
             self.last_publish[feed.value] = time.time()
+            self.published_files[feed.value] += len(result.published)
+            self.published_rows[feed.value] += result.rows_published
 
     def _update_gauges(self) -> None:
         now = self._monotonic()

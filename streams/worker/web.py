@@ -6,11 +6,15 @@ import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from sinks.feeds import Feed
+from sinks.partition_writer import WriterStatus
 from streams.core.analytics import ACCURACY_KEYS, KEYS, accuracy_report, facts, variance_report
 from streams.core.positions import position_key
+from streams.worker import console
 
 if TYPE_CHECKING:
     from streams.worker.app import Runtime
+    from streams.worker.publish_loop import PublishLoop
 
 
 def batches_snapshot(runtime: Runtime) -> dict[str, Any]:
@@ -32,11 +36,32 @@ def batches_snapshot(runtime: Runtime) -> dict[str, Any]:
                     }
                 )
     loop = runtime.publish_loop
+    writers = loop.writers()
     return {
         "pending": pending,
-        "writers": [asdict(status) for status in loop.writers()],
+        "pipeline": pipeline(pending, writers, loop),
+        "writers": [asdict(status) for status in writers],
         "last_error": loop.last_error,
     }
+
+
+def pipeline(
+    pending: list[dict[str, Any]], writers: list[WriterStatus], loop: PublishLoop
+) -> list[dict[str, Any]]:
+    """Per feed, this worker's batches at each stage: open (rows waiting in memory),
+    sealed (offsets and names fixed, not in csv/ yet) and published since it started."""
+    return [
+        {
+            "feed": feed.value,
+            "open_batches": sum(1 for p in pending if p["feed"] == feed.value),
+            "open_rows": sum(p["rows"] for p in pending if p["feed"] == feed.value),
+            "sealed": sum(1 for w in writers if w.feed == feed.value and w.sealed is not None),
+            "published_files": loop.published_files[feed.value],
+            "published_rows": loop.published_rows[feed.value],
+            "last_publish": loop.last_publish.get(feed.value),
+        }
+        for feed in Feed
+    ]
 
 
 def readiness(runtime: Runtime) -> dict[str, bool]:
@@ -99,3 +124,29 @@ def register_views(runtime: Runtime) -> None:
         found = list(facts(value for _, value in runtime.inventory.items()))
         report = accuracy_report if accuracy else variance_report
         return self.json(report(found, by, query.get("since"), query.get("until")))
+
+    @app.page("/dead-letters")
+    async def dead_letters(self: Any, request: Any) -> Any:
+        """Dead-letter records by error class and by reason (the 50 most common)."""
+        return self.json(runtime.monitor.dead_letters.tally.to_json())
+
+    @app.page("/rejections")
+    async def rejections(self: Any, request: Any) -> Any:
+        """Files NetSuite moved to failed/, with its reasons from error/."""
+        return self.json(runtime.rejections.to_json())
+
+    @app.page("/console")
+    async def console_page(self: Any, request: Any) -> Any:
+        return _asset(self, "index.html")
+
+    @app.page("/console/{name}")
+    async def console_asset(self: Any, request: Any, name: str) -> Any:
+        return _asset(self, name)
+
+
+def _asset(view: Any, name: str) -> Any:
+    found = console.asset(name)
+    if found is None:
+        return view.json({"error": "no such console file"}, status=404)
+    text, content_type = found
+    return view.text(text, content_type=content_type, headers=dict(console.HEADERS))

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from sinks.feeds import Feed
+from sinks.rejections import ERROR_HEADER
 from streams.cli import main
 from streams.config import KafkaConfig, load_settings
 from streams.devstack.broker import LocalBroker
 from streams.kafka.broker import prepare_broker
-from streams.netsuite.import_rules import ERROR_HEADER
 from streams.producer.client import Event, VarianceProducer
 from tests.factories import count, line, stack_config, variance
 from tests.fixtures.worker import WorkerProcess, wait_for
