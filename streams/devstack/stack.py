@@ -253,7 +253,8 @@ def print_banner(
         f"  worker environment       : {data / 'stack.env'}",
         "  worker                   : "
         + (
-            f"{web}/ready, /batches, /lag, /metrics; first CSVs due about {window:g} s "
+            f"{web}/console (operator console), /ready, /batches, /lag, /metrics; first "
+            f"CSVs due about {window:g} s "
             "after the first events (the batch window)"
             if options.worker
             else "off (--no-worker)"

@@ -83,9 +83,7 @@ def test_the_console_shows_what_the_worker_serves(
         asyncio.run(publish(broker.bootstrap, [more]))
         wait_until_settled(worker, expected, dead_letters=3)
         # The same page, not reloaded: it picked the new variance up by itself.
-        wait_for(
-            lambda: "VAR_LOST" in dict(bars(browser, "chart-reason")), 30, "a refresh", worker
-        )
+        wait_for(lambda: "VAR_LOST" in dict(bars(browser, "chart-reason")), 30, "a refresh", worker)
         check_page(browser, worker)
         assert_only_the_worker_was_asked(browser, worker)
         browser.save_screenshot(str(tmp_path / "console.png"))

@@ -11,7 +11,10 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from sinks.exceptions import DestinationRefused
+from sinks.feeds import Feed
 from sinks.layout import NETSUITE_TREE, ensure_layout
+from sinks.rejections import RejectionReader
+from streams.netsuite.import_rules import render_errors
 
 # Every byte value, and more than one SFTP read/write request's worth.
 from tests.fixtures.sites import PAYLOAD, Site, read_only
@@ -175,3 +178,21 @@ async def test_a_read_only_folder_is_refused(site: Site) -> None:
 
 
 # SFTP only: host keys, authentication, outages.
+
+
+async def test_netsuite_s_rejections_read_the_same_on_every_destination(site: Site) -> None:
+    await ensure_layout(site.dest)
+    feed = Feed.TRANSFER
+    (site.path / feed.failed_dir / "b.csv").write_bytes(b"rows")
+    error = site.path / feed.error_dir / "b_error.csv"
+    error.write_bytes(render_errors("b.csv", ["Invalid item 3410"]))
+    reader = RejectionReader(site.dest)
+    (found,) = await reader.read()
+    assert (found.feed, found.file, found.in_failed, found.errors) == (
+        feed.value,
+        "b.csv",
+        True,
+        ("Invalid item 3410",),
+    )
+    error.write_bytes(render_errors("b.csv", ["Invalid item 3410", "Inactive location"]))
+    assert (await reader.read())[0].errors == ("Invalid item 3410", "Inactive location")

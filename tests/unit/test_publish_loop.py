@@ -18,6 +18,7 @@ from sinks.source_partition import SourcePartition
 from streams.core.batching import WindowPolicy
 from streams.core.pending import SourceRegistry, SourceState
 from streams.worker.publish_loop import PublishLoop
+from streams.worker.web import pipeline
 from tests.unit.test_pending import Event
 
 COUNTS, VARIANCES = "hotwax.inventory.count-approved", "hotwax.inventory.variance-logged"
@@ -31,9 +32,10 @@ class Refusing(LocalDestination):
         super().__init__(root)
         self.error: SinkError | None = None
         self.feeds = tuple(Feed)
+        self.refused = ""  # only paths that hold this, when set
 
     async def write(self, path: str, data: bytes) -> None:
-        ours = any(feed.value in path for feed in self.feeds)
+        ours = any(feed.value in path for feed in self.feeds) and self.refused in path
         if self.error is not None and ours and ("/p0/" in path or "-p0_" in path):
             raise self.error
         await super().write(path, data)
@@ -184,3 +186,33 @@ async def test_floors_are_written_after_events_are_acked(stage: Stage) -> None:
     assert state.progress is not None
     assert state.progress.floor == 2
     assert stage.sources.save_floors() == 0  # the tick wrote it already
+
+
+async def test_a_batch_is_open_then_sealed_then_published(stage: Stage) -> None:
+    """What the console's pipeline shows: sealed from the seal until it is in csv/."""
+    stage.consume(COUNTS, 0, 0, adjustment(0))
+    stage.consume(COUNTS, 0, 1, adjustment(1))
+    pending = [{"feed": Feed.ADJUSTMENT.value, "rows": 2}]
+    assert pipeline(pending, stage.loop.writers(), stage.loop)[0] == {
+        "feed": Feed.ADJUSTMENT.value,
+        "open_batches": 1,
+        "open_rows": 2,
+        "sealed": 0,
+        "published_files": 0,
+        "published_rows": 0,
+        "last_publish": None,
+    }
+    stage.dest.error = DestinationRefused("disk full")
+    stage.dest.refused = ".staging/"  # the seal is written, the file is not
+    await stage.loop.tick(force=True)
+    (writer,) = [w for w in stage.loop.writers() if w.sealed is not None]
+    assert (writer.topic, writer.partition, writer.sealed) == (COUNTS, 0, (0, 1))
+    assert pipeline([], stage.loop.writers(), stage.loop)[0]["sealed"] == 1
+    stage.dest.error = None
+    stage.clock.now += 2
+    await stage.loop.tick(force=True)
+    adjustments, transfers = pipeline([], stage.loop.writers(), stage.loop)
+    assert adjustments["sealed"] == 0
+    assert (adjustments["published_files"], adjustments["published_rows"]) == (1, 2)
+    assert adjustments["last_publish"] is not None
+    assert (transfers["published_files"], transfers["last_publish"]) == (0, None)
