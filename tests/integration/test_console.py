@@ -85,7 +85,9 @@ def test_the_console_shows_what_the_worker_serves(
         # The same page, not reloaded: it picked the new variance up by itself.
         wait_for(lambda: "VAR_LOST" in dict(bars(browser, "chart-reason")), 30, "a refresh", worker)
         check_page(browser, worker)
-        assert_only_the_worker_was_asked(browser, worker)
+        assert_read_only_and_self_contained(browser, worker)
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.set_window_size(1400, int(height))
         browser.save_screenshot(str(tmp_path / "console.png"))
         if SCREENSHOT:
             shutil.copyfile(tmp_path / "console.png", SCREENSHOT)
@@ -325,7 +327,7 @@ def moment(unix: float | None) -> str:
     return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def assert_only_the_worker_was_asked(browser: Chrome, worker: WorkerProcess) -> None:
+def assert_read_only_and_self_contained(browser: Chrome, worker: WorkerProcess) -> None:
     origin = f"http://127.0.0.1:{worker.web_port}/"
     asked: list[str] = browser.execute_script(
         "return performance.getEntriesByType('resource').map(entry => entry.name)"
@@ -339,3 +341,9 @@ def assert_only_the_worker_was_asked(browser: Chrome, worker: WorkerProcess) -> 
     assert status == 200
     assert "default-src 'none'" in headers["Content-Security-Policy"]
     assert "connect-src 'self'" in headers["Content-Security-Policy"]
+    assert worker.text("/console/secrets.toml")[0] == 404
+    for path in ("/console", "/console/console.js", "/dead-letters", "/rejections"):
+        assert worker.text(path, method="POST")[0] == 405
+        assert worker.text(path, method="DELETE")[0] == 405
+    metric = f'variance_sync_netsuite_rejected_files{{feed="{Feed.ADJUSTMENT.value}"}} 1.0'
+    assert metric in worker.text("/metrics")[1]

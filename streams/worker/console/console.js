@@ -141,7 +141,8 @@ function renderRejections(found) {
     r.batch_at ? r.batch_at.slice(0, 19).replace("T", " ") + "Z" : NONE,
     { text: r.errors.length ? r.errors.join("; ") : "(no error file)", cls: "wrap" },
   ]);
-  fill(byId("rejections").querySelector("table"), rows, "NetSuite rejected nothing");
+  const empty = found.rejections === null ? "not looked at yet" : "NetSuite rejected nothing";
+  fill(byId("rejections").querySelector("table"), rows, empty);
 }
 
 function svg(name, attributes, text) {
