@@ -100,7 +100,7 @@ function renderPipeline(lag, batches) {
     number(f.published_rows),
     moment(group.last_publish[f.feed]),
   ]);
-  fill(byId("pipeline").querySelector("table"), feeds, "no feeds");
+  fill(byId("feeds"), feeds, "no feeds");
   const open = group.open.map((b) => [
     b.worker,
     b.feed,
