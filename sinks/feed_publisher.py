@@ -71,8 +71,9 @@ class FlushResult:
 
 
 class FeedPublisher:
-    """Runs the protocol for one feed of one source partition. Holds no state between
-    flushes: the ledger on the destination is the only truth."""
+    """Runs the protocol for one feed of one source partition. Nothing it keeps between
+    flushes decides anything (`sealed` is for the console): the ledger on the destination
+    is the only truth."""
 
     def __init__(
         self,

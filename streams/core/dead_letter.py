@@ -14,6 +14,23 @@ from enum import StrEnum
 HEADER_PREFIX = "variance-sync."
 
 
+def find_header(headers: Sequence[tuple[str, bytes | None]], name: str) -> bytes | None:
+    """The first header of that name, in any case (Kafka allows repeats)."""
+    lowered = name.lower()
+    for key, value in headers:
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def dead_letter_header(headers: Sequence[tuple[str, bytes | None]], name: str) -> str | None:
+    """One of our `variance-sync.<name>` headers as text; None when absent or blank."""
+    raw = find_header(headers, HEADER_PREFIX + name)
+    if raw is None:
+        return None
+    return raw.decode("utf-8", "replace").strip() or None
+
+
 class ErrorClass(StrEnum):
     DECODE = "decode"  # not readable as Avro single-object or JSON of the right kind
     INVALID = "invalid"  # readable, but breaks a validation rule
@@ -35,11 +52,7 @@ class SourceRecord:
     headers: tuple[tuple[str, bytes], ...] = ()
 
     def header(self, name: str) -> bytes | None:
-        lowered = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lowered:
-                return value
-        return None
+        return find_header(self.headers, name)
 
     @property
     def content_type(self) -> str | None:

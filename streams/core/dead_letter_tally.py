@@ -14,19 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.core.dead_letter import HEADER_PREFIX
+from streams.core.dead_letter import dead_letter_header
 
 UNKNOWN = "unknown"
 OTHER_REASONS = "(other reasons)"
 MAX_REASONS = 1000
-
-
-def _header(headers: Sequence[tuple[str, bytes | None]], name: str) -> str:
-    wanted = HEADER_PREFIX + name
-    for key, value in headers:
-        if key == wanted and value:
-            return value.decode("utf-8", "replace").strip() or UNKNOWN
-    return UNKNOWN
 
 
 @dataclass(slots=True)
@@ -38,8 +30,8 @@ class DeadLetterTally:
     redriven: set[int] = field(default_factory=set)
 
     def add(self, headers: Sequence[tuple[str, bytes | None]]) -> None:
-        error_class = _header(headers, "error-class")
-        reason = _header(headers, "error")
+        error_class = dead_letter_header(headers, "error-class") or UNKNOWN
+        reason = dead_letter_header(headers, "error") or UNKNOWN
         key = (error_class, reason)
         if key not in self.by_reason and len(self.by_reason) >= self.max_reasons:
             key = (error_class, OTHER_REASONS)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from aiokafka import TopicPartition
 
 from streams.core.dead_letter_tally import DeadLetterTally
-from streams.kafka.broker import TopicNames
+from streams.kafka.broker import BrokerError, TopicNames
 from streams.kafka.offsets import OffsetReader
 
 STEP = 5000
@@ -25,12 +25,14 @@ class DeadLetterCounter:
         self.tally = DeadLetterTally()
 
     async def catch_up(self, reader: OffsetReader) -> None:
-        existing = set(await reader.topics())
-        # Reading a missing topic could auto-create it with the wrong partition count.
         for topic in (self._topics.dlq, self._topics.dlq_redrives):
-            if topic in existing:
-                for tp in await reader.partitions(topic):
-                    await self._read(reader, tp)
+            try:
+                # It lists topics first, so a missing one is never auto-created.
+                partitions = await reader.partitions(topic)
+            except BrokerError:
+                continue  # not created yet: nothing to count
+            for tp in partitions:
+                await self._read(reader, tp)
 
     async def _read(self, reader: OffsetReader, tp: TopicPartition) -> None:
         # Past the log start: retention may have removed what we had not read yet.

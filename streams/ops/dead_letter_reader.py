@@ -19,7 +19,7 @@ from typing import Any
 from schemas.codec import MARKER, decode, is_json
 from schemas.exceptions import DecodeError
 from schemas.models import EventKind
-from streams.core.dead_letter import HEADER_PREFIX
+from streams.core.dead_letter import dead_letter_header, find_header
 from streams.errors import UsageError
 
 UNKNOWN = "unknown"
@@ -117,11 +117,7 @@ def parse_record(
     pairs = tuple((str(k), bytes(v) if v is not None else b"") for k, v in headers or ())
 
     def text(name: str) -> str | None:
-        raw = _header(pairs, HEADER_PREFIX + name)
-        if raw is None:
-            return None
-        decoded = raw.decode("utf-8", "replace").strip()
-        return decoded or None
+        return dead_letter_header(pairs, name)
 
     return DLQRecord(
         offset=offset,
@@ -237,7 +233,7 @@ def shorten(text: str, width: int) -> str:
 def render_payload(record: DLQRecord, kinds: Mapping[str, EventKind]) -> Payload:
     """JSON pretty-printed, Avro single-object decoded (not validated), else a hex dump."""
     value = record.value
-    raw_type = _header(record.headers, "content-type")
+    raw_type = find_header(record.headers, "content-type")
     content_type = raw_type.decode("latin-1") if raw_type is not None else None
     if is_json(content_type) or value.lstrip()[:1] == b"{":
         try:
@@ -299,15 +295,6 @@ def record_json(
     if payload is not None:
         data["payload"] = {"form": payload.form, "data": payload.data, "problem": payload.problem}
     return data
-
-
-def _header(headers: Sequence[tuple[str, bytes]], name: str) -> bytes | None:
-    # The first one wins, as in `streams.core.dead_letter.SourceRecord.header` (the worker).
-    lowered = name.lower()
-    for key, value in headers:
-        if key.lower() == lowered:
-            return value
-    return None
 
 
 def _natural(text: str | None) -> int | None:
