@@ -220,7 +220,9 @@ class KafkaBroker:
         self.tool(
             "kafka.tools.StorageTool",
             "format",
-            *("-t", cluster_id, "-c", str(self.config_file)),
+            # One argument: an id that starts with "-" (1 in 64) is not taken for an option.
+            f"--cluster-id={cluster_id}",
+            *("-c", str(self.config_file)),
             *self._format_args,
         )
 
