@@ -27,7 +27,10 @@ from aiokafka.errors import (
     KafkaConnectionError,
     KafkaError,
     NodeNotReadyError,
+    NotCoordinatorForGroupError,
+    for_code,
 )
+from aiokafka.protocol.commit import OffsetFetchRequest
 from aiokafka.protocol.group import LeaveGroupRequest
 
 from streams.config import KafkaConfig
@@ -183,14 +186,32 @@ class OffsetReader:
     async def committed(
         self, group: str, tps: Sequence[TopicPartition]
     ) -> dict[TopicPartition, int | None]:
-        answer = await _coordinated(
-            lambda: self.admin.list_consumer_group_offsets(group, partitions=list(tps))
-        )
-        result: dict[TopicPartition, int | None] = {}
+        answer = await _coordinated(lambda: self._fetch_offsets(group, tps))
+        return {tp: offset if (offset := answer.get(tp, -1)) >= 0 else None for tp in tps}
+
+    async def _fetch_offsets(
+        self, group: str, tps: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """OffsetFetch, as aiokafka's `list_consumer_group_offsets` sends it, but raising
+        the group-level error that it drops: a coordinator still loading its offsets
+        after a broker restart answers with that error and no offsets, which aiokafka
+        returns as "nothing committed"."""
+        by_topic: dict[str, list[int]] = {}
         for tp in tps:
-            meta = answer.get(tp)
-            result[tp] = meta.offset if meta is not None and meta.offset >= 0 else None
-        return result
+            by_topic.setdefault(tp.topic, []).append(tp.partition)
+        request = OffsetFetchRequest(group, list(by_topic.items()))
+        node = await self.admin.find_coordinator(group)
+        # aiokafka's own method sends it so; no public call shows the group-level error.
+        response = await self.admin._send_request(request, node)
+        if code := getattr(response, "error_code", 0):
+            raise for_code(code)(f"cannot fetch the offsets of group {group}")
+        found: dict[TopicPartition, int] = {}
+        for topic, partitions in response.topics:
+            for partition, offset, _metadata, error_code in partitions:
+                if error_code:
+                    raise for_code(error_code)(f"cannot fetch the offset of {topic}[{partition}]")
+                found[TopicPartition(topic, partition)] = offset
+        return found
 
     async def log_starts(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         starts: Mapping[TopicPartition, int] = await self.consumer.beginning_offsets(list(tps))
@@ -287,13 +308,19 @@ class OffsetReader:
 
 async def _coordinated(call: Callable[[], Awaitable[T]]) -> T:
     """`call`, again while the broker is not ready for it: a node still starting, or a
-    group coordinator not available or still loading (a new Kafka cluster creates its
-    offsets topic on the first question about any group, then loads it)."""
+    group coordinator not available, moved or still loading (a new Kafka cluster creates
+    its offsets topic on the first question about any group, then loads it; a restarted
+    one loads it again)."""
     deadline = time.monotonic() + FETCH_TIMEOUT
     while True:
         try:
             return await call()
-        except (GroupCoordinatorNotAvailableError, GroupLoadInProgressError, NodeNotReadyError):
+        except (
+            GroupCoordinatorNotAvailableError,
+            GroupLoadInProgressError,
+            NodeNotReadyError,
+            NotCoordinatorForGroupError,
+        ):
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.2)
