@@ -43,7 +43,7 @@ class LoadingCoordinator:
 
 def reader_on(admin: LoadingCoordinator) -> OffsetReader:
     reader = OffsetReader(KafkaConfig(bootstrap="127.0.0.1:9"))
-    reader._admin = admin  # the transport only; the request and the answer are real
+    reader._admin = admin  # only the transport is replaced
     return reader
 
 
