@@ -8,6 +8,7 @@ break co-partitioning of a facility's events and its table rows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import time
@@ -18,7 +19,7 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.conn import create_conn
+from aiokafka.conn import AIOKafkaConnection
 from aiokafka.errors import (
     ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
@@ -142,30 +143,51 @@ async def unreachable(kafka: KafkaConfig, exc: Exception) -> str:
 
 
 async def connection_problem(kafka: KafkaConfig) -> str | None:
-    """What a direct connection to the first bootstrap address runs into; None if none."""
+    """What a direct connection to the first bootstrap address runs into; None if none.
+
+    The connection is closed before this returns, TLS shutdown included: the CLI ends its
+    event loop right after, and a socket left mid-shutdown would outlive the loop."""
     host, _, port = kafka.bootstrap.split(",")[0].strip().rpartition(":")
     options = client_options(kafka)
     del options["bootstrap_servers"]
+    made: list[AIOKafkaConnection] = []  # aiokafka calls on_close only once it has a socket
+    conn = AIOKafkaConnection(
+        host.strip("[]"),
+        int(port),
+        request_timeout_ms=10_000,
+        on_close=lambda opened, _reason: made.append(opened),
+        **options,
+    )
     try:
-        conn = await create_conn(host.strip("[]"), int(port), request_timeout_ms=10_000, **options)
-    except ssl.SSLCertVerificationError as cause:
+        await conn.connect()
+    except (TimeoutError, OSError, ValueError, KafkaError) as exc:
+        return _explained(kafka, exc)
+    finally:
+        closing = conn.close()
+        if made:
+            # A peer that never answers TLS's close_notify holds the caller CLOSE_WAIT at most.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(closing), CLOSE_WAIT)
+    return None
+
+
+CLOSE_WAIT = 5.0
+
+
+def _explained(kafka: KafkaConfig, exc: Exception) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
         return (
-            f"its TLS certificate is not trusted ({cause.verify_message}); "
+            f"its TLS certificate is not trusted ({exc.verify_message}); "
             "kafka.ssl_cafile must name the CA that signed it"
         )
-    except ssl.SSLError as cause:
-        return (
-            f"the TLS handshake failed ({cause.reason or cause}); is kafka.security_protocol right?"
-        )
-    except SaslAuthenticationFailed:
+    if isinstance(exc, ssl.SSLError):
+        return f"the TLS handshake failed ({exc.reason or exc}); is kafka.security_protocol right?"
+    if isinstance(exc, SaslAuthenticationFailed):
         return (
             f"it refused SASL user {kafka.sasl_username!r} ({kafka.sasl_mechanism}): "
             "check kafka.sasl_username and kafka.sasl_password"
         )
-    except (TimeoutError, OSError, ValueError, KafkaError) as cause:
-        return str(cause) or type(cause).__name__
-    conn.close()
-    return None
+    return str(exc) or type(exc).__name__
 
 
 def denied(kafka: KafkaConfig, action: str) -> str:

@@ -6,14 +6,16 @@ password reaches a log."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from streams.cli import main
 from streams.config import load_settings
-from streams.kafka.broker import prepare_broker
+from streams.kafka.broker import connection_problem, prepare_broker
 from tests.factories import count, line, stack_config, variance
 from tests.fixtures.secure_kafka import COUNTS, PREFIX, SecureKafka
 from tests.fixtures.worker import WorkerProcess, wait_for
@@ -132,22 +134,57 @@ def test_a_wrong_password_is_one_line(
         f"variance-sync: error: cannot reach Kafka at {secure_kafka.bootstrap}: it refused "
         "SASL user 'worker' (SCRAM-SHA-512): check kafka.sasl_username and kafka.sasl_password\n"
     )
+    port = int(secure_kafka.bootstrap.rpartition(":")[2])
     for argv in (
         ["lag"],
         ["dlq", "list"],
         ["replay", "--to-earliest", "--group", "g", "--topic", "t"],
     ):
         assert run(capsys, *argv, "--config", str(config)) == (2, "", expected), argv
+        # A socket still open when the command's event loop ended would be closed by the
+        # garbage collector, with a ResourceWarning, at some later moment.
+        assert open_sockets_to(port) == [], argv
     events = events_file(tmp_path, count())
     code, _, err = run(
         capsys, "publish", "--topic", "count-approved", "--config", str(config), str(events)
     )
     assert (code, err) == (2, expected)
+    assert open_sockets_to(port) == []
     worker = WorkerProcess(config, tmp_path / "worker.log")
     assert worker.start().wait_exit(60) == 2
     assert worker.log().endswith(expected)
     assert_no_password(secure_kafka, worker.log())
     assert wrong not in worker.log()
+
+
+async def test_the_probe_that_explains_a_refusal_has_closed_its_socket_when_it_returns(
+    secure_kafka: SecureKafka, tmp_path: Path
+) -> None:
+    """Deterministic form of the check above: TLS's close needs a round trip with the
+    broker, so a probe that only started closing still holds its socket here."""
+    for password in ("not-the-password", None):
+        config = write_config(tmp_path, secure_kafka, "worker", password=password)
+        problem = await connection_problem(load_settings(config).kafka)
+        assert (problem is None) == (password is None), problem
+        assert open_sockets_to(int(secure_kafka.bootstrap.rpartition(":")[2])) == []
+
+
+def open_sockets_to(port: int) -> list[str]:
+    """This process's TCP sockets whose remote end is on `port`, as /proc lists them."""
+    ours = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                ours.add(target[len("socket:[") : -1])
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            remote_port = int(fields[2].rpartition(":")[2], 16)
+            if remote_port == port and fields[9] in ours:
+                found.append(row)
+    return found
 
 
 def test_an_untrusted_certificate_is_one_line(
