@@ -84,7 +84,7 @@ class OffsetReader:
             await admin.start()
             await consumer.start()
         except KafkaConnectionError as exc:
-            await consumer.stop()
+            await _stop_consumer(consumer)
             await admin.close()
             raise BrokerError(await unreachable(self._kafka, exc)) from None
         self._admin, self._consumer = admin, consumer
@@ -100,7 +100,7 @@ class OffsetReader:
         tb: TracebackType | None,
     ) -> None:
         if self._consumer is not None:
-            await self._consumer.stop()
+            await _stop_consumer(self._consumer)
         if self._admin is not None:
             await self._admin.close()
 
@@ -303,7 +303,21 @@ class OffsetReader:
         except KafkaError as exc:
             raise BrokerError(f"cannot commit offsets for group {group}: {exc}") from None
         finally:
-            await consumer.stop()
+            await _stop_consumer(consumer)
+
+
+async def _stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """`consumer.stop()`, through aiokafka's habit (aio-libs/aiokafka#647) of re-raising
+    the CancelledError of a task that it cancelled itself, here a fetch waiting to retry
+    a broker that went away. That error would end the caller's task, and stop() would
+    leave the client open and retrying; a cancellation of the caller still propagates."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+        await consumer._client.close()
 
 
 async def _coordinated(call: Callable[[], Awaitable[T]]) -> T:
@@ -320,9 +334,11 @@ async def _coordinated(call: Callable[[], Awaitable[T]]) -> T:
             GroupLoadInProgressError,
             NodeNotReadyError,
             NotCoordinatorForGroupError,
-        ):
+        ) as exc:
             if time.monotonic() > deadline:
-                raise
+                raise BrokerError(
+                    f"Kafka is still not ready after {FETCH_TIMEOUT:.0f}s: {exc}"
+                ) from None
             await asyncio.sleep(0.2)
 
 

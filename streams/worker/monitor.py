@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 from prometheus_client import Gauge
 
 from sinks.feeds import Feed
@@ -100,8 +101,9 @@ class Monitor:
             try:
                 async with OffsetReader(self._kafka) as reader:
                     await self._loop(reader)
-            except BrokerError as exc:
-                log.warning("lag monitor: %s; retrying", exc)
+            except (BrokerError, KafkaError, OSError) as exc:
+                # It only observes: a broker that is away must not stop the worker.
+                log.warning("lag monitor: %s; retrying", str(exc) or type(exc).__name__)
                 await asyncio.sleep(self._interval)
 
     async def _loop(self, reader: OffsetReader) -> None:

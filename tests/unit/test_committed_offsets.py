@@ -9,9 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
 
 from streams.config import KafkaConfig
+from streams.kafka import offsets
+from streams.kafka.broker import BrokerError
 from streams.kafka.offsets import OffsetReader
 
 COORDINATOR_LOAD_IN_PROGRESS = 14
@@ -52,3 +55,14 @@ async def test_a_loading_coordinator_is_asked_again_not_taken_for_no_commits() -
     other = TopicPartition(TP.topic, 3)
     assert await reader_on(admin).committed("variance-sync", [TP, other]) == {TP: 7, other: None}
     assert len(admin.requests) == 3
+
+
+async def test_a_coordinator_that_never_loads_is_one_broker_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A raw KafkaError would be a traceback in the CLI and, once, ended the worker."""
+    monkeypatch.setattr(offsets, "FETCH_TIMEOUT", 0.5)
+    admin = LoadingCoordinator(loading=1_000)
+    with pytest.raises(BrokerError, match=r"still not ready after .*GroupLoadInProgress"):
+        await reader_on(admin).committed("variance-sync", [TP])
+    assert len(admin.requests) > 1
