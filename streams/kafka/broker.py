@@ -142,6 +142,9 @@ async def unreachable(kafka: KafkaConfig, exc: Exception) -> str:
     return f"cannot reach Kafka at {kafka.bootstrap}: {reason or exc}"
 
 
+CLOSE_WAIT = 5.0  # seconds a probe waits for its TLS connection to finish closing
+
+
 async def connection_problem(kafka: KafkaConfig) -> str | None:
     """What a direct connection to the first bootstrap address runs into; None if none.
 
@@ -165,13 +168,10 @@ async def connection_problem(kafka: KafkaConfig) -> str | None:
     finally:
         closing = conn.close()
         if made:
-            # A peer that never answers TLS's close_notify holds the caller CLOSE_WAIT at most.
+            # A peer that never answers TLS's close_notify must not hold the caller.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(closing), CLOSE_WAIT)
     return None
-
-
-CLOSE_WAIT = 5.0
 
 
 def _explained(kafka: KafkaConfig, exc: Exception) -> str:
