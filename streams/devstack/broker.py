@@ -6,6 +6,7 @@ Tansu keeps everything in memory: stopping it loses every topic, offset and grou
 from __future__ import annotations
 
 import logging
+import secrets
 import socket
 import subprocess
 import time
@@ -41,10 +42,47 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+class PortInUseError(BrokerStartError):
+    """The broker lost its port to another socket between the check and its bind."""
+
+
+# Below the kernel's ephemeral range, from which every outgoing connection takes its local
+# port: a port picked there can be taken by some client before the server it was picked
+# for binds it (Kafka's JVM takes seconds to get there). Ports from here are not.
+PICK_FROM = 10_000
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+IANA_EPHEMERAL_LOW = 49_152
+
+
+def ephemeral_low(range_file: Path = EPHEMERAL_RANGE) -> int:
+    """The lowest port the kernel hands to outgoing connections."""
+    try:
+        return int(range_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return IANA_EPHEMERAL_LOW
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port that nothing holds now, outside the ephemeral range when there is room."""
+    low = ephemeral_low()
+    if low - PICK_FROM >= 1_000:
+        for _ in range(200):
+            port = PICK_FROM + secrets.randbelow(low - PICK_FROM)
+            if _bindable(host, port):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _bindable(host: str, port: int) -> bool:
+    # No SO_REUSEADDR: a port that a closing connection still holds is passed over too.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 class EmbeddedBroker:
@@ -81,8 +119,9 @@ class EmbeddedBroker:
         )
         deadline = time.monotonic() + timeout
         while not port_open(self.host, self.port):
-            if self._process.poll() is not None:
-                raise BrokerStartError(f"Tansu exited with code {self._process.returncode}")
+            if (code := self._process.poll()) is not None:
+                self.stop()
+                raise BrokerStartError(f"Tansu exited with code {code}")
             if time.monotonic() > deadline:
                 self.stop()
                 raise BrokerStartError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -17,7 +18,7 @@ import uuid
 from pathlib import Path
 from typing import IO
 
-from streams.devstack.broker import BrokerStartError, free_port, port_open
+from streams.devstack.broker import BrokerStartError, PortInUseError, free_port, port_open
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,8 @@ KAFKA_VERSION = "4.4.0"  # as pinned in kafka/pom.xml
 POM = Path(__file__).parent / "kafka" / "pom.xml"
 # Small enough for a 2-core test machine beside workers, Tansu and sshd.
 HEAP = "-Xmx512m"
+# How Kafka's SocketServer reports a listener whose port another socket holds.
+_BIND_FAILURE = re.compile(r"failed to bind to (\S+?): Address already in use")
 _LOG4J = """\
 Configuration:
   Appenders:
@@ -123,6 +126,7 @@ class KafkaBroker:
         self._log_file = log_file or data_dir / "kafka.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._log_handle: IO[bytes] | None = None
+        self._log_start = 0  # where this start's output begins in an appended log
 
     @property
     def bootstrap(self) -> str:
@@ -150,6 +154,7 @@ class KafkaBroker:
                 raise BrokerStartError(f"port {port} on {self.host} is already in use")
         self.prepare()
         self._log_handle = self._log_file.open("ab")
+        self._log_start = self._log_handle.tell()
         self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             [*self._java(), "kafka.Kafka", str(self.config_file)],
             stdout=self._log_handle,
@@ -231,9 +236,8 @@ class KafkaBroker:
         while not port_open(self.host, self.port):
             process = self._process
             if process is not None and process.poll() is not None:
-                raise BrokerStartError(
-                    f"Apache Kafka exited with code {process.returncode}; see {self._log_file}"
-                )
+                self.stop()
+                raise self._exit_error(process.returncode)
             if time.monotonic() > deadline:
                 self.stop()
                 raise BrokerStartError(
@@ -241,3 +245,21 @@ class KafkaBroker:
                     f"see {self._log_file}"
                 )
             time.sleep(0.1)
+
+    def _exit_error(self, code: int) -> BrokerStartError:
+        with self._log_file.open("rb") as log_file:
+            log_file.seek(self._log_start)
+            output = log_file.read().decode(errors="replace")
+        address = bind_failure(output)
+        if address is not None:
+            return PortInUseError(
+                f"Apache Kafka could not listen on {address}: another socket holds the port; "
+                f"see {self._log_file}"
+            )
+        return BrokerStartError(f"Apache Kafka exited with code {code}; see {self._log_file}")
+
+
+def bind_failure(output: str) -> str | None:
+    """The host:port that Kafka could not bind, from its log; None when that is not why."""
+    match = _BIND_FAILURE.search(output)
+    return match[1] if match else None
