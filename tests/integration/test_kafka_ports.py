@@ -3,7 +3,6 @@ left open, and the tests' brokers start again on other ports."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ import pytest
 from streams.devstack.broker import PortInUseError, free_port
 from streams.devstack.kafka_broker import KafkaBroker
 from tests.fixtures.broker import QUICK_START, on_fresh_ports
+from tests.fixtures.proc import open_fd_targets
 
 
 @pytest.fixture
@@ -22,11 +22,6 @@ def held_port() -> Iterator[int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", free_port()))
         yield sock.getsockname()[1]
-
-
-def open_files() -> set[Path]:
-    fds = Path("/proc/self/fd")
-    return {Path(os.readlink(fd)) for fd in fds.iterdir() if fd.exists()}
 
 
 def copy_of(template: Path, folder: Path) -> Path:
@@ -42,7 +37,7 @@ def test_a_controller_port_taken_before_the_bind_is_a_port_in_use_error(
     with pytest.raises(PortInUseError, match=f"127.0.0.1:{held_port}"):
         kafka.start()
     assert not kafka.running
-    assert folder / "kafka.log" not in open_files()
+    assert str(folder / "kafka.log") not in open_fd_targets()
 
 
 def test_the_tests_broker_starts_again_on_fresh_ports(

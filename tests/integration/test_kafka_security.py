@@ -6,9 +6,7 @@ password reaches a log."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from streams.cli import main
 from streams.config import load_settings
 from streams.kafka.broker import connection_problem, prepare_broker
 from tests.factories import count, line, stack_config, variance
+from tests.fixtures.proc import open_fd_targets
 from tests.fixtures.secure_kafka import COUNTS, PREFIX, SecureKafka
 from tests.fixtures.worker import WorkerProcess, wait_for
 
@@ -171,12 +170,7 @@ async def test_the_probe_that_explains_a_refusal_has_closed_its_socket_when_it_r
 
 def open_sockets_to(port: int) -> list[str]:
     """This process's TCP sockets whose remote end is on `port`, as /proc lists them."""
-    ours = set()
-    for fd in Path("/proc/self/fd").iterdir():
-        with contextlib.suppress(OSError):
-            target = os.readlink(fd)
-            if target.startswith("socket:["):
-                ours.add(target[len("socket:[") : -1])
+    ours = {t[len("socket:[") : -1] for t in open_fd_targets() if t.startswith("socket:[")}
     found = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for row in Path(table).read_text().splitlines()[1:]:
