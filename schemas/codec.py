@@ -83,9 +83,10 @@ def decode_event(
     kind: EventKind,
     content_type: str | None,
     limits: ValidationLimits,
-    now: datetime,
+    now: datetime | None,
 ) -> tuple[Event, str]:
-    """Decode and validate: the event model and its schema version label.
+    """Decode and validate: the event model and its schema version label. `now` is what
+    the future bound is measured from (`schemas.models.validate_event`).
 
     Raises `DecodeError` or `InvalidEvent`.
     """

@@ -39,12 +39,13 @@ class ValidationLimits:
     """Bounds that make an event absurd rather than merely unusual."""
 
     max_abs_quantity: int = 100_000
-    max_future: timedelta = timedelta(minutes=10)
+    # How far past "now" `occurred_at` may be; None: not checked (no reference time).
+    max_future: timedelta | None = timedelta(minutes=10)
 
     def __post_init__(self) -> None:
         if self.max_abs_quantity <= 0:
             raise ValueError("max_abs_quantity must be positive")
-        if self.max_future < timedelta(0):
+        if self.max_future is not None and self.max_future < timedelta(0):
             raise ValueError("max_future must not be negative")
 
 
@@ -142,7 +143,10 @@ def _normalize_moment(value: datetime, info: ValidationInfo) -> datetime:
     # yield equal models (and equal dumps) for dedupe and rebuilt batches to agree.
     moment = value.astimezone(UTC)
     moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-    now, ahead = _now(info), _limits(info).max_future
+    ahead = _limits(info).max_future
+    if ahead is None:
+        return moment
+    now = _now(info)
     if moment > now + ahead:
         raise _problem(
             "moment_future", f"is {moment - now} after now; at most {ahead} ahead is allowed"

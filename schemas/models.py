@@ -187,7 +187,8 @@ def validate_event(
     """Validate decoded event data against the contract's rules.
 
     `now` (timezone-aware; the wall clock when None) bounds how far in the future
-    `occurred_at` may be. Raises `InvalidEvent` listing every violation by field path.
+    `occurred_at` may be, by `limits.max_future` (None: not at all). Raises `InvalidEvent`
+    listing every violation by field path.
     """
     if now is None:
         now = datetime.now(UTC)

@@ -108,6 +108,16 @@ class DedupeConfig(_Section):
     horizon_days: float = Field(7.0, ge=0, le=36_500)
 
 
+class PositionsConfig(_Section):
+    """Bounds on one position's record, so it stays far below the broker's record size."""
+
+    # Analytics days kept, counted back from the day of each event applied (0: forever).
+    analytics_retention_days: int = Field(400, ge=0, le=36_500)
+    # Names of applied events kept for exact dedupe; past it the oldest below the floor go,
+    # however young (0: no bound).
+    max_applied_events: int = Field(5_000, ge=0, le=1_000_000)
+
+
 class TopicsConfig(_Section):
     count_approved: str = "hotwax.inventory.count-approved"
     variance_logged: str = "hotwax.inventory.variance-logged"
@@ -206,6 +216,7 @@ class Settings(BaseSettings):
     batching: BatchingConfig = BatchingConfig()
     validation: ValidationConfig = ValidationConfig()
     dedupe: DedupeConfig = DedupeConfig()
+    positions: PositionsConfig = PositionsConfig()
     kafka: KafkaConfig = KafkaConfig()
     sftp: SFTPConfig | None = None
     publish: PublishConfig = PublishConfig()

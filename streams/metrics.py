@@ -78,3 +78,26 @@ NETSUITE_REJECTED = Gauge(
     "Files NetSuite moved to failed/ (or explained in error/), by feed.",
     ["feed"],
 )
+
+HALTS = Counter(
+    "variance_sync_partition_halts_total",
+    "Times a partition stopped because carrying an event out failed (a dead letter the "
+    "DLQ refused, a changelog write that failed, a fenced producer), by partition number.",
+    ["partition"],
+)
+HALTED = Gauge(
+    "variance_sync_halted_partitions",
+    "Partition numbers stopped on this worker until the cause is gone (see /ready).",
+)
+PAUSED = Gauge(
+    "variance_sync_paused_partitions",
+    "Input partitions whose consumption is paused on this worker, by cause: rows "
+    "(too many rows wait to be published), changelog (too much waits for its flush), "
+    "halted.",
+    ["cause"],
+)
+LOST_OFFSETS = Counter(
+    "variance_sync_offsets_lost_total",
+    "Input offsets the broker deleted (retention) before they were processed.",
+    ["topic", "partition"],
+)

@@ -42,6 +42,18 @@ class FailingWriter:
 
 
 @dataclass(frozen=True, slots=True)
+class HaltedPartition:
+    """A partition number that stopped because carrying an event out failed; it waits at
+    `offset` and is tried again until the cause is gone."""
+
+    partition: int
+    offset: int
+    reason: str
+    since: float  # unix seconds
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerStatus:
     worker: str
     at: float  # unix seconds
@@ -49,6 +61,7 @@ class WorkerStatus:
     last_publish: dict[str, float] = field(default_factory=dict)  # feed -> unix seconds
     last_error: str | None = None
     failing_writers: tuple[FailingWriter, ...] = ()
+    halted_partitions: tuple[HaltedPartition, ...] = ()
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -58,6 +71,7 @@ class WorkerStatus:
         raw: dict[str, Any] = json.loads(data)
         batches = tuple(OpenBatch(**batch) for batch in raw.get("open_batches", ()))
         failing = tuple(FailingWriter(**writer) for writer in raw.get("failing_writers", ()))
+        halted = tuple(HaltedPartition(**halt) for halt in raw.get("halted_partitions", ()))
         return cls(
             worker=str(raw["worker"]),
             at=float(raw["at"]),
@@ -65,6 +79,7 @@ class WorkerStatus:
             last_publish={str(k): float(v) for k, v in raw.get("last_publish", {}).items()},
             last_error=raw.get("last_error"),
             failing_writers=failing,
+            halted_partitions=halted,
         )
 
 
@@ -100,6 +115,10 @@ class BatchHealth:
     @property
     def failing_writers(self) -> list[tuple[str, FailingWriter]]:
         return [(w.worker, f) for w in self.workers for f in w.failing_writers]
+
+    @property
+    def halted_partitions(self) -> list[tuple[str, HaltedPartition]]:
+        return [(w.worker, h) for w in self.workers for h in w.halted_partitions]
 
 
 def latest_per_worker(

@@ -1,14 +1,17 @@
 """Dead letters: what goes to the DLQ topic, with why and where it came from.
 
 The value and key are the original bytes, untouched, so a re-drive sends exactly what the
-producer sent. The headers carry the reason and the source coordinates.
+producer sent. The headers carry the reason and the source coordinates. A value too large
+for the DLQ to ever accept is cut to fit, with its original size and sha256 in headers
+(`fitted`), rather than retried forever; such a dead letter cannot be re-driven.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
 HEADER_PREFIX = "variance-sync."
@@ -66,9 +69,9 @@ class DeadLetter:
     error_class: ErrorClass
     reason: str
 
-    def headers(self, failed_at: datetime | None = None) -> list[tuple[str, bytes]]:
+    def headers(self, failed_at: datetime) -> list[tuple[str, bytes]]:
         """The original headers (minus earlier DLQ ones), then ours."""
-        moment = (failed_at or datetime.now(UTC)).isoformat()
+        moment = failed_at.isoformat()
         kept = [(k, v) for k, v in self.record.headers if not k.startswith(HEADER_PREFIX)]
         ours = {
             "error": _one_line(self.reason),
@@ -95,3 +98,41 @@ def _one_line(text: str, limit: int = 2000) -> str:
 
 def decode_headers(headers: Sequence[tuple[str, bytes]] | None) -> tuple[tuple[str, bytes], ...]:
     return tuple((str(k), bytes(v) if v is not None else b"") for k, v in (headers or ()))
+
+
+TRUNCATED_FROM = HEADER_PREFIX + "truncated-from"
+ORIGINAL_SHA256 = HEADER_PREFIX + "original-sha256"
+# Room for a record's framing in its batch, beyond key, value and headers.
+_RECORD_OVERHEAD = 512
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRecord:
+    """A dead letter as the DLQ topic receives it."""
+
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+    @property
+    def size(self) -> int:
+        framing = sum(len(k) + len(v) + 8 for k, v in self.headers)
+        return len(self.key or b"") + len(self.value) + framing + _RECORD_OVERHEAD
+
+
+def fitted(letter: DeadLetter, max_bytes: int, failed_at: datetime) -> DeadLetterRecord:
+    """`letter` as a record of at most `max_bytes`: whole when it fits, else with its
+    value cut to fit and headers giving the original size and sha256."""
+    whole = DeadLetterRecord(
+        letter.record.key, letter.record.value, tuple(letter.headers(failed_at))
+    )
+    if whole.size <= max_bytes:
+        return whole
+    value = letter.record.value
+    extra = (
+        (TRUNCATED_FROM, str(len(value)).encode()),
+        (ORIGINAL_SHA256, hashlib.sha256(value).hexdigest().encode()),
+    )
+    cut = DeadLetterRecord(letter.record.key, b"", whole.headers + extra)
+    room = max(0, max_bytes - cut.size)
+    return DeadLetterRecord(cut.key, value[:room], cut.headers)

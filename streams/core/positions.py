@@ -7,17 +7,21 @@ event after later ones), a second delivery of the same copy changes nothing, and
 copy of the same event (a producer's duplicate) is recognised as one.
 
 The names are pruned when the position is written, so a position stays small: an entry
-goes once its event is below its source partition's *floor* (every event there is fully
-processed and acked, so it is never applied again, see `streams.core.progress`) **and** it is
-older than the duplicate horizon (`dedupe.horizon_days`), after which a producer's copy
-of it is no longer recognised.
+goes once its event is below its source partition's *durable floor* (every event there is
+fully processed and acked, and a floor record saying so is in the changelog, so it is
+never applied again, see `streams.core.progress`) **and** it is older than the duplicate
+horizon (`dedupe.horizon_days`), after which a producer's copy of it is no longer
+recognised. Two bounds keep a position below the broker's record size whatever the
+horizon: analytics days older than `dedupe.analytics_retention_days` before the event's
+own day are dropped, and past `dedupe.max_applied_events` names the oldest ones below the
+floor go regardless of the horizon (docs/table-protocol.md, "Bounded positions").
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from streams.core.routing import Change
@@ -48,16 +52,41 @@ class Applied:
 
 
 @dataclass(frozen=True, slots=True)
-class Pruning:
-    """What may be forgotten: entries below their topic's floor and older than `before_ms`."""
+class PositionLimits:
+    """Bounds on what one position keeps. 0: no bound."""
 
-    floors: Mapping[str, int]  # topic -> floor of this position's source partition
+    analytics_days: int = 0  # analytics days kept before the day of the event applied
+    max_entries: int = 0  # names of applied copies kept, however young
+
+
+@dataclass(frozen=True, slots=True)
+class Pruning:
+    """What may be forgotten: entries below their topic's durable floor and older than
+    `before_ms` (0: none by age), and what `limits` leave out."""
+
+    floors: Mapping[str, int]  # topic -> durable floor of this position's source partition
     before_ms: int
+    limits: PositionLimits = field(default_factory=PositionLimits)
+
+    def below_floor(self, entry: list[Any]) -> bool:
+        topic, offset, _ = entry
+        floor = self.floors.get(topic)
+        return floor is not None and offset < floor
 
     def keeps(self, entry: list[Any]) -> bool:
-        topic, offset, at_ms = entry
-        floor = self.floors.get(topic)
-        return floor is None or offset >= floor or at_ms >= self.before_ms
+        return not self.below_floor(entry) or entry[2] >= self.before_ms
+
+    def entries(self, current: Entries) -> Entries:
+        """The names kept: young or above the floor, then at most `max_entries` of them,
+        the oldest below the floor going first (never one above it)."""
+        kept = {k: v for k, v in current.items() if self.keeps(v)}
+        bound = self.limits.max_entries
+        if bound and len(kept) >= bound:
+            excess = len(kept) - bound + 1  # room for the entry being added
+            old = sorted((v[2], v[1], k) for k, v in kept.items() if self.below_floor(v))
+            for _, _, event_id in old[:excess]:
+                del kept[event_id]
+        return kept
 
 
 KEEP_ALL = Pruning({}, 0)
@@ -114,7 +143,7 @@ def apply_change(
     counted = change.counted_quantity is not None and is_newer(
         source.occurred_at, position.last_counted_at
     )
-    entries = {k: v for k, v in position.applied_events.items() if pruning.keeps(v)}
+    entries = pruning.entries(position.applied_events)
     entries[source.event_id] = [source.topic, source.offset, source.at_ms]
     # Built field by field rather than with `dataclasses.replace`, which costs as much
     # again: this runs once for every count line and logged variance.
@@ -134,17 +163,28 @@ def apply_change(
         last_event_at=source.moment,
         events_applied=position.events_applied + 1,
         applied_events=entries,
-        analytics=tally(position.analytics, change),
+        analytics=tally(position.analytics, change, pruning.limits.analytics_days),
     )
 
 
 COUNTED = "#counted"
 
 
-def tally(analytics: Mapping[str, list[int]], change: Change) -> dict[str, list[int]]:
+def _recent(analytics: Mapping[str, list[int]], day: str, keep_days: int) -> dict[str, list[int]]:
+    if not day:
+        return dict(analytics)
+    first = (date.fromisoformat(day) - timedelta(days=keep_days)).isoformat()
+    return {key: value for key, value in analytics.items() if key.rpartition("|")[2] >= first}
+
+
+def tally(
+    analytics: Mapping[str, list[int]], change: Change, keep_days: int = 0
+) -> dict[str, list[int]]:
     """The analytics after `change`: its units and one event under its reason and day, and
-    for a count line, one line counted (matched when it found no variance)."""
-    found = dict(analytics)
+    for a count line, one line counted (matched when it found no variance). With
+    `keep_days`, days more than that before the change's own day are dropped: a function
+    of the events alone, so every replay keeps the same days."""
+    found = dict(analytics) if not keep_days else _recent(analytics, change.day, keep_days)
     if change.quantity != 0:
         units, events = found.get(f"{change.reason_id}|{change.day}", (0, 0))
         found[f"{change.reason_id}|{change.day}"] = [units + change.quantity, events + 1]

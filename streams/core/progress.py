@@ -9,12 +9,14 @@ One record per input partition, in the changelog-backed `progress` table:
   the partition's low-water mark after a release (`streams.core.pending`), written now and
   then; an older floor is still true, so it needs no ordering with anything else.
 - `dead_letters`: for events at or above the floor that were rejected, where their dead
-  letter is. `{"dlq_offset": N}` once the DLQ acknowledged it; `{"pending_from": N}` while
-  it is being sent: the entry is made durable *before* the send, so a successor that finds
-  it pending looks for the record in the DLQ from offset N on, and sends it only if it is
-  not there. So each source event is dead-lettered at most once.
+  letter is. Where the broker has transactions, the dead letter and `{"sent": true}` are
+  written in one transaction, so they exist together or not at all. Elsewhere (Tansu),
+  `{"pending_from": N}` while it is being sent: the entry is made durable *before* the
+  send, so a successor that finds it pending looks for the record in the DLQ from offset N
+  on, and sends it only if it is not there; then `{"dlq_offset": N}`. So each source event
+  is dead-lettered at most once.
 
-Pure: `streams.worker.dead_letter_writer` does the I/O.
+Pure: `streams.worker.changelog_writer` does the I/O.
 """
 
 from __future__ import annotations
@@ -33,15 +35,22 @@ def progress_key(source: SourcePartition) -> str:
 class DeadLetterMark:
     dlq_offset: int | None = None  # where the DLQ holds it, once acknowledged
     pending_from: int | None = None  # while sending: the DLQ held nothing of it below this
+    with_transaction: bool = False  # written in the same transaction as this mark
 
     @property
     def sent(self) -> bool:
-        return self.dlq_offset is not None
+        return self.dlq_offset is not None or self.with_transaction
 
-    def to_json(self) -> dict[str, int]:
+    def to_json(self) -> dict[str, int | bool]:
         if self.dlq_offset is not None:
             return {"dlq_offset": self.dlq_offset}
+        if self.with_transaction:
+            return {"sent": True}
         return {"pending_from": self.pending_from or 0}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DeadLetterMark:
+        return cls(data.get("dlq_offset"), data.get("pending_from"), bool(data.get("sent")))
 
 
 @dataclass
@@ -74,7 +83,7 @@ class Progress:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Progress:
         marks = {
-            int(offset): DeadLetterMark(mark.get("dlq_offset"), mark.get("pending_from"))
+            int(offset): DeadLetterMark.from_json(mark)
             for offset, mark in data.get("dead_letters", {}).items()
         }
         return cls(int(data.get("floor", 0)), marks)

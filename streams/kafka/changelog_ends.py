@@ -1,4 +1,16 @@
-"""Keep Faust's changelog recovery exact on Tansu without one record per producer batch.
+"""Keep Faust's changelog recovery exact: every changelog partition ends in a record.
+
+Faust's recovery reads a changelog partition up to the offset before its ListOffsets
+answer, and waits until it has seen a record at that offset. Two brokers break that:
+
+- Apache Kafka, where the tables are written in transactions: the last offset is a
+  commit (or abort) marker, which no consumer ever sees. The worker ends each changelog
+  partition with one plain record once it has claimed (fenced) the partition
+  (`end_partitions`, from `streams.worker.changelog_writer`).
+- Tansu, below.
+
+Tansu (no transactions) keeps Faust's changelog recovery exact without one record per
+producer batch.
 
 Tansu answers ListOffsets with the last record batch's base offset + 1 (DESIGN section
 9), and Faust's recovery reads a changelog only that far, so a partition that ends in a
@@ -56,6 +68,11 @@ async def seal_changelog_ends(kafka: KafkaConfig, topics: Sequence[str]) -> list
         await _write_markers(kafka, short)
         log.info("ended %s with a single-record batch", ", ".join(tp_label(tp) for tp in short))
     return short
+
+
+async def end_partitions(kafka: KafkaConfig, tps: Sequence[TopicPartition]) -> None:
+    """End each of `tps` with one plain record, outside any transaction."""
+    await _write_markers(kafka, tps)
 
 
 async def _write_markers(kafka: KafkaConfig, tps: Sequence[TopicPartition]) -> None:

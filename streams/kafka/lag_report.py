@@ -91,6 +91,9 @@ class GroupReport:
                     {"worker": worker, **asdict(writer)}
                     for worker, writer in batches.failing_writers
                 ],
+                "halted_partitions": [
+                    {"worker": worker, **asdict(halt)} for worker, halt in batches.halted_partitions
+                ],
             },
         }
 
@@ -104,6 +107,11 @@ def build_report(
         if writer.state == "parked" and key in statuses:
             # Its offsets cannot move until an operator acts: say so now, not in a while.
             statuses[key] = max(statuses[key], Status.STALL)
+    for _, halt in batches.halted_partitions:
+        for key in statuses:
+            if key[1] == halt.partition:
+                # Stopped on an error: nothing moves until the cause is gone.
+                statuses[key] = Status.STOP
     return GroupReport(group, history.latest(), statuses, batches, tuple(feeds))
 
 

@@ -77,8 +77,14 @@ class OffsetReader:
         # The broker holds a fetch of an empty partition for fetch_max_wait_ms (500 ms by
         # default), and high watermarks come only with fetch answers: every worker pays
         # that at each rebalance (`streams.kafka.changelog_ends`), as does every ops command.
+        # Committed records only: the worker writes its changelogs and dead letters in
+        # transactions where the broker has them, and an aborted write never happened.
         consumer = AIOKafkaConsumer(
-            **options, enable_auto_commit=False, group_id=None, fetch_max_wait_ms=50
+            **options,
+            enable_auto_commit=False,
+            group_id=None,
+            fetch_max_wait_ms=50,
+            isolation_level="read_committed",
         )
         try:
             await admin.start()

@@ -1,26 +1,24 @@
 """Folding the input topics into positions with the worker's own per-record logic, and
 comparing the result with a table rebuilt from its changelog.
 
-Each record goes through `EventPipeline.accept` and `apply_to_tables`, as in the ingest
-agent, with plain dicts for tables; what the worker would dead-letter is skipped.
-Positions forget the copies they name as the worker's do (`streams.core.positions`), taking
-the fold's own progress for the floors.
+Each record goes through the worker's own decision (`streams.core.decision`), with plain
+dicts for tables; what the worker dead-lettered is skipped. Positions forget the copies
+they name as the worker's do (`streams.core.positions`), taking the fold's own progress
+for the floors.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from aiokafka import TopicPartition
 
 from streams.config import Settings
-from streams.core.dead_letter import DeadLetter, SourceRecord, decode_headers
-from streams.core.pending import SourceRegistry
-from streams.core.pipeline import Clocks, EventPipeline, record_time_ms
+from streams.core.dead_letter import SourceRecord, decode_headers
+from streams.core.decision import Apply, Outcome, Rules, decide
 from streams.core.positions import position_key
 from streams.core.progress import Progress
 from streams.kafka.broker import TopicNames
@@ -37,19 +35,6 @@ ORDER_SENSITIVE = ("last_event_id", "last_event_at", "netsuite_location_id", "ne
 BOOKKEEPING = "applied_events"
 
 
-class _NoDeadLetters:
-    """`EventPipeline.handle` is the only user, and the fold never calls it."""
-
-    def known_end(self) -> int:
-        return 0
-
-    async def send(self, letter: DeadLetter) -> int:
-        raise RuntimeError("the fold sends no dead letters")
-
-    async def find(self, record: SourceRecord, from_offset: int) -> int | None:
-        raise RuntimeError("the fold sends no dead letters")
-
-
 class InputFold:
     def __init__(self, settings: Settings) -> None:
         topics = TopicNames.from_config(settings.kafka)
@@ -60,43 +45,35 @@ class InputFold:
         # Every row the worker exports for the folded events, in input order.
         self.exported: list[ExportedRow] = []
         self._kinds = topics.kinds
-        self._now = datetime.now(UTC)
+        self._rules = Rules.from_settings(settings)
         self._next: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset
-        self._pipeline = EventPipeline(
-            settings,
-            self._kinds,
-            self.inventory,
-            SourceRegistry(topics.feeds),
-            dead_letters=_NoDeadLetters(),
-            clocks=Clocks(wall=lambda: self._now),
-        )
 
     def add(self, record: SourceRecord) -> None:
         """Apply one record; records of a partition must come in offset order."""
         self.records += 1
-        if record.timestamp_ms is not None:
-            # "Too far in the future" was judged at processing time, which the record's
-            # own timestamp approximates far better than today's clock.
-            self._now = datetime.fromtimestamp(record.timestamp_ms / 1000, tz=UTC)
         floors = self._floors(record)
         self._next[(record.topic, record.partition)] = record.offset + 1
-        try:
-            accepted = self._pipeline.accept(record, self._kinds[record.topic])
-        except Exception:
-            # The worker dead-letters every failure here: `Rejected` with its reason, and
-            # anything else (a bug) as "internal".
-            self.skipped += 1
+        decision = decide(
+            record,
+            self._kinds[record.topic],
+            progress=Progress(),
+            positions=self.inventory,
+            floors=floors,
+            rules=self._rules,
+        )
+        if not isinstance(decision, Apply):
+            self.skipped += 1  # the worker dead-letters it
             return
-        pruning = self._pipeline.pruning(floors, record_time_ms(record, accepted.event))
-        if not self._pipeline.apply_to_tables(record, accepted, pruning):
+        if decision.outcome is Outcome.DUPLICATE:
             self.duplicates += 1
             return
+        self.inventory.update(decision.writes)
         self.applied += 1
         self.exported += [
             ExportedRow.of(row, record.topic, record.partition, record.offset)
-            for row in accepted.routed.rows
+            for row in decision.routed.rows
         ]
-        for change in accepted.routed.changes:
+        for change in decision.routed.changes:
             key = position_key(change.facility_id, change.product_id)
             position = self.inventory[key]
             self.endings.setdefault(key, {})[record.topic] = {

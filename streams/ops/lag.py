@@ -186,6 +186,15 @@ def render(report: GroupReport) -> Group:
             + "[/]"
             for w in batches["failing_writers"]
         ),
+        *(
+            "[red]"
+            + escape(
+                f"HALTED partition {h['partition']} at offset {h['offset']} on {h['worker']} "
+                f"(attempt {h['attempts']}): {h['reason']}"
+            )
+            + "[/]"
+            for h in batches.get("halted_partitions", ())
+        ),
     ]
     return Group(title, *tables, open_batches, *lines)
 

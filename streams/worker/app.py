@@ -6,12 +6,10 @@ event through the files.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 import faust
-from aiokafka.errors import IllegalStateError
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import TP
 
@@ -21,9 +19,9 @@ from sinks.retry import Backoff
 from sinks.source_partition import SourcePartition
 from streams.config import KafkaConfig, Settings
 from streams.core.batching import WindowPolicy
+from streams.core.decision import Rules
 from streams.core.lag_status import LagPolicy
 from streams.core.pending import SourceRegistry
-from streams.core.pipeline import EventPipeline
 from streams.kafka.broker import (
     DLQ_MAX_MESSAGE_BYTES,
     BrokerFlavor,
@@ -31,13 +29,16 @@ from streams.kafka.broker import (
     sasl_password,
     ssl_context,
 )
+from streams.kafka.traits import BrokerTraits
 from streams.worker.agents import register_ingest_agent
+from streams.worker.broker_reads import BrokerReads
 from streams.worker.changelog_writer import ChangelogWriter
-from streams.worker.dead_letter_writer import KafkaDeadLetters
+from streams.worker.ingest import Ingest
 from streams.worker.monitor import Monitor
 from streams.worker.publish_loop import PublishLoop
 from streams.worker.rejection_watch import RejectionWatch
 from streams.worker.tables import TableProgress, WrittenThroughTable, register_tables
+from streams.worker.transport import read_committed
 from streams.worker.web import register_views
 
 # DESIGN section 9: Tansu's group joins wait the full rebalance timeout, so dev and tests
@@ -47,6 +48,8 @@ TANSU_SETTINGS: dict[str, Any] = {
     "broker_session_timeout": 6,
     "broker_heartbeat_interval": 1,
 }
+# How soon a halted partition is consumed again, doubling while it keeps failing.
+HALT_BACKOFF = Backoff(initial=1.0, maximum=30.0)
 
 
 @dataclass
@@ -56,15 +59,14 @@ class Runtime:
     app: faust.App
     settings: Settings
     topics: TopicNames
-    flavor: BrokerFlavor
+    traits: BrokerTraits
     sources: SourceRegistry
-    pipeline: EventPipeline
+    ingest: Ingest
     publish_loop: PublishLoop
     destination: Destination
     monitor: Monitor
     rejections: RejectionWatch
     writer: ChangelogWriter
-    dead_letters: KafkaDeadLetters
     inventory: WrittenThroughTable
     progress: WrittenThroughTable
 
@@ -74,32 +76,37 @@ def build_runtime(
     flavor: BrokerFlavor,
     destination: Destination,
     faults: FaultHook = no_faults,
+    *,
+    max_dead_letter_bytes: int = DLQ_MAX_MESSAGE_BYTES,
 ) -> Runtime:
     app = faust.App(settings.kafka.group_id, **faust_settings(settings, flavor))
+    read_committed(app)
+    traits = BrokerTraits.of(flavor)
     topics = TopicNames.from_config(settings.kafka)
     sources = SourceRegistry(topics.feeds, durable_gate=True)
-    writer = ChangelogWriter(settings.kafka, sources, faults=faults)
-    inventory, progress = register_tables(app, settings.kafka.partitions, writer)
+    writer = ChangelogWriter(settings.kafka, sources, traits, dlq_topic=topics.dlq, faults=faults)
+    inventory, progress = register_tables(app, settings.kafka.partitions, writer, topics.inputs)
     sources.use_progress(TableProgress(progress))
-    dead_letters = KafkaDeadLetters(settings.kafka, topics.dlq)
 
     def assigned(source: SourcePartition) -> bool:
         return TP(source.topic, source.partition) in app.consumer.assignment()
 
-    async def seek(source: SourcePartition, offset: int) -> None:
-        with contextlib.suppress(IllegalStateError):  # revoked or rebalancing meanwhile
-            await app.consumer.seek(TP(source.topic, source.partition), offset)
-
-    pipeline = EventPipeline(
-        settings,
-        topics.kinds,
-        inventory,
-        sources,
-        dead_letters=dead_letters,
-        durable=writer.flush,
+    ingest = Ingest(
+        rules=Rules.from_settings(settings),
+        kinds=topics.kinds,
+        sources=sources,
+        inventory=inventory,
+        progress=progress,
+        writer=writer,
+        traits=traits,
+        broker=BrokerReads(settings.kafka, topics.dlq),
+        consumer=lambda: app.consumer,
         assigned=assigned,
-        seek=seek,
+        max_pending_rows=settings.batching.max_pending_rows,
+        max_dead_letter_bytes=max_dead_letter_bytes,
+        backoff=HALT_BACKOFF,
     )
+    writer.watch(ingest)
     publish_loop = PublishLoop(
         sources,
         destination,
@@ -111,6 +118,7 @@ def build_runtime(
         WindowPolicy(settings.batching.window_seconds, settings.batching.max_rows),
         Backoff(settings.publish.retry_initial_seconds, settings.publish.retry_max_seconds),
         faults=faults,
+        on_published=ingest.published,
     )
     status = app.topic(
         topics.status,
@@ -134,15 +142,14 @@ def build_runtime(
         app,
         settings,
         topics,
-        flavor,
+        traits,
         sources,
-        pipeline,
+        ingest,
         publish_loop,
         destination,
         monitor,
         RejectionWatch(destination, settings.worker.rejections_check_seconds),
         writer,
-        dead_letters,
         inventory,
         progress,
     )

@@ -1,22 +1,33 @@
-"""Table changelog records, produced in large batches instead of one send each.
+"""Table changelog records and dead letters, per partition number, in large batches.
 
 Faust produces every table write through its producer buffer, one message and several
 awaits at a time: about 2,000 writes/s on the benchmark machine, while the same broker
 takes 67,000 records/s and more in batches (docs/performance.md). A count of 200 lines is
 200 position writes, so that path bounded the whole pipeline.
 
-The tables (`streams.worker.tables`) append their changelog records here, synchronously: the
-same bytes on the same partitions as Faust's own. A flush hands everything appended so
-far to an aiokafka producer as one batch per changelog partition and waits for the
-broker's acks. As each batch is acked, its records go back to their table with their
+The tables (`streams.worker.tables`) append their changelog records here, synchronously:
+the same bytes on the same partitions as Faust's own. Everything a partition number
+writes (both input topics of that number share one changelog partition per table) waits
+in that partition's log until its flush: one batch per changelog partition, and its dead
+letters. As each batch is acknowledged its records go back to their table with their
 changelog offsets, and only then into the table's local store: local state is a cache of
-the changelog, never ahead of it. Once the whole flush is acked, each source partition
-learns that the events it had consumed are durable, and `streams.core.pending` acks no event
-before that: no offset is committed past an event whose table writes could still be lost.
+the changelog, never ahead of it. Once the whole flush is done, the partition's sources
+learn that the events they had consumed are durable, and `streams.core.pending` acks no
+event before that.
 
-One flush is in flight at a time, so a partition's records reach the broker in the order
-they were written, and the writes of every consumed event belong to this flush or an
-earlier one.
+Each partition number flushes on its own, so a partition whose leader is away holds up
+no other. Where the broker has transactions (`streams.kafka.traits`), each partition
+number has its own transactional producer, `<group>.changelog.p<N>`, opened when the
+partition is assigned: that fences any earlier owner (a worker paused past its session,
+then woken), whose writes then fail with `ProducerFenced`. A flush is one transaction of
+the changelog records and dead letters, so a dead letter and the progress mark that
+records it exist together or not at all, and readers read committed records only. On
+Tansu, without transactions, dead letters are sent after the changelog batch that holds
+their pending mark (`streams.core.progress`).
+
+A flush that fails leaves its partition's log failed: nothing more is flushed or marked
+durable for it until the worker has rolled the partition back (`rollback`) and consumes
+it again from its last durable event (`streams.worker.ingest`).
 """
 
 from __future__ import annotations
@@ -26,26 +37,33 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import ProducerFenced
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import RecordMetadata, TopicPartition
 
 from sinks.feed_publisher import FaultHook, no_faults
+from sinks.source_partition import SourcePartition
 from streams.config import KafkaConfig
+from streams.core.dead_letter import DeadLetterRecord
 from streams.core.pending import SourceRegistry
-from streams.kafka.broker import client_options
+from streams.core.progress import DeadLetterMark
+from streams.kafka.broker import DLQ_MAX_MESSAGE_BYTES, client_options
+from streams.kafka.changelog import TABLES, changelog_topic
+from streams.kafka.changelog_ends import end_partitions
+from streams.kafka.traits import BrokerTraits
 
 log = logging.getLogger(__name__)
 
 # Large enough that a flush is usually one batch per partition, within the broker's
 # default message.max.bytes (1 MiB).
 MAX_BATCH_BYTES = 1_000_000
-# A flush starts once this much is appended, or `LINGER_SECONDS` after the last one.
+# A partition flushes once this much is appended, or `LINGER_SECONDS` after its last flush.
 FLUSH_BYTES = 256 * 1024
 LINGER_SECONDS = 0.05
-# The agent waits for a flush while more than this is appended: memory stays bounded.
+# A partition's consumption pauses while more than this waits for its flush.
 MAX_PENDING_BYTES = 8 * 1024 * 1024
 
 
@@ -63,7 +81,28 @@ OnPersisted = Callable[[TopicPartition, Sequence[Persisted]], None]
 
 
 class ChangelogWriteFailed(RuntimeError):
-    """A flush failed: its records are gone, so no later flush may mark events durable."""
+    """A partition's flush failed: its records and dead letters are gone, so nothing more
+    is marked durable for it until it is rolled back."""
+
+
+class Fenced(ChangelogWriteFailed):
+    """A newer producer owns this partition's transactional id: it is not ours any more."""
+
+
+class PartitionEvents(Protocol):
+    """What the writer tells the worker about a partition number."""
+
+    def flushed(self, partition: int) -> None: ...
+
+    def failed(self, partition: int, error: ChangelogWriteFailed) -> None: ...
+
+
+class _NoEvents:
+    def flushed(self, partition: int) -> None:
+        pass
+
+    def failed(self, partition: int, error: ChangelogWriteFailed) -> None:
+        log.error("changelog partition %d failed: %s", partition, error)
 
 
 @dataclass
@@ -72,10 +111,38 @@ class _Batch:
     records: list[tuple[bytes | None, bytes | None, Any]] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class _Letter:
+    """A dead letter that waits for the flush carrying its pending mark (no transactions)."""
+
+    source: SourcePartition
+    offset: int
+    record: DeadLetterRecord
+
+
 @dataclass
 class _Pending:
     batches: dict[TopicPartition, list[_Batch]] = field(default_factory=dict)
+    letters: list[_Letter] = field(default_factory=list)
     size: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.batches or self.letters)
+
+
+class _Log:
+    """One partition number: what waits for its next flush, and who flushes it."""
+
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+        self.pending = _Pending()
+        self.producer: AIOKafkaProducer | None = None  # its own, where transactional
+        self.lock = asyncio.Lock()  # one flush at a time keeps its records in order
+        self.wake = asyncio.Event()
+        self.failure: ChangelogWriteFailed | None = None
+        self.fenced = False
+        self.broken = False  # its transactional producer cannot abort: needs reassignment
+        self.task: asyncio.Task[None] | None = None
 
 
 class ChangelogWriter:
@@ -83,126 +150,317 @@ class ChangelogWriter:
         self,
         kafka: KafkaConfig,
         sources: SourceRegistry,
+        traits: BrokerTraits,
         *,
+        dlq_topic: str = "",
         request_timeout_ms: int = 40_000,
         faults: FaultHook = no_faults,
     ) -> None:
         self._kafka = kafka
+        self._sources = sources
+        self._traits = traits
+        self._dlq = TopicPartition(dlq_topic, 0)
         self._faults = faults
         self._request_timeout_ms = request_timeout_ms
-        self._failure: BaseException | None = None
-        self._sources = sources
-        self._producer: AIOKafkaProducer | None = None
-        self._started = asyncio.Event()
-        self._starting = asyncio.Lock()
-        self._wake = asyncio.Event()
-        self._lock = asyncio.Lock()
-        self._pending = _Pending()
+        self._logs: dict[int, _Log] = {}
+        self._claiming = asyncio.Lock()
+        self._shared: AIOKafkaProducer | None = None  # without transactions
         self._on_persisted: dict[str, OnPersisted] = {}
+        self._events: PartitionEvents = _NoEvents()
+        self.dlq_end = 0  # no dead letter this process sent is at or past this
 
     def register(self, topic: str, on_persisted: OnPersisted) -> None:
-        """Call `on_persisted(tp, records)` after each of `topic`'s batches is acked."""
+        """Call `on_persisted(tp, records)` after each of `topic`'s batches is durable."""
         self._on_persisted[topic] = on_persisted
 
-    async def throttle(self) -> None:
-        """After each event: start a flush when enough is appended, wait when too much is."""
-        if self._pending.size >= FLUSH_BYTES:
-            self._wake.set()
-        if self._pending.size >= MAX_PENDING_BYTES:
-            await self.flush()
+    def watch(self, events: PartitionEvents) -> None:
+        self._events = events
+
+    def claimed(self, partition: int) -> bool:
+        log_ = self._logs.get(partition)
+        return log_ is not None and not log_.fenced and not log_.broken
+
+    def pending_bytes(self, partition: int) -> int:
+        log_ = self._logs.get(partition)
+        return log_.pending.size if log_ is not None else 0
 
     def append(
         self, topic: str, partition: int, key: bytes | None, value: bytes | None, tag: Any = None
     ) -> None:
-        """Queue a record for the next flush; `tag` comes back with it once it is acked."""
-        tp = TopicPartition(topic, partition)
-        batches = self._pending.batches.setdefault(tp, [])
-        if not batches or batches[-1].builder.append(timestamp=None, key=key, value=value) is None:
-            batch = _Batch(self._started_producer().create_batch())
-            if batch.builder.append(timestamp=None, key=key, value=value) is None:
-                raise ValueError(f"a {topic} record of {len(value or b'')} bytes fits no batch")
+        """Queue a record for the partition's next flush; `tag` comes back once durable."""
+        pending = self._log(partition).pending
+        self._add(pending, TopicPartition(topic, partition), key, value, tag=tag)
+        self._maybe_wake(partition)
+
+    def dead_letter(
+        self, partition: int, source: SourcePartition, offset: int, record: DeadLetterRecord
+    ) -> None:
+        """Queue `source`'s dead letter of `offset` for the partition's next flush: in its
+        transaction, or right after its changelog batch where there are none."""
+        pending = self._log(partition).pending
+        if self._traits.transactions:
+            self._add(pending, self._dlq, record.key, record.value, headers=record.headers)
+        else:
+            pending.letters.append(_Letter(source, offset, record))
+            pending.size += record.size
+        self._maybe_wake(partition)
+
+    def _log(self, partition: int) -> _Log:
+        found = self._logs.get(partition)
+        if found is None:
+            raise ChangelogWriteFailed(f"partition {partition} is not claimed by this worker")
+        if found.failure is not None:
+            raise ChangelogWriteFailed(f"partition {partition} failed: {found.failure}")
+        return found
+
+    def _add(
+        self,
+        pending: _Pending,
+        tp: TopicPartition,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        headers: Sequence[tuple[str, bytes]] = (),
+        tag: Any = None,
+    ) -> None:
+        batches = pending.batches.setdefault(tp, [])
+        appended = (
+            batches[-1].builder.append(timestamp=None, key=key, value=value, headers=list(headers))
+            if batches
+            else None
+        )
+        if appended is None:
+            size = len(key or b"") + len(value or b"") + sum(len(k) + len(v) for k, v in headers)
+            batch = _Batch(self._builder(max(MAX_BATCH_BYTES, size + 4096)))
+            if (
+                batch.builder.append(timestamp=None, key=key, value=value, headers=list(headers))
+                is None
+            ):
+                raise ChangelogWriteFailed(f"a {tp.topic} record of {size} bytes fits no batch")
             batches.append(batch)
         batches[-1].records.append((key, value, tag))
-        self._pending.size += len(key or b"") + len(value or b"")
+        pending.size += len(key or b"") + len(value or b"")
 
-    def _started_producer(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            raise RuntimeError("the changelog writer is not started")
-        return self._producer
+    def _builder(self, size: int) -> BatchBuilder:
+        return BatchBuilder(size, None, is_transactional=self._traits.transactions)
 
-    async def flush(self) -> None:
-        """Produce everything appended so far; then the events consumed so far are durable."""
-        if self._producer is None:
-            return  # nothing was appended: appending needs the producer
-        async with self._lock:
-            if self._failure is not None:
-                raise ChangelogWriteFailed(f"an earlier flush failed: {self._failure}")
-            pending, self._pending = self._pending, _Pending()
-            consumed = self._sources.consumed()
-            try:
-                await self._produce(pending)
-                if pending.batches:
-                    await self._faults("changelog-acked")
-            except Exception as exc:
-                # The events stay unacked, and their successor consumes them again; going
-                # on would ack later events over the lost writes. The failure stops the
-                # flusher task, and with it the worker.
-                self._failure = exc
-                log.exception("changelog write failed; no event is acked from now on")
-                raise ChangelogWriteFailed(str(exc)) from exc
-            for source, mark in consumed.items():
-                self._sources.mark_durable(source, mark)
+    def _maybe_wake(self, partition: int) -> None:
+        found = self._logs[partition]
+        if found.pending.size >= FLUSH_BYTES:
+            found.wake.set()
 
-    async def _produce(self, pending: _Pending) -> None:
-        producer = self._started_producer()
-        if pending.batches:
-            await self._faults("changelog-unsent")
-        sent: list[tuple[TopicPartition, _Batch, asyncio.Future[RecordMetadata]]] = []
-        for tp, batches in pending.batches.items():
-            for batch in batches:
-                future = await producer.send_batch(batch.builder, tp.topic, partition=tp.partition)
-                sent.append((tp, batch, future))
-        for tp, batch, future in sent:
-            base = (await future).offset
-            on_persisted = self._on_persisted.get(tp.topic)
-            if on_persisted is not None:
-                records = [
-                    Persisted(base + index, key, value, tag)
-                    for index, (key, value, tag) in enumerate(batch.records)
-                ]
-                on_persisted(tp, records)
-
-    async def start(self) -> None:
-        """Start the producer once (on assignment, or at the first event if that comes
-        first); concurrent callers wait for the first."""
-        if self._producer is not None:
-            return
-        async with self._starting:
-            if self._producer is not None:
+    async def claim(self, partitions: set[int]) -> None:
+        """Open the logs of newly assigned partition numbers. With transactions, each gets
+        a producer of its own, whose start fences every earlier owner; then each of their
+        changelog partitions is ended with one plain record, so that Faust's recovery (which
+        reads up to the last offset, a commit marker here) finds a record there."""
+        async with self._claiming:
+            new = sorted(partition for partition in partitions if partition not in self._logs)
+            if not new:
                 return
+            logs = [_Log(partition) for partition in new]
+            if self._traits.transactions:
+                await asyncio.gather(*(self._open(found) for found in logs))
+                topics = [changelog_topic(self._kafka.group_id, table) for table in TABLES]
+                await end_partitions(
+                    self._kafka, [TopicPartition(t, p) for t in topics for p in new]
+                )
+            else:
+                await self._start_shared()
+            for found in logs:
+                self._logs[found.partition] = found
+                found.task = asyncio.create_task(self._flusher(found))
+            log.info("claimed changelog partitions %s", ", ".join(map(str, new)))
+
+    async def _open(self, found: _Log) -> None:
+        producer = AIOKafkaProducer(
+            **client_options(self._kafka),
+            transactional_id=f"{self._kafka.group_id}.changelog.p{found.partition}",
+            acks="all",
+            max_batch_size=MAX_BATCH_BYTES,
+            max_request_size=DLQ_MAX_MESSAGE_BYTES,
+            request_timeout_ms=self._request_timeout_ms,
+        )
+        await producer.start()
+        found.producer = producer
+
+    async def _start_shared(self) -> None:
+        if self._shared is None:
             producer = AIOKafkaProducer(
                 **client_options(self._kafka),
                 acks="all",
                 max_batch_size=MAX_BATCH_BYTES,
+                max_request_size=DLQ_MAX_MESSAGE_BYTES,
                 request_timeout_ms=self._request_timeout_ms,
             )
             await producer.start()
-            self._producer = producer
-            self._started.set()
+            self._shared = producer
 
-    async def run(self) -> None:
-        """Flush when woken or every `LINGER_SECONDS`, from the start until cancelled."""
-        await self._started.wait()
+    async def release(self, partitions: set[int]) -> None:
+        """Flush what revoked partitions wrote, then close their logs: the next owner
+        recovers every write. A failed or fenced flush loses nothing the next owner
+        needs: it consumes those events again."""
+        found = [self._logs.pop(p) for p in sorted(partitions) if p in self._logs]
+        await asyncio.gather(*(self._close(log_) for log_ in found))
+
+    async def _close(self, found: _Log) -> None:
+        if found.task is not None:
+            found.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await found.task
+        with contextlib.suppress(ChangelogWriteFailed):
+            await self._flush(found)
+        if found.producer is not None:
+            with contextlib.suppress(Exception):  # a fenced producer cannot stop cleanly
+                await found.producer.stop()
+
+    def fail(self, partition: int, reason: str) -> None:
+        """Flush nothing more of `partition` until `rollback`: what it appended since the
+        failure began may be half of an event's writes."""
+        found = self._logs.get(partition)
+        if found is not None and found.failure is None:
+            found.failure = ChangelogWriteFailed(reason)
+
+    async def rollback(self, partition: int) -> None:
+        """Drop what the partition appended since its last durable flush, after a failure:
+        its events are consumed again. A fenced or broken log stays failed."""
+        found = self._logs.get(partition)
+        if found is None:
+            return
+        async with found.lock:
+            found.pending = _Pending()
+            if not (found.fenced or found.broken):
+                found.failure = None
+
+    async def flush(self, partition: int) -> None:
+        """Flush one partition now (tests, and revocation)."""
+        found = self._logs.get(partition)
+        if found is not None:
+            await self._flush(found)
+
+    async def flush_all(self) -> None:
+        await asyncio.gather(*(self._flush(found) for found in list(self._logs.values())))
+
+    async def _flusher(self, found: _Log) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(found.wake.wait(), LINGER_SECONDS)
+            found.wake.clear()
+            if found.failure is not None:
+                continue
+            try:
+                await self._flush(found)
+            except ChangelogWriteFailed as exc:
+                self._events.failed(found.partition, exc)
+            else:
+                self._events.flushed(found.partition)
+
+    async def _flush(self, found: _Log) -> None:
+        async with found.lock:
+            if found.failure is not None:
+                raise found.failure
+            floors = self._sources.save_floors(found.partition)
+            pending, found.pending = found.pending, _Pending()
+            consumed = self._sources.consumed(found.partition)
+            try:
+                if pending:
+                    await self._faults("changelog-unsent")
+                    await self._write(found, pending)
+                    await self._faults("changelog-acked")
+            except Exception as exc:
+                # The worker halts the partition and says why (`streams.worker.ingest`).
+                found.failure = self._failure(found, exc)
+                raise found.failure from exc
+            self._sources.mark_durable(consumed, floors)
+
+    def _failure(self, found: _Log, exc: Exception) -> ChangelogWriteFailed:
+        if isinstance(exc, ChangelogWriteFailed):
+            return exc
+        if isinstance(exc, ProducerFenced):
+            found.fenced = True
+            return Fenced(
+                f"partition {found.partition} is fenced: a newer owner opened its transactional "
+                "id (or its transaction outlived the broker's timeout); it waits for the next "
+                "assignment"
+            )
+        return ChangelogWriteFailed(f"{type(exc).__name__}: {exc}".rstrip(": "))
+
+    async def _write(self, found: _Log, pending: _Pending) -> None:
+        if found.producer is None:
+            await self._produce(self._started_shared(), pending)
+            await self._send_letters(self._started_shared(), pending.letters)
+            return
+        producer = found.producer
+        await producer.begin_transaction()
         try:
-            while True:
-                await self.flush()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), LINGER_SECONDS)
-                self._wake.clear()
-        finally:
-            await self.stop()
+            sent = await self._send(producer, pending)
+            await producer.commit_transaction()
+        except Exception:
+            await self._abort(found)
+            raise
+        self._persisted(sent)
+
+    async def _abort(self, found: _Log) -> None:
+        assert found.producer is not None  # noqa: S101 - only transactional logs abort
+        try:
+            await found.producer.abort_transaction()
+        except Exception as exc:
+            # Fenced, or a fatal producer error: only a new assignment opens it again.
+            found.broken = True
+            log.warning(
+                "partition %d: the transaction cannot be aborted (%s)", found.partition, exc
+            )
+
+    def _started_shared(self) -> AIOKafkaProducer:
+        if self._shared is None:
+            raise ChangelogWriteFailed("the changelog writer is not started")
+        return self._shared
+
+    async def _produce(self, producer: AIOKafkaProducer, pending: _Pending) -> None:
+        self._persisted(await self._send(producer, pending))
+
+    async def _send(
+        self, producer: AIOKafkaProducer, pending: _Pending
+    ) -> list[tuple[TopicPartition, _Batch, RecordMetadata]]:
+        futures = []
+        for tp, batches in pending.batches.items():
+            for batch in batches:
+                future = await producer.send_batch(batch.builder, tp.topic, partition=tp.partition)
+                futures.append((tp, batch, future))
+        return [(tp, batch, await future) for tp, batch, future in futures]
+
+    def _persisted(self, sent: Sequence[tuple[TopicPartition, _Batch, RecordMetadata]]) -> None:
+        for tp, batch, meta in sent:
+            if tp == self._dlq:
+                self.dlq_end = max(self.dlq_end, meta.offset + len(batch.records))
+            on_persisted = self._on_persisted.get(tp.topic)
+            if on_persisted is not None:
+                records = [
+                    Persisted(meta.offset + index, key, value, tag)
+                    for index, (key, value, tag) in enumerate(batch.records)
+                ]
+                on_persisted(tp, records)
+
+    async def _send_letters(self, producer: AIOKafkaProducer, letters: Sequence[_Letter]) -> None:
+        """Without transactions: each dead letter after the changelog batch holding its
+        pending mark; then its offset goes into the mark (with the next flush)."""
+        for letter in letters:
+            record = letter.record
+            meta = await producer.send_and_wait(
+                self._dlq.topic,
+                record.value,
+                key=record.key,
+                partition=self._dlq.partition,
+                headers=list(record.headers),
+            )
+            self.dlq_end = max(self.dlq_end, meta.offset + 1)
+            state = self._sources.get(letter.source)
+            if state is not None:
+                self._sources.mark_dead_letter(state, letter.offset, DeadLetterMark(meta.offset))
 
     async def stop(self) -> None:
         # Unflushed records belong to unacked events, which are consumed again.
-        if self._producer is not None:
-            await self._producer.stop()
+        await self.release(set(self._logs))
+        if self._shared is not None:
+            await self._shared.stop()
+            self._shared = None

@@ -19,7 +19,13 @@ from prometheus_client import Gauge
 
 from sinks.feeds import Feed
 from streams.config import KafkaConfig
-from streams.core.batch_status import FailingWriter, OpenBatch, WorkerStatus, worker_id
+from streams.core.batch_status import (
+    FailingWriter,
+    HaltedPartition,
+    OpenBatch,
+    WorkerStatus,
+    worker_id,
+)
 from streams.core.lag_status import LagHistory, LagPolicy
 from streams.core.pending import SourceRegistry
 from streams.kafka.broker import BrokerError, TopicNames
@@ -68,8 +74,12 @@ def snapshot(sources: SourceRegistry, loop: PublishLoop, worker: str) -> WorkerS
         for w in loop.writers()
         if w.error is not None
     )
+    halted = tuple(
+        HaltedPartition(partition, halt.offset, halt.reason, halt.since, halt.attempts)
+        for partition, halt in sorted(sources.halts.items())
+    )
     return WorkerStatus(
-        worker, time.time(), batches, dict(loop.last_publish), loop.last_error, failing
+        worker, time.time(), batches, dict(loop.last_publish), loop.last_error, failing, halted
     )
 
 

@@ -2,13 +2,16 @@
 
 It runs beside the agent on a short tick, so an idle partition's window still closes on
 time. Each (feed, source partition) has its own `sinks.partition_writer.PartitionWriter`
-with its own backoff: a failure keeps that writer's rows and waits, while every other
-writer goes on publishing. Nothing is dropped while the SFTP server is down (consumption
-pauses instead, once `batching.max_pending_rows` rows are waiting).
+with its own backoff, and each flush runs as a task of its own: the tick starts the due
+ones and waits for none, so a writer waiting on a slow or failing folder holds up no
+other writer, window after window. A failure keeps that writer's rows; nothing is dropped
+while the SFTP server is down (that partition's consumption pauses instead, once
+`batching.max_pending_rows` of its rows are waiting).
 
 After a successful flush of a batch (steps 1-7 of docs/publish-protocol.md) the loop
 takes step 8, the ack decision: it drops the batch's rows and acks every event below the
-partition's new low-water mark (`streams.core.pending.SourceState.release`).
+partition's new low-water mark (`streams.core.pending.SourceState.release`). A partition
+revoked while its flush ran acks nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from sinks.destination import Destination
 from sinks.exceptions import SinkError
@@ -48,6 +51,7 @@ class PublishLoop:
         monotonic: Callable[[], float] = time.monotonic,
         tick_seconds: float = 0.5,
         probe_seconds: float = 15.0,
+        on_published: Callable[[SourceState], Awaitable[None]] | None = None,
     ) -> None:
         self._sources = sources
         self._dest = dest
@@ -61,6 +65,9 @@ class PublishLoop:
         self._probe_seconds = probe_seconds
         self._last_contact = float("-inf")
         self._writers: dict[tuple[Feed, SourcePartition], PartitionWriter] = {}
+        self._flushing: dict[tuple[Feed, SourcePartition], asyncio.Task[None]] = {}
+        self._probing: asyncio.Task[None] | None = None
+        self._on_published = on_published
         self.last_error: str | None = None  # of the destination as a whole
         self.last_publish: dict[str, float] = {}  # feed -> unix time of its last new file
         # Since this worker started: feed -> files / rows it published.
@@ -85,26 +92,27 @@ class PublishLoop:
             await asyncio.sleep(self._tick_seconds)
 
     async def tick(self, force: bool = False) -> None:
-        """Flush every due batch (every non-empty one when `force`)."""
+        """Start a flush of every due batch (every non-empty one when `force`)."""
         self._forget_revoked()
         if not self._backoff.ready(self._monotonic()) or not await self._layout():
             return
-        # Concurrently: a writer waiting on a slow server holds up no other writer.
-        await asyncio.gather(
-            *(
-                self._maybe_flush(state, feed, force)
-                for state in self._sources
-                for feed in state.batchers
-            )
-        )
-        await self._probe()
-        self._sources.save_floors()
+        for state in self._sources:
+            for feed in state.batchers:
+                self._maybe_start(state, feed, force)
+        if self._probing is None or self._probing.done():
+            self._probing = asyncio.create_task(self._probe())
         self._update_gauges()
+
+    async def settle(self) -> None:
+        """Wait for the flushes that are running (tests, and a clean stop)."""
+        await asyncio.gather(*self._flushing.values(), return_exceptions=True)
 
     def _forget_revoked(self) -> None:
         owned = {state.source for state in self._sources}
         for key in [key for key in self._writers if key[1] not in owned]:
             del self._writers[key]
+        for key in [key for key, task in self._flushing.items() if task.done()]:
+            del self._flushing[key]
 
     async def _probe(self) -> None:
         """Touch an idle destination now and then, so /ready notices an outage."""
@@ -145,25 +153,34 @@ class PublishLoop:
             )
         return writer
 
-    async def _maybe_flush(self, state: SourceState, feed: Feed, force: bool) -> None:
+    def _maybe_start(self, state: SourceState, feed: Feed, force: bool) -> None:
+        key = (feed, state.source)
+        running = self._flushing.get(key)
+        if running is not None and not running.done():
+            return
         batcher = state.batchers[feed]
         due = len(batcher) > 0 if force else batcher.is_due(self._monotonic(), self._policy)
         writer = self._writer(state, feed)
-        if not due or not writer.ready():
+        if due and writer.ready():
+            self._flushing[key] = asyncio.create_task(self._flush(state, feed, writer))
+
+    async def _flush(self, state: SourceState, feed: Feed, writer: PartitionWriter) -> None:
+        batcher = state.batchers[feed]
+        consumed = state.consumed_through
+        if consumed is None:
             return
-        async with state.lock:
-            if self._sources.get(state.source) is not state:
-                return  # revoked while we waited for the lock
-            consumed = state.consumed_through
-            result = await writer.flush(batcher.rows_through(consumed), consumed)
-            if result is None:
-                self._writer_failed(writer)
-                return
-            self._published(feed, result)
-            batcher.drop_through(result.done_through)
-            state.release()
-            await self._faults("released")
-        self._sources.notify_progress()
+        result = await writer.flush(batcher.rows_through(consumed), consumed)
+        if result is None:
+            self._writer_failed(writer)
+            return
+        self._published(feed, result)
+        if not self._sources.owns(state):
+            return  # revoked meanwhile: its next owner acks
+        batcher.drop_through(result.done_through)
+        state.release()
+        await self._faults("released")
+        if self._on_published is not None:
+            await self._on_published(state)
 
     def _destination_failed(self, exc: SinkError) -> None:
         delay = self._backoff.failed(self._monotonic())

@@ -67,12 +67,32 @@ class WrittenThroughTable(faust.Table[str, Any]):
     """
 
     writer: ChangelogWriter  # set by `register_tables` before the table is used
+    inputs: frozenset[str]  # the input topics, whose partition numbers this table follows
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # key -> (write sequence, value or _DELETED), for writes not yet acknowledged.
-        self._unacked: dict[Any, tuple[int, Any]] = {}
+        # key -> (write sequence, value or _DELETED, changelog partition), for writes not
+        # yet acknowledged.
+        self._unacked: dict[Any, tuple[int, Any, int]] = {}
         self._sequence = 0
+
+    async def on_rebalance(
+        self,
+        assigned: set[TP],
+        revoked: set[TP],
+        newly_assigned: set[TP],
+        generation_id: int = 0,
+    ) -> None:
+        # Before recovery starts: claiming a partition fences its earlier owner, so that
+        # recovery reads everything that owner will ever have written.
+        await self.writer.claim({tp.partition for tp in assigned if tp.topic in self.inputs})
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+
+    def forget_unwritten(self, partition: int) -> None:
+        """Drop writes on changelog `partition` that no flush made durable (it failed):
+        reads see the store again, which holds what the changelog holds."""
+        for key in [key for key, (_, _, p) in self._unacked.items() if p == partition]:
+            del self._unacked[key]
 
     @property
     def unacked_writes(self) -> int:
@@ -103,11 +123,12 @@ class WrittenThroughTable(faust.Table[str, Any]):
 
     def put(self, key: Any, value: Any, partition: int) -> None:
         """Write `key` on changelog `partition`; outside stream iteration too."""
-        self._sequence += 1
-        self._unacked[key] = (self._sequence, value)
+        sequence = self._sequence + 1
         data = None if value is _DELETED else _dumps(value)
-        tag = (key, value, self._sequence)
+        tag = (key, value, sequence)
         self.writer.append(self.changelog_topic_name, partition, _dumps(key), data, tag)
+        self._sequence = sequence
+        self._unacked[key] = (sequence, value, partition)
 
     def _event_partition(self) -> int:
         partition = self.partition_for_key(None)  # the current event's, as Faust's own
@@ -147,7 +168,7 @@ class TableProgress:
 
 
 def register_tables(
-    app: faust.App, partitions: int, writer: ChangelogWriter
+    app: faust.App, partitions: int, writer: ChangelogWriter, inputs: Sequence[str] = ()
 ) -> tuple[WrittenThroughTable, WrittenThroughTable]:
     # value_type None, not `dict`: Faust decodes stored and recovered values with
     # `value_type.from_data`, which `dict` lacks, so the RocksDB store and every changelog
@@ -155,6 +176,7 @@ def register_tables(
     inventory = _table(
         app,
         writer,
+        inputs,
         INVENTORY_TABLE,
         partitions,
         help="Applied inventory position per facility and product.",
@@ -162,6 +184,7 @@ def register_tables(
     progress = _table(
         app,
         writer,
+        inputs,
         PROGRESS_TABLE,
         partitions,
         help="Per input partition: the fully processed floor and its dead letters.",
@@ -170,7 +193,12 @@ def register_tables(
 
 
 def _table(
-    app: faust.App, writer: ChangelogWriter, name: str, partitions: int, **options: Any
+    app: faust.App,
+    writer: ChangelogWriter,
+    inputs: Sequence[str],
+    name: str,
+    partitions: int,
+    **options: Any,
 ) -> WrittenThroughTable:
     table = WrittenThroughTable(
         app,
@@ -182,6 +210,7 @@ def _table(
         **options,
     )
     table.writer = writer
+    table.inputs = frozenset(inputs)
     writer.register(table.changelog_topic_name, table.on_persisted)
     app.tables.add(table)
     return table

@@ -74,7 +74,16 @@ def readiness(runtime: Runtime) -> dict[str, bool]:
         "destination_reachable": loop.healthy,
         # A parked writer needs an operator: its partition's offsets cannot move.
         "no_parked_writers": not loop.parked(),
+        # A halted partition stopped on an error carrying an event out.
+        "no_halted_partitions": not runtime.sources.halts,
     }
+
+
+def halted(runtime: Runtime) -> list[dict[str, Any]]:
+    return [
+        {"partition": partition, **asdict(halt)}
+        for partition, halt in sorted(runtime.sources.halts.items())
+    ]
 
 
 def register_views(runtime: Runtime) -> None:
@@ -88,10 +97,13 @@ def register_views(runtime: Runtime) -> None:
     async def ready(self: Any, request: Any) -> Any:
         checks = readiness(runtime)
         parked = [asdict(status) for status in runtime.publish_loop.parked()]
-        return self.json(
-            {"ready": all(checks.values()), "checks": checks, "parked_writers": parked},
-            status=200 if all(checks.values()) else 503,
-        )
+        body = {
+            "ready": all(checks.values()),
+            "checks": checks,
+            "parked_writers": parked,
+            "halted_partitions": halted(runtime),
+        }
+        return self.json(body, status=200 if all(checks.values()) else 503)
 
     @app.page("/inventory/{facility}/{product}")
     async def inventory(self: Any, request: Any, facility: str, product: str) -> Any:

@@ -1,0 +1,83 @@
+"""What the ingest asks the broker: where a partition resumes, what lies in a gap, and
+whether an earlier attempt wrote a dead letter (`streams.worker.ingest.Broker`).
+
+One reader, opened at the first question and kept: these are rare (a partition's first
+record after an assignment, a gap, a pending dead-letter mark), and each must not pay for
+a new connection. A failure closes it, so that the next question opens a fresh one.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka import TopicPartition
+
+from sinks.source_partition import SourcePartition
+from streams import metrics
+from streams.config import KafkaConfig
+from streams.core.dead_letter import SourceRecord
+from streams.kafka.offsets import OffsetReader
+from streams.worker.dlq_search import find_dead_letter
+
+log = logging.getLogger(__name__)
+
+
+class BrokerReads:
+    def __init__(self, kafka: KafkaConfig, dlq_topic: str) -> None:
+        self._kafka = kafka
+        self._dlq_topic = dlq_topic
+        self._reader: OffsetReader | None = None
+
+    async def start_of(self, source: SourcePartition) -> int:
+        tp = TopicPartition(source.topic, source.partition)
+        async with self._open() as reader:
+            committed = (await reader.committed(self._kafka.group_id, [tp]))[tp]
+            if committed is not None:
+                return committed
+            return (await reader.log_starts([tp]))[tp]
+
+    async def first_record_at(self, source: SourcePartition, offset: int) -> int | None:
+        tp = TopicPartition(source.topic, source.partition)
+        async with self._open() as reader:
+            start = (await reader.log_starts([tp]))[tp]
+            if start > offset:
+                metrics.LOST_OFFSETS.labels(source.topic, str(source.partition)).inc(start - offset)
+                log.error(
+                    "%s[%d]: offsets %d-%d were deleted by the broker (retention) before "
+                    "they were processed; NetSuite will not see them: publish them again "
+                    "from the OMS",
+                    source.topic,
+                    source.partition,
+                    offset,
+                    start - 1,
+                )
+            found = await reader.record_at(tp, max(start, offset))
+            return None if found is None else found.offset
+
+    async def find_dead_letter(self, record: SourceRecord, from_offset: int) -> int | None:
+        return await find_dead_letter(self._kafka, self._dlq_topic, record, from_offset)
+
+    def _open(self) -> _Opened:
+        return _Opened(self)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            await reader.__aexit__(None, None, None)
+
+
+class _Opened:
+    """The kept reader for one question; closed on any failure."""
+
+    def __init__(self, owner: BrokerReads) -> None:
+        self._owner = owner
+
+    async def __aenter__(self) -> OffsetReader:
+        if self._owner._reader is None:
+            reader = OffsetReader(self._owner._kafka)
+            self._owner._reader = await reader.__aenter__()
+        return self._owner._reader
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc is not None:
+            await self._owner.close()

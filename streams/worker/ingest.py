@@ -1,0 +1,437 @@
+"""Carrying out each consumed record's decision (docs/event-protocol.md).
+
+The pure core decides (`streams.core.decision.decide`); this module does: it writes the
+positions, hands dead letters to the changelog writer, records the offset with its rows,
+and owns every await and every error on the way. Its rules:
+
+- records are taken strictly in offset order per partition (`streams.core.pending`): a
+  record seen before rewinds the partition, a record past a gap is refused until the
+  broker shows that nothing consumable lies in the gap;
+- an error while carrying a decision out never moves past the event: the whole partition
+  number stops (a *halt*), everything it wrote since its last durable flush is dropped,
+  and after a backoff it is consumed again from its first event that is not durable, so
+  the event is applied or dead-lettered exactly once when the cause is gone. Other
+  partitions go on. `/ready`, `lag` and the console name the halted partition and why;
+- a partition whose rows or changelog writes pile up is paused on its own, not the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from aiokafka import TopicPartition
+
+from schemas.models import EventKind
+from sinks.retry import Backoff
+from sinks.source_partition import SourcePartition
+from streams import metrics
+from streams.core.dead_letter import DeadLetterRecord, SourceRecord, decode_headers, fitted
+from streams.core.decision import Apply, Decision, Reject, Rules, Skip, decide
+from streams.core.pending import Delivery, Halt, SourceRegistry, SourceState
+from streams.core.progress import DeadLetterMark
+from streams.kafka.traits import BrokerTraits
+from streams.worker.changelog_writer import MAX_PENDING_BYTES, ChangelogWriteFailed
+
+log = logging.getLogger(__name__)
+
+HALTED, ROWS, CHANGELOG = "halted", "rows", "changelog"
+
+
+class Consumer(Protocol):
+    """The parts of Faust's consumer that steer one partition."""
+
+    async def seek(self, tp: Any, offset: int) -> None: ...
+
+    def pause_partitions(self, tps: Any) -> None: ...
+
+    def resume_partitions(self, tps: Any) -> None: ...
+
+
+class Table(Protocol):
+    """A changelog-backed table as the worker writes it (`streams.worker.tables`)."""
+
+    def get(self, key: Any, default: Any = None) -> Any: ...
+
+    def put(self, key: Any, value: Any, partition: int) -> None: ...
+
+    def forget_unwritten(self, partition: int) -> None: ...
+
+
+class Log(Protocol):
+    """The changelog writer, as the worker steers it (`streams.worker.changelog_writer`)."""
+
+    dlq_end: int
+
+    def dead_letter(
+        self, partition: int, source: SourcePartition, offset: int, record: DeadLetterRecord
+    ) -> None: ...
+
+    def pending_bytes(self, partition: int) -> int: ...
+
+    def claimed(self, partition: int) -> bool: ...
+
+    def fail(self, partition: int, reason: str) -> None: ...
+
+    async def rollback(self, partition: int) -> None: ...
+
+
+class Broker(Protocol):
+    """What the worker asks the broker about an input partition and the DLQ."""
+
+    async def start_of(self, source: SourcePartition) -> int:
+        """Where the group resumes `source`: its committed offset, else the log start."""
+        ...
+
+    async def first_record_at(self, source: SourcePartition, offset: int) -> int | None:
+        """The offset of the first committed record at or after `offset`, if any."""
+        ...
+
+    async def find_dead_letter(self, record: SourceRecord, from_offset: int) -> int | None:
+        """The DLQ offset of `record`'s dead letter at or after `from_offset`, if any."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def to_record(event: Any) -> SourceRecord:
+    message = event.message
+    timestamp = message.timestamp
+    return SourceRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp_ms=round(timestamp * 1000) if timestamp is not None else None,
+        key=event.key,
+        value=event.value if event.value is not None else b"",
+        headers=decode_headers(_header_pairs(message.headers)),
+    )
+
+
+def _header_pairs(headers: Any) -> list[tuple[str, bytes]]:
+    if not headers:
+        return []
+    if isinstance(headers, dict):
+        return list(headers.items())
+    return [(str(k), v) for k, v in headers]
+
+
+class Ingest:
+    def __init__(
+        self,
+        *,
+        rules: Rules,
+        kinds: Mapping[str, EventKind],
+        sources: SourceRegistry,
+        inventory: Table,
+        progress: Table,
+        writer: Log,
+        traits: BrokerTraits,
+        broker: Broker,
+        consumer: Callable[[], Consumer],
+        assigned: Callable[[SourcePartition], bool],
+        max_pending_rows: int,
+        max_dead_letter_bytes: int,
+        backoff: Backoff,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._rules = rules
+        self._kinds = kinds
+        self._sources = sources
+        self._inventory = inventory
+        self._progress = progress
+        self._writer = writer
+        self._traits = traits
+        self._broker = broker
+        self._consumer = consumer
+        self._assigned = assigned
+        self._max_rows = max_pending_rows
+        self._max_letter = max_dead_letter_bytes
+        self._backoff = backoff
+        self._monotonic = monotonic
+        self._recoveries: dict[int, asyncio.Task[None]] = {}
+        self._backoffs: dict[int, Backoff] = {}  # per partition number, while it fails
+        self._halted_at: dict[int, int] = {}
+
+    # -- the agent's loop calls this for every event ------------------------------------
+
+    async def take(self, event: Any) -> None:
+        """Carry one event's decision out; never raises for a failure of one partition."""
+        record = to_record(event)
+        source = SourcePartition(record.topic, record.partition)
+        state = self._state(source)
+        if state is None:
+            return
+        if state.paused:
+            self._hold(state)  # fetched before its pause took hold: it comes again
+            return
+        try:
+            if not await self._in_order(state, record):
+                return
+            progress = self._sources.progress_of(state)
+            floors = self._sources.durable_floors(record.partition)
+            kind = self._kinds[record.topic]
+            decision = decide(
+                record,
+                kind,
+                progress=progress,
+                positions=self._inventory,
+                floors=floors,
+                rules=self._rules,
+            )
+            await self._carry_out(state, record, event, decision)
+        except Exception as exc:
+            self.halt(record.partition, record.offset, exc)
+            return
+        self._relieve_or_hold(state)
+
+    def _state(self, source: SourcePartition) -> SourceState | None:
+        state = self._sources.get(source)
+        if state is not None:
+            return state
+        if not self._assigned(source):
+            return None  # revoked while in flight: the new owner consumes it again
+        # Assigned, and delivered before the assignment callback ran: take it.
+        return self._sources.adopt(source)
+
+    # -- order -------------------------------------------------------------------------
+
+    async def _in_order(self, state: SourceState, record: SourceRecord) -> bool:
+        """Whether `record` is the next one to take; else make the consumer go where the
+        next one is, and say no."""
+        delivery = state.delivery(record.offset)
+        if delivery is Delivery.FIRST:
+            start = await self._broker.start_of(state.source)
+            state.start_at(min(start, record.offset))
+            delivery = state.delivery(record.offset)
+        if delivery is Delivery.AGAIN:
+            # The consumer went back (as Faust does after every rebalance), or one stale
+            # message came through after later ones. Take the events again from here, and
+            # make sure the consumer goes on from here: after a stale message it would go
+            # on after the last one, and the events in between would never come back.
+            state.rewind(record.offset)
+            await self._seek(state.source, record.offset + 1)
+            return self._sources.owns(state)
+        if delivery is Delivery.AHEAD:
+            return await self._past_gap(state, record)
+        return True
+
+    async def _past_gap(self, state: SourceState, record: SourceRecord) -> bool:
+        """A record after offsets that were not delivered: taken only if the broker holds
+        nothing consumable in between (transaction markers, aborted records)."""
+        expected = state.next_offset
+        assert expected is not None  # noqa: S101 - AHEAD implies a known start
+        awaiting = state.awaiting
+        if awaiting is None or awaiting[0] != expected:
+            first = await self._broker.first_record_at(state.source, expected)
+            state.awaiting = awaiting = (expected, first)
+            if first is None or first < record.offset:
+                await self._seek(state.source, expected)
+        first = awaiting[1]
+        if first is not None and first < record.offset:
+            log.info(
+                "%s[%d]: offset %d came before %d; waiting for the consumer to go back",
+                record.topic,
+                record.partition,
+                record.offset,
+                expected,
+            )
+            return False
+        state.skip_to(record.offset)
+        return True
+
+    async def close(self) -> None:
+        for task in self._recoveries.values():
+            task.cancel()
+        await self._broker.close()
+
+    # -- doing -------------------------------------------------------------------------
+
+    async def _carry_out(
+        self, state: SourceState, record: SourceRecord, event: Any, decision: Decision
+    ) -> None:
+        kind = self._kinds[record.topic].value
+        metrics.events(kind, decision.outcome.value).inc()
+        rows: Mapping[Any, Any] = {}
+        if isinstance(decision, Apply):
+            for key, value in decision.writes:
+                self._inventory.put(key, value, record.partition)
+            if decision.writes and decision.routed.unexported_reason is not None:
+                metrics.unexported(decision.routed.unexported_reason).inc()
+            rows = decision.rows
+        elif isinstance(decision, Reject):
+            await self._dead_letter(state, record, decision)
+        else:
+            assert isinstance(decision, Skip)  # noqa: S101 - the three decisions
+        state.record(record.offset, event, rows, self._monotonic())
+
+    async def _dead_letter(
+        self, state: SourceState, record: SourceRecord, rejected: Reject
+    ) -> None:
+        """Every await first, then every write, so that a failure never leaves a half."""
+        letter = rejected.letter
+        log.warning(
+            "dead-lettering %s[%d]@%d (%s): %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            letter.error_class.value,
+            letter.reason,
+        )
+        if rejected.detail is not None:
+            log.error("while deciding %s: %s", record.topic, rejected.detail)
+        if rejected.pending_from is not None:
+            found = await self._broker.find_dead_letter(record, rejected.pending_from)
+            if found is not None:
+                self._sources.mark_dead_letter(state, record.offset, DeadLetterMark(found))
+                return
+        metrics.DEAD_LETTERS.labels(record.topic, letter.error_class.value).inc()
+        if rejected.role is not None:
+            metrics.PERMISSION_REFUSALS.labels(rejected.role).inc()
+        dead = fitted(letter, self._max_letter, datetime.now(UTC))
+        if len(dead.value) < len(record.value):
+            log.warning(
+                "the dead letter of %s[%d]@%d is cut from %d to %d bytes to fit the DLQ",
+                record.topic,
+                record.partition,
+                record.offset,
+                len(record.value),
+                len(dead.value),
+            )
+        source = state.source
+        if self._traits.transactions:
+            # Written in one transaction with its mark: both or neither.
+            self._writer.dead_letter(record.partition, source, record.offset, dead)
+            mark = DeadLetterMark(with_transaction=True)
+            self._sources.mark_dead_letter(state, record.offset, mark)
+            return
+        progress = self._sources.progress_of(state)
+        start = max(self._writer.dlq_end, progress.highest_dlq_offset() + 1)
+        # The pending mark goes out with the flush; the dead letter right after it.
+        self._sources.mark_dead_letter(state, record.offset, DeadLetterMark(pending_from=start))
+        self._writer.dead_letter(record.partition, source, record.offset, dead)
+
+    async def _seek(self, source: SourcePartition, offset: int) -> None:
+        await self._consumer().seek(TopicPartition(source.topic, source.partition), offset)
+
+    # -- pauses ------------------------------------------------------------------------
+
+    def _hold(self, state: SourceState) -> None:
+        self._consumer().pause_partitions([_tp(state.source)])
+
+    def _pause(self, state: SourceState, cause: str) -> None:
+        if cause not in state.paused:
+            state.paused.add(cause)
+            self._hold(state)
+            self._count_pauses()
+
+    async def _unpause(self, state: SourceState, cause: str) -> None:
+        if cause not in state.paused:
+            return
+        state.paused.discard(cause)
+        self._count_pauses()
+        if not state.paused and self._sources.owns(state):
+            if state.next_offset is not None:
+                await self._seek(state.source, state.next_offset)
+            self._consumer().resume_partitions([_tp(state.source)])
+
+    def _relieve_or_hold(self, state: SourceState) -> None:
+        if state.pending_rows > self._max_rows:
+            self._pause(state, ROWS)
+        if self._writer.pending_bytes(state.source.partition) > MAX_PENDING_BYTES:
+            for sibling in self._sources.of_partition(state.source.partition):
+                self._pause(sibling, CHANGELOG)
+
+    async def published(self, state: SourceState) -> None:
+        """The publish loop published some of `state`'s rows."""
+        if ROWS in state.paused and state.pending_rows <= self._max_rows // 2:
+            await self._unpause(state, ROWS)
+
+    def _count_pauses(self) -> None:
+        states = list(self._sources)
+        for cause in (ROWS, CHANGELOG, HALTED):
+            metrics.PAUSED.labels(cause).set(sum(1 for s in states if cause in s.paused))
+
+    # -- the writer's events -------------------------------------------------------------
+
+    def flushed(self, partition: int) -> None:
+        states = self._sources.of_partition(partition)
+        past = self._halted_at.get(partition)
+        if past is not None and states and all((s.durable_through or -1) >= past for s in states):
+            # Durable past where it last halted: the next halt starts a fresh backoff.
+            del self._halted_at[partition]
+            self._backoffs.pop(partition, None)
+        if self._writer.pending_bytes(partition) > MAX_PENDING_BYTES // 2:
+            return
+        for state in states:
+            if CHANGELOG in state.paused:
+                asyncio.create_task(self._unpause(state, CHANGELOG))  # noqa: RUF006 - short
+
+    def failed(self, partition: int, error: ChangelogWriteFailed) -> None:
+        states = self._sources.of_partition(partition)
+        offset = min((s.durable_through or 0) + 1 for s in states) if states else 0
+        self.halt(partition, offset, error)
+
+    # -- halts -------------------------------------------------------------------------
+
+    def halt(self, partition: int, offset: int, error: BaseException) -> None:
+        """Stop partition number `partition`: nothing of it is written, acked or consumed
+        until it is rolled back and, after a backoff, consumed again."""
+        reason = f"{type(error).__name__}: {error}".rstrip(": ")
+        backoff = self._backoffs.setdefault(
+            partition, Backoff(self._backoff.initial, self._backoff.maximum)
+        )
+        delay = backoff.failed(self._monotonic())
+        first = partition not in self._halted_at
+        self._halted_at[partition] = max(offset, self._halted_at.get(partition, offset))
+        self._sources.halts[partition] = Halt(offset, reason, time.time(), backoff.failures)
+        self._writer.fail(partition, reason)
+        for state in self._sources.of_partition(partition):
+            self._pause(state, HALTED)
+        metrics.HALTS.labels(str(partition)).inc()
+        metrics.HALTED.set(len(self._sources.halts))
+        unexpected = not isinstance(error, ChangelogWriteFailed)
+        log.log(
+            logging.ERROR if first else logging.WARNING,
+            "partition %d HALTED at offset %d (attempt %d): %s; nothing past it is acked; "
+            "it is consumed again from its last durable event in %.1fs",
+            partition,
+            offset,
+            backoff.failures,
+            reason,
+            delay,
+            exc_info=error if first and unexpected else None,
+        )
+        if partition not in self._recoveries:
+            self._recoveries[partition] = asyncio.create_task(self._recover(partition, delay))
+
+    async def _recover(self, partition: int, delay: float) -> None:
+        try:
+            await self._roll_back(partition)
+            await asyncio.sleep(delay)
+            if partition not in self._sources.halts:
+                return  # revoked meanwhile
+            if not self._writer.claimed(partition):
+                return  # fenced or broken: only the next assignment opens it again
+            del self._sources.halts[partition]
+            metrics.HALTED.set(len(self._sources.halts))
+            log.info("partition %d: consuming again after its halt", partition)
+            for state in self._sources.of_partition(partition):
+                await self._unpause(state, HALTED)
+        finally:
+            self._recoveries.pop(partition, None)
+
+    async def _roll_back(self, partition: int) -> None:
+        await self._writer.rollback(partition)
+        self._inventory.forget_unwritten(partition)
+        self._progress.forget_unwritten(partition)
+        for state in self._sources.of_partition(partition):
+            state.rewind_to_durable()
+
+
+def _tp(source: SourcePartition) -> TopicPartition:
+    return TopicPartition(source.topic, source.partition)
