@@ -124,6 +124,10 @@ class SourceState:
         return sum(len(batcher) for batcher in self.batchers.values())
 
     @property
+    def _through(self) -> int:
+        return -1 if self.consumed_through is None else self.consumed_through
+
+    @property
     def next_offset(self) -> int | None:
         return None if self.consumed_through is None else self.consumed_through + 1
 
@@ -141,7 +145,7 @@ class SourceState:
     def skip_to(self, offset: int) -> None:
         """Nothing consumable lies below `offset` (transaction markers, aborted records, or
         records the broker no longer holds): the next record may be `offset`."""
-        self.consumed_through = max(self.consumed_through or -1, offset - 1)
+        self.consumed_through = max(self._through, offset - 1)
         self.awaiting = None
 
     def record(
@@ -160,7 +164,7 @@ class SourceState:
         self.release()
 
     def consumed_mark(self) -> ConsumedMark:
-        return ConsumedMark(self._epoch, self.consumed_through or -1)
+        return ConsumedMark(self._epoch, self._through)
 
     def mark_durable(self, mark: ConsumedMark, floor: int | None = None) -> None:
         """The table writes (and `floor`, when given) of every event in `mark` are in the
@@ -197,18 +201,26 @@ class SourceState:
         consumption resumes (None: nothing was consumed)."""
         if self.consumed_through is None:
             return None
-        start = self.consumed_through + 1
-        if self.durable_through is not None:
-            start = min(start, self.durable_through + 1)
+        start = self.resume_offset()
         self.rewind(start)
         self.progress = None  # read again from the table, which holds what is durable
         self.progress_saved = True
         return start
 
+    def durable_past(self, offset: int) -> bool:
+        """Whether every event up to `offset` is durable."""
+        through = self._through if self.durable_through is None else self.durable_through
+        return through >= offset
+
+    def resume_offset(self) -> int:
+        """The first event that is not durable: where consumption resumes after a rollback."""
+        through = self._through if self.durable_through is None else self.durable_through
+        return min(through, self._through) + 1
+
     def low_water(self) -> int:
         """The lowest offset that is still needed; everything below may be acked."""
         firsts = [b.first_offset for b in self.batchers.values() if b.first_offset is not None]
-        mark = min(firsts) if firsts else (self.next_offset or 0)
+        mark = min(firsts) if firsts else self._through + 1
         if self.durable_through is not None:
             mark = min(mark, self.durable_through + 1)
         return mark

@@ -38,7 +38,7 @@ from streams.worker.monitor import Monitor
 from streams.worker.publish_loop import PublishLoop
 from streams.worker.rejection_watch import RejectionWatch
 from streams.worker.tables import TableProgress, WrittenThroughTable, register_tables
-from streams.worker.transport import read_committed
+from streams.worker.transport import read_committed, rejoin_group
 from streams.worker.web import register_views
 
 # DESIGN section 9: Tansu's group joins wait the full rebalance timeout, so dev and tests
@@ -105,6 +105,7 @@ def build_runtime(
         max_pending_rows=settings.batching.max_pending_rows,
         max_dead_letter_bytes=max_dead_letter_bytes,
         backoff=HALT_BACKOFF,
+        rejoin=lambda: rejoin_group(app),
     )
     writer.watch(ingest)
     publish_loop = PublishLoop(

@@ -51,7 +51,6 @@ from streams.core.dead_letter import DeadLetterRecord
 from streams.core.pending import SourceRegistry
 from streams.core.progress import DeadLetterMark
 from streams.kafka.broker import DLQ_MAX_MESSAGE_BYTES, client_options
-from streams.kafka.changelog import TABLES, changelog_topic
 from streams.kafka.changelog_ends import end_partitions
 from streams.kafka.traits import BrokerTraits
 
@@ -65,6 +64,8 @@ FLUSH_BYTES = 256 * 1024
 LINGER_SECONDS = 0.05
 # A partition's consumption pauses while more than this waits for its flush.
 MAX_PENDING_BYTES = 8 * 1024 * 1024
+# An open transaction of a failed producer blocks committed readers until it ends.
+ABANDON_SECONDS = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +142,18 @@ class _Log:
         self.wake = asyncio.Event()
         self.failure: ChangelogWriteFailed | None = None
         self.fenced = False
-        self.broken = False  # its transactional producer cannot abort: needs reassignment
+        self.broken = False  # its transaction failed: only a new assignment writes it again
         self.task: asyncio.Task[None] | None = None
+
+
+async def _abandon(producer: AIOKafkaProducer) -> None:
+    """Abort and close a producer whose transaction failed, without waiting for it."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(ABANDON_SECONDS):
+            await producer.abort_transaction()
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(ABANDON_SECONDS):
+            await producer.stop()
 
 
 class ChangelogWriter:
@@ -154,19 +165,24 @@ class ChangelogWriter:
         *,
         dlq_topic: str = "",
         request_timeout_ms: int = 40_000,
+        linger_seconds: float = LINGER_SECONDS,
         faults: FaultHook = no_faults,
     ) -> None:
         self._kafka = kafka
+        self._linger = linger_seconds
         self._sources = sources
         self._traits = traits
         self._dlq = TopicPartition(dlq_topic, 0)
         self._faults = faults
         self._request_timeout_ms = request_timeout_ms
+        # A transaction that outlasts this failed, whether or not the broker answered.
+        self._transaction_seconds = request_timeout_ms / 1000 * 1.5
         self._logs: dict[int, _Log] = {}
         self._claiming = asyncio.Lock()
         self._shared: AIOKafkaProducer | None = None  # without transactions
         self._on_persisted: dict[str, OnPersisted] = {}
         self._events: PartitionEvents = _NoEvents()
+        self._abandoned: set[asyncio.Task[None]] = set()  # producers of failed transactions
         self.dlq_end = 0  # no dead letter this process sent is at or past this
 
     def register(self, topic: str, on_persisted: OnPersisted) -> None:
@@ -183,6 +199,13 @@ class ChangelogWriter:
     def pending_bytes(self, partition: int) -> int:
         log_ = self._logs.get(partition)
         return log_.pending.size if log_ is not None else 0
+
+    def letter_queued(self, source: SourcePartition, offset: int) -> bool:
+        """Whether `source`'s dead letter of `offset` waits here to be sent."""
+        found = self._logs.get(source.partition)
+        return found is not None and any(
+            (letter.source, letter.offset) == (source, offset) for letter in found.pending.letters
+        )
 
     def append(
         self, topic: str, partition: int, key: bytes | None, value: bytes | None, tag: Any = None
@@ -242,7 +265,7 @@ class ChangelogWriter:
         pending.size += len(key or b"") + len(value or b"")
 
     def _builder(self, size: int) -> BatchBuilder:
-        return BatchBuilder(size, None, is_transactional=self._traits.transactions)
+        return BatchBuilder(size, 0, is_transactional=int(self._traits.transactions))
 
     def _maybe_wake(self, partition: int) -> None:
         found = self._logs[partition]
@@ -261,10 +284,8 @@ class ChangelogWriter:
             logs = [_Log(partition) for partition in new]
             if self._traits.transactions:
                 await asyncio.gather(*(self._open(found) for found in logs))
-                topics = [changelog_topic(self._kafka.group_id, table) for table in TABLES]
-                await end_partitions(
-                    self._kafka, [TopicPartition(t, p) for t in topics for p in new]
-                )
+                tps = [TopicPartition(t, p) for t in sorted(self._on_persisted) for p in new]
+                await end_partitions(self._kafka, tps)
             else:
                 await self._start_shared()
             for found in logs:
@@ -344,7 +365,7 @@ class ChangelogWriter:
     async def _flusher(self, found: _Log) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(found.wake.wait(), LINGER_SECONDS)
+                await asyncio.wait_for(found.wake.wait(), self._linger)
             found.wake.clear()
             if found.failure is not None:
                 continue
@@ -386,30 +407,27 @@ class ChangelogWriter:
         return ChangelogWriteFailed(f"{type(exc).__name__}: {exc}".rstrip(": "))
 
     async def _write(self, found: _Log, pending: _Pending) -> None:
-        if found.producer is None:
+        if not self._traits.transactions:
             await self._produce(self._started_shared(), pending)
             await self._send_letters(self._started_shared(), pending.letters)
             return
         producer = found.producer
-        await producer.begin_transaction()
+        if producer is None:
+            raise ChangelogWriteFailed(f"partition {found.partition} has no producer")
         try:
-            sent = await self._send(producer, pending)
-            await producer.commit_transaction()
-        except Exception:
-            await self._abort(found)
+            async with asyncio.timeout(self._transaction_seconds):
+                await producer.begin_transaction()
+                sent = await self._send(producer, pending)
+                await producer.commit_transaction()
+        except BaseException:
+            # Whatever failed, the producer's sequence numbers may have a hole (a batch
+            # the broker refused or never answered): only a new producer, opened by the
+            # next assignment of this partition, writes it again.
+            found.broken = True
+            self._abandoned.add(asyncio.create_task(_abandon(producer)))
+            found.producer = None
             raise
         self._persisted(sent)
-
-    async def _abort(self, found: _Log) -> None:
-        assert found.producer is not None  # noqa: S101 - only transactional logs abort
-        try:
-            await found.producer.abort_transaction()
-        except Exception as exc:
-            # Fenced, or a fatal producer error: only a new assignment opens it again.
-            found.broken = True
-            log.warning(
-                "partition %d: the transaction cannot be aborted (%s)", found.partition, exc
-            )
 
     def _started_shared(self) -> AIOKafkaProducer:
         if self._shared is None:
@@ -461,6 +479,7 @@ class ChangelogWriter:
     async def stop(self) -> None:
         # Unflushed records belong to unacked events, which are consumed again.
         await self.release(set(self._logs))
+        await asyncio.gather(*self._abandoned)
         if self._shared is not None:
             await self._shared.stop()
             self._shared = None

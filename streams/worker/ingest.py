@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -36,6 +36,7 @@ from streams.core.pending import Delivery, Halt, SourceRegistry, SourceState
 from streams.core.progress import DeadLetterMark
 from streams.kafka.traits import BrokerTraits
 from streams.worker.changelog_writer import MAX_PENDING_BYTES, ChangelogWriteFailed
+from streams.worker.tables import ChangelogTable
 
 log = logging.getLogger(__name__)
 
@@ -52,26 +53,21 @@ class Consumer(Protocol):
     def resume_partitions(self, tps: Any) -> None: ...
 
 
-class Table(Protocol):
-    """A changelog-backed table as the worker writes it (`streams.worker.tables`)."""
-
-    def get(self, key: Any, default: Any = None) -> Any: ...
-
-    def put(self, key: Any, value: Any, partition: int) -> None: ...
-
-    def forget_unwritten(self, partition: int) -> None: ...
-
-
 class Log(Protocol):
     """The changelog writer, as the worker steers it (`streams.worker.changelog_writer`)."""
 
-    dlq_end: int
+    @property
+    def dlq_end(self) -> int:
+        """No dead letter this process wrote is at or past this DLQ offset."""
+        ...
 
     def dead_letter(
         self, partition: int, source: SourcePartition, offset: int, record: DeadLetterRecord
     ) -> None: ...
 
     def pending_bytes(self, partition: int) -> int: ...
+
+    def letter_queued(self, source: SourcePartition, offset: int) -> bool: ...
 
     def claimed(self, partition: int) -> bool: ...
 
@@ -127,8 +123,8 @@ class Ingest:
         rules: Rules,
         kinds: Mapping[str, EventKind],
         sources: SourceRegistry,
-        inventory: Table,
-        progress: Table,
+        inventory: ChangelogTable,
+        progress: ChangelogTable,
         writer: Log,
         traits: BrokerTraits,
         broker: Broker,
@@ -137,6 +133,7 @@ class Ingest:
         max_pending_rows: int,
         max_dead_letter_bytes: int,
         backoff: Backoff,
+        rejoin: Callable[[], Awaitable[None]],
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._rules = rules
@@ -152,6 +149,7 @@ class Ingest:
         self._max_rows = max_pending_rows
         self._max_letter = max_dead_letter_bytes
         self._backoff = backoff
+        self._rejoin = rejoin
         self._monotonic = monotonic
         self._recoveries: dict[int, asyncio.Task[None]] = {}
         self._backoffs: dict[int, Backoff] = {}  # per partition number, while it fails
@@ -285,6 +283,8 @@ class Ingest:
         if rejected.detail is not None:
             log.error("while deciding %s: %s", record.topic, rejected.detail)
         if rejected.pending_from is not None:
+            if self._writer.letter_queued(state.source, record.offset):
+                return  # delivered again before its dead letter went out
             found = await self._broker.find_dead_letter(record, rejected.pending_from)
             if found is not None:
                 self._sources.mark_dead_letter(state, record.offset, DeadLetterMark(found))
@@ -361,7 +361,7 @@ class Ingest:
     def flushed(self, partition: int) -> None:
         states = self._sources.of_partition(partition)
         past = self._halted_at.get(partition)
-        if past is not None and states and all((s.durable_through or -1) >= past for s in states):
+        if past is not None and states and all(s.durable_past(past) for s in states):
             # Durable past where it last halted: the next halt starts a fresh backoff.
             del self._halted_at[partition]
             self._backoffs.pop(partition, None)
@@ -373,7 +373,7 @@ class Ingest:
 
     def failed(self, partition: int, error: ChangelogWriteFailed) -> None:
         states = self._sources.of_partition(partition)
-        offset = min((s.durable_through or 0) + 1 for s in states) if states else 0
+        offset = min((s.resume_offset() for s in states), default=0)
         self.halt(partition, offset, error)
 
     # -- halts -------------------------------------------------------------------------
@@ -416,7 +416,11 @@ class Ingest:
             if partition not in self._sources.halts:
                 return  # revoked meanwhile
             if not self._writer.claimed(partition):
-                return  # fenced or broken: only the next assignment opens it again
+                # Fenced, or its transaction failed: only a new assignment opens it again
+                # (never this worker on its own: it may have lost the partition already).
+                log.warning("partition %d: asking the group for a new assignment", partition)
+                await self._rejoin()
+                return
             del self._sources.halts[partition]
             metrics.HALTED.set(len(self._sources.halts))
             log.info("partition %d: consuming again after its halt", partition)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 import orjson
@@ -29,6 +29,18 @@ from sinks.source_partition import SourcePartition
 from streams.core.progress import Progress, progress_key
 from streams.kafka.changelog import INVENTORY_TABLE, PROGRESS_TABLE
 from streams.worker.changelog_writer import ChangelogWriter, Persisted
+
+
+class ChangelogTable(Protocol):
+    """A table as the worker writes it: reads see unacknowledged writes, and writes that a
+    failed flush lost can be forgotten."""
+
+    def get(self, key: Any, default: Any = None) -> Any: ...
+
+    def put(self, key: Any, value: Any, partition: int) -> None: ...
+
+    def forget_unwritten(self, partition: int) -> None: ...
+
 
 _DELETED = object()  # a deletion waiting for its changelog ack
 _MISSING = object()
@@ -156,7 +168,7 @@ class WrittenThroughTable(faust.Table[str, Any]):
 class TableProgress:
     """The progress table as `streams.core.pending.ProgressStore`."""
 
-    def __init__(self, table: WrittenThroughTable) -> None:
+    def __init__(self, table: ChangelogTable) -> None:
         self._table = table
 
     def load(self, source: SourcePartition) -> Progress | None:

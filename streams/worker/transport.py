@@ -1,4 +1,5 @@
-"""Faust's aiokafka transport, reading committed records only.
+"""Faust's aiokafka transport, reading committed records only; and asking for a new
+assignment.
 
 Where the broker has transactions the worker writes its changelogs and dead letters in
 them (`streams.worker.changelog_writer`), and a fenced owner's aborted writes must never
@@ -38,3 +39,17 @@ class CommittedReadTransport(driver.Transport):
 def read_committed(app: faust.App) -> None:
     """Give `app` the transport above (before its consumer is built)."""
     app.transport = CommittedReadTransport(app.conf.broker_consumer, app)
+
+
+async def rejoin_group(app: faust.App) -> None:
+    """Ask the group coordinator for a new assignment (a rebalance), as a change of
+    subscription would. A partition whose transactional producer was fenced or failed
+    can be written again only by a producer opened at its next assignment
+    (`streams.worker.changelog_writer`), and a worker must not open one on its own: it may
+    have lost the partition already, and would fence its new owner."""
+    thread: Any = app.consumer._thread  # type: ignore[attr-defined]
+
+    async def request() -> None:
+        thread._ensure_consumer()._coordinator.request_rejoin()
+
+    await thread.call_thread(request)

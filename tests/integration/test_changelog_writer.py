@@ -1,5 +1,7 @@
-"""ChangelogWriter against a real broker: records land in order, and events become
-ackable only once the broker has their table writes."""
+"""ChangelogWriter against a real broker: records land in order, events become ackable
+only once the broker has their table writes, a failed flush acks nothing until the
+partition is rolled back, and where the broker has transactions a newer owner of a
+partition fences the older one, whose writes never reach a committed reader."""
 
 from __future__ import annotations
 
@@ -13,58 +15,85 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sinks.feeds import Feed
 from sinks.source_partition import SourcePartition
 from streams.config import KafkaConfig
+from streams.core.dead_letter import DeadLetterRecord
 from streams.core.pending import SourceRegistry, SourceState
 from streams.devstack.broker import LocalBroker
-from streams.worker.changelog_writer import ChangelogWriteFailed, ChangelogWriter, Persisted
-from tests.fixtures.broker import broker
+from streams.kafka.traits import BrokerTraits
+from streams.worker.changelog_writer import (
+    ChangelogWriteFailed,
+    ChangelogWriter,
+    Fenced,
+    Persisted,
+)
+from tests.fixtures.broker import broker, kafka_broker, traits_of
 from tests.unit.test_pending import Event
 
-__all__ = ["broker"]
+__all__ = ["broker", "kafka_broker"]
 
 SOURCE = SourcePartition("inputs", 0)
 CHANGELOG = "app-inventory-changelog"
-
+DLQ = "app-dlq"
 
 Record = tuple[bytes | None, bytes | None]
 
 
-async def read_all(bootstrap: str, partition: int, count: int) -> list[Record]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def read_all(bootstrap: str, topic: str, partition: int) -> list[Record]:
+    """Every committed data record of the partition (markers and aborted ones skipped)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
     await consumer.start()
     try:
-        tp = TopicPartition(CHANGELOG, partition)
+        tp = TopicPartition(topic, partition)
         consumer.assign([tp])
         await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
         records: list[Record] = []
-        while len(records) < count:
-            batch = await consumer.getmany(tp, timeout_ms=5000)
-            records += [(r.key, r.value) for r in batch.get(tp, [])]
+        while await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            records += [(r.key, r.value) for r in batch.get(tp, []) if r.key != END]
         return records
     finally:
         await consumer.stop()
 
 
+END = b'"~changelog-end~"'  # what a claim appends where the broker has transactions
+
+
 async def stage(
-    bootstrap: str, request_timeout_ms: int = 40_000
+    bootstrap: str, traits: BrokerTraits, request_timeout_ms: int = 40_000
 ) -> tuple[SourceState, ChangelogWriter]:
-    """A changelog topic, one owned source partition, and a started writer."""
+    """A changelog topic, one owned source partition, and a writer that claimed it."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
-    await admin.create_topics([NewTopic(CHANGELOG, 2, 1)])
+    await admin.create_topics([NewTopic(CHANGELOG, 2, 1), NewTopic(DLQ, 1, 1)])
     await admin.close()
+    return await claimed(bootstrap, traits, request_timeout_ms)
+
+
+async def claimed(
+    bootstrap: str, traits: BrokerTraits, request_timeout_ms: int = 40_000
+) -> tuple[SourceState, ChangelogWriter]:
     registry = SourceRegistry({"inputs": (Feed.ADJUSTMENT,)}, durable_gate=True)
     registry.assign([SOURCE])
     writer = ChangelogWriter(
-        KafkaConfig(bootstrap=bootstrap), registry, request_timeout_ms=request_timeout_ms
+        KafkaConfig(bootstrap=bootstrap),
+        registry,
+        traits,
+        dlq_topic=DLQ,
+        request_timeout_ms=request_timeout_ms,
+        linger_seconds=3600,  # each test flushes when it means to
     )
-    await writer.start()
+    writer.register(CHANGELOG, lambda tp, records: None)
+    await writer.claim({0, 1})
     state = registry.get(SOURCE)
     assert state is not None
+    state.start_at(0)
     return state, writer
 
 
-async def flush_scenario(bootstrap: str) -> None:
-    state, writer = await stage(bootstrap)
+async def flush_scenario(bootstrap: str, traits: BrokerTraits) -> None:
+    state, writer = await stage(bootstrap, traits)
     persisted: list[tuple[int, int, object]] = []
 
     def on_persisted(tp: TopicPartition, records: Sequence[Persisted]) -> None:
@@ -79,31 +108,38 @@ async def flush_scenario(bootstrap: str) -> None:
         writer.append(CHANGELOG, 1, b'"other"', None, "tag")
         assert acked == []  # nothing is durable yet
         assert persisted == []  # nor is any record handed back to its table
-        await writer.flush()
+        await writer.flush(1)
+        assert acked == []  # partition 1's flush says nothing about partition 0's events
+        await writer.flush(0)
         assert acked == [0, 1, 2]
-        assert sorted(persisted, key=str) == [(0, 0, 0), (0, 1, 1), (0, 2, 2), (1, 0, "tag")]
+        assert [(p, tag) for p, _, tag in sorted(persisted, key=str)] == [
+            (0, 0),
+            (0, 1),
+            (0, 2),
+            (1, "tag"),
+        ]
         expected = [(f'"k{n}"'.encode(), f"{n}".encode()) for n in range(3)]
-        assert await read_all(bootstrap, 0, 3) == expected
-        assert await read_all(bootstrap, 1, 1) == [(b'"other"', None)]
+        assert await read_all(bootstrap, CHANGELOG, 0) == expected
+        assert await read_all(bootstrap, CHANGELOG, 1) == [(b'"other"', None)]
     finally:
         await writer.stop()
 
 
-async def overlap_scenario(bootstrap: str) -> None:
-    state, writer = await stage(bootstrap)
+async def overlap_scenario(bootstrap: str, traits: BrokerTraits) -> None:
+    state, writer = await stage(bootstrap, traits)
     acked: list[int] = []
     try:
         state.record(0, Event(0, acked), {}, now=0)
         writer.append(CHANGELOG, 0, b'"a"', b"0")
-        first = asyncio.create_task(writer.flush())
+        first = asyncio.create_task(writer.flush(0))
         await asyncio.sleep(0)  # the first flush has taken what was appended so far
         state.record(1, Event(1, acked), {}, now=0)
         writer.append(CHANGELOG, 0, b'"b"', b"1")
         await first
         assert acked == [0]  # event 1's write was not in that flush
-        await writer.flush()
+        await writer.flush(0)
         assert acked == [0, 1]
-        assert await read_all(bootstrap, 0, 2) == [(b'"a"', b"0"), (b'"b"', b"1")]
+        assert await read_all(bootstrap, CHANGELOG, 0) == [(b'"a"', b"0"), (b'"b"', b"1")]
     finally:
         await writer.stop()
 
@@ -111,31 +147,102 @@ async def overlap_scenario(bootstrap: str) -> None:
 def test_a_flush_writes_in_order_and_only_then_releases_the_events(
     broker: LocalBroker,
 ) -> None:
-    asyncio.run(flush_scenario(broker.bootstrap))
+    asyncio.run(flush_scenario(broker.bootstrap, traits_of(broker)))
 
 
 def test_writes_appended_during_a_flush_hold_their_events_until_the_next(
     broker: LocalBroker,
 ) -> None:
-    asyncio.run(overlap_scenario(broker.bootstrap))
+    asyncio.run(overlap_scenario(broker.bootstrap, traits_of(broker)))
 
 
 async def failure_scenario(broker: LocalBroker) -> None:
-    state, writer = await stage(broker.bootstrap, request_timeout_ms=1_000)
+    state, writer = await stage(broker.bootstrap, traits_of(broker), request_timeout_ms=1_000)
     acked: list[int] = []
     try:
         state.record(0, Event(0, acked), {}, now=0)
         writer.append(CHANGELOG, 0, b'"a"', b"0")
         broker.stop()
         with pytest.raises(ChangelogWriteFailed):
-            await writer.flush()
+            await writer.flush(0)
         state.record(1, Event(1, acked), {}, now=0)  # no writes, yet after a lost one
         with pytest.raises(ChangelogWriteFailed):
-            await writer.flush()
+            await writer.flush(0)
+        with pytest.raises(ChangelogWriteFailed):
+            writer.append(CHANGELOG, 0, b'"b"', b"1")
         assert acked == []
     finally:
         await writer.stop()
 
 
-def test_after_a_failed_flush_no_event_is_ever_acked(broker: LocalBroker) -> None:
+def test_after_a_failed_flush_nothing_is_acked_until_the_partition_is_rolled_back(
+    broker: LocalBroker,
+) -> None:
     asyncio.run(failure_scenario(broker))
+
+
+async def fencing_scenario(bootstrap: str, traits: BrokerTraits) -> None:
+    zombie_state, zombie = await stage(bootstrap, traits)
+    acked: list[int] = []
+    try:
+        zombie_state.record(0, Event(0, acked), {}, now=0)
+        zombie.append(CHANGELOG, 0, b'"k"', b"zombie-1")
+        await zombie.flush(0)
+        # The zombie pauses; the partition moves, and its new owner claims it.
+        _, owner = await claimed(bootstrap, traits)
+        try:
+            owner.append(CHANGELOG, 0, b'"k"', b"owner")
+            await owner.flush(0)
+            # The zombie wakes up: nothing it writes lands.
+            zombie_state.record(1, Event(1, acked), {}, now=0)
+            zombie.append(CHANGELOG, 0, b'"k"', b"zombie-2")
+            zombie.dead_letter(0, SOURCE, 1, DeadLetterRecord(b"key", b"dead", ()))
+            with pytest.raises(Fenced):
+                await zombie.flush(0)
+            assert not zombie.claimed(0)
+            assert acked == [0]
+        finally:
+            await owner.stop()
+        committed = await read_all(bootstrap, CHANGELOG, 0)
+        assert committed == [(b'"k"', b"zombie-1"), (b'"k"', b"owner")]
+        assert await read_all(bootstrap, DLQ, 0) == []
+    finally:
+        await zombie.stop()
+
+
+def test_a_newer_owner_fences_the_old_one_and_committed_readers_never_see_its_writes(
+    kafka_broker: LocalBroker,
+) -> None:
+    asyncio.run(fencing_scenario(kafka_broker.bootstrap, traits_of(kafka_broker)))
+
+
+async def dead_letter_scenario(bootstrap: str, traits: BrokerTraits) -> None:
+    state, writer = await stage(bootstrap, traits)
+    acked: list[int] = []
+    try:
+        state.record(0, Event(0, acked), {}, now=0)
+        writer.append(CHANGELOG, 0, b'"progress"', b"sent")
+        writer.dead_letter(0, SOURCE, 0, DeadLetterRecord(b"key", b"x" * 2_000_000, ()))
+        with pytest.raises(ChangelogWriteFailed, match=r"RecordTooLarge|too large|MessageSize"):
+            await writer.flush(0)  # the DLQ keeps the broker's 1 MB default here
+        assert acked == []
+        assert not writer.claimed(0)  # only a new assignment writes it again
+        await writer.release({0, 1})
+        await writer.claim({0, 1})
+        state.rewind(0)
+        state.record(0, Event(0, acked), {}, now=0)
+        writer.append(CHANGELOG, 0, b'"progress"', b"sent")
+        writer.dead_letter(0, SOURCE, 0, DeadLetterRecord(b"key", b"dead", ()))
+        await writer.flush(0)
+        assert acked == [0]
+        # The refused transaction left nothing; the second wrote both, together.
+        assert await read_all(bootstrap, CHANGELOG, 0) == [(b'"progress"', b"sent")]
+        assert await read_all(bootstrap, DLQ, 0) == [(b"key", b"dead")]
+    finally:
+        await writer.stop()
+
+
+def test_a_dead_letter_the_broker_refuses_takes_its_whole_transaction_with_it(
+    kafka_broker: LocalBroker,
+) -> None:
+    asyncio.run(dead_letter_scenario(kafka_broker.bootstrap, traits_of(kafka_broker)))

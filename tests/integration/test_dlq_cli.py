@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,10 @@ async def fill(bootstrap: str) -> None:
         await producer.send_and_wait(dlq, b"\x00\x01garbage")
         letter = worker_letter()
         await producer.send_and_wait(
-            dlq, letter.record.value, key=letter.record.key, headers=letter.headers()
+            dlq,
+            letter.record.value,
+            key=letter.record.key,
+            headers=letter.headers(datetime.now(UTC)),
         )
         await producer.send_and_wait(
             dlq,

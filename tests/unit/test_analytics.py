@@ -17,14 +17,14 @@ from streams.ops.report_plot import check_target, plot
 from streams.producer.client import Event
 from tests.factories import count, line, variance
 from tests.faults.traffic import ExpectedAnalytics
-from tests.unit.test_pipeline import COUNTS, VARIANCES, Harness
+from tests.unit.ingest_stage import COUNTS, VARIANCES, Stage
 
 CHICAGO = ZoneInfo("America/Chicago")
 LATE = datetime(2024, 3, 1, 4, 30, tzinfo=UTC)  # still Feb 29 in Chicago
 
 
 async def test_the_report_is_the_fold_of_the_distinct_events(tmp_path: Path) -> None:
-    harness = Harness(tmp_path)
+    harness = Stage(tmp_path)
     events: list[Event] = [
         variance(-2, "VAR_DAMAGED"),
         variance(3, "VAR_FOUND", at=LATE),
@@ -33,11 +33,12 @@ async def test_the_report_is_the_fold_of_the_distinct_events(tmp_path: Path) -> 
             line("10017", "3410", counted=7, system=10), line("10018", "3411", counted=2, system=2)
         ),
     ]
+    late = round(LATE.timestamp() * 1000)  # sent when it happened: not in the future
     for event in events:
         topic = COUNTS if event is events[-1] else VARIANCES
-        await harness.send(topic, encode_avro(event))
+        await harness.send(topic, encode_avro(event), timestamp_ms=late)
     await harness.send(VARIANCES, encode_avro(events[0]))  # a producer's duplicate
-    await harness.send(VARIANCES, encode_avro(events[1]), offset=1)  # a re-delivery
+    await harness.send(VARIANCES, encode_avro(events[1]), offset=1, timestamp_ms=late)  # again
     expected = ExpectedAnalytics(CHICAGO)
     for event in events:
         expected.fold(event)

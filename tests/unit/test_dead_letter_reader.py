@@ -73,7 +73,7 @@ def test_a_letter_that_fails_again_carries_the_previous_error() -> None:
     first = letter(0, reason="first problem")
     again = SourceRecord(VARIANCES, 2, 99, None, b"STORE_9", b"x", first.headers)
     record = parse_record(
-        5, None, b"STORE_9", b"x", DeadLetter(again, ErrorClass.DECODE, "second").headers()
+        5, None, b"STORE_9", b"x", DeadLetter(again, ErrorClass.DECODE, "second").headers(FAILED_AT)
     )
     assert (record.error, record.previous_error, record.error_class) == (
         "second",

@@ -1,14 +1,22 @@
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
+
+import pytest
 
 from sinks.feeds import Feed
 from sinks.source_partition import SourcePartition
-from streams.core.pending import SourceRegistry, SourceState
+from streams.core.pending import Delivery, GapRefused, SourceRegistry, SourceState
 from tests.unit.test_batching import row
 
 SOURCE = SourcePartition("variances", 0)
+
+
+def started(*feeds: Feed, durable_gate: bool = False) -> SourceState:
+    """A state whose assignment starts at offset 0."""
+    state = SourceState(SOURCE, feeds or (Feed.ADJUSTMENT,), durable_gate=durable_gate)
+    state.start_at(0)
+    return state
 
 
 @dataclass
@@ -22,7 +30,7 @@ class Event:
 
 
 def test_events_without_rows_are_acked_at_once_when_nothing_waits() -> None:
-    state = SourceState(SOURCE, (Feed.ADJUSTMENT, Feed.TRANSFER))
+    state = started(Feed.ADJUSTMENT, Feed.TRANSFER)
     acked: list[int] = []
     state.record(0, Event(0, acked), {}, now=0)
     state.record(1, Event(1, acked), {}, now=0)
@@ -31,7 +39,7 @@ def test_events_without_rows_are_acked_at_once_when_nothing_waits() -> None:
 
 
 def test_nothing_at_or_after_the_first_unpublished_row_is_acked() -> None:
-    state = SourceState(SOURCE, (Feed.ADJUSTMENT, Feed.TRANSFER))
+    state = started(Feed.ADJUSTMENT, Feed.TRANSFER)
     acked: list[int] = []
     state.record(0, Event(0, acked), {}, now=0)
     state.record(1, Event(1, acked), {Feed.TRANSFER: [row(1)]}, now=0)
@@ -47,7 +55,7 @@ def test_nothing_at_or_after_the_first_unpublished_row_is_acked() -> None:
 
 
 def test_a_rewind_forgets_what_comes_after_it_but_keeps_earlier_rows() -> None:
-    state = SourceState(SOURCE, (Feed.ADJUSTMENT,))
+    state = started()
     acked: list[int] = []
     state.record(0, Event(0, acked), {}, now=0)
     for offset in (1, 2, 3):
@@ -61,46 +69,60 @@ def test_a_rewind_forgets_what_comes_after_it_but_keeps_earlier_rows() -> None:
     assert acked == [0, 1, 2]
 
 
-async def test_the_registry_only_knows_owned_partitions() -> None:
+def test_the_registry_only_knows_owned_partitions() -> None:
     registry = SourceRegistry({"variances": (Feed.ADJUSTMENT,)})
     assert registry.get(SOURCE) is None
     registry.assign([SOURCE, SourcePartition("unrelated-changelog", 0)])
     assert registry.get(SOURCE) is not None
     assert len(registry) == 1
-    await registry.revoke([SOURCE])
+    registry.revoke([SOURCE])
     assert registry.get(SOURCE) is None
 
 
-async def test_revoking_waits_for_a_flush_in_progress() -> None:
-    registry = SourceRegistry({"variances": (Feed.ADJUSTMENT,)})
-    registry.assign([SOURCE])
-    state = registry.get(SOURCE)
-    assert state is not None
-    await state.lock.acquire()
-    revoking = asyncio.create_task(registry.revoke([SOURCE]))
-    await asyncio.sleep(0.01)
-    assert not revoking.done()
-    state.lock.release()
-    await revoking
-    assert registry.get(SOURCE) is None
+def test_deliveries_are_told_apart_by_where_the_partition_stands() -> None:
+    state = SourceState(SOURCE, (Feed.ADJUSTMENT,))
+    assert state.delivery(7) is Delivery.FIRST
+    state.start_at(5)
+    assert [state.delivery(o) for o in (4, 5, 6)] == [
+        Delivery.AGAIN,
+        Delivery.NEXT,
+        Delivery.AHEAD,
+    ]
 
 
-async def test_backpressure_waits_until_rows_are_published() -> None:
-    registry = SourceRegistry({"variances": (Feed.ADJUSTMENT,)})
-    registry.assign([SOURCE])
-    state = registry.get(SOURCE)
-    assert state is not None
-    state.record(0, Event(0), {Feed.ADJUSTMENT: [row(0), row(0)]}, now=0)
-    waiting = asyncio.create_task(registry.wait_below(1))
-    await asyncio.sleep(0.01)
-    assert not waiting.done()
-    state.batchers[Feed.ADJUSTMENT].drop_through(0)
-    registry.notify_progress()
-    await asyncio.wait_for(waiting, 1)
+def test_nothing_is_recorded_past_a_gap_until_it_is_shown_empty() -> None:
+    state = started()
+    acked: list[int] = []
+    state.record(0, Event(0, acked), {}, now=0)
+    with pytest.raises(GapRefused):
+        state.record(2, Event(2, acked), {}, now=0)
+    state.skip_to(2)  # the broker holds nothing at offset 1 (a transaction marker)
+    state.record(2, Event(2, acked), {}, now=0)
+    assert acked == [0, 2]
+
+
+def test_a_rollback_forgets_what_is_not_durable_and_says_where_to_resume() -> None:
+    state = started(durable_gate=True)
+    for offset in (0, 1):
+        state.record(offset, Event(offset), {Feed.ADJUSTMENT: [row(offset)]}, now=0)
+    state.mark_durable(state.consumed_mark())
+    state.record(2, Event(2), {Feed.ADJUSTMENT: [row(2)]}, now=0)
+    assert state.rewind_to_durable() == 2
+    assert [r.offset for r in state.batchers[Feed.ADJUSTMENT].rows_through(9)] == [0, 1]
+    assert state.delivery(2) is Delivery.NEXT
+
+
+def test_only_a_floor_carried_by_a_durable_flush_becomes_the_durable_floor() -> None:
+    state = started(durable_gate=True)
+    state.record(0, Event(0), {}, now=0)
+    state.mark_durable(state.consumed_mark())
+    assert state.durable_floor == 0
+    state.mark_durable(state.consumed_mark(), floor=1)
+    assert state.durable_floor == 1
 
 
 def test_with_the_durable_gate_events_wait_for_their_table_writes() -> None:
-    state = SourceState(SOURCE, (Feed.ADJUSTMENT,), durable_gate=True)
+    state = started(durable_gate=True)
     acked: list[int] = []
     state.record(0, Event(0, acked), {}, now=0)
     state.record(1, Event(1, acked), {}, now=0)
@@ -113,7 +135,7 @@ def test_with_the_durable_gate_events_wait_for_their_table_writes() -> None:
 
 
 def test_the_durable_gate_and_unpublished_rows_both_hold_an_event() -> None:
-    state = SourceState(SOURCE, (Feed.ADJUSTMENT,), durable_gate=True)
+    state = started(durable_gate=True)
     acked: list[int] = []
     state.record(0, Event(0, acked), {Feed.ADJUSTMENT: [row(0)]}, now=0)
     state.mark_durable(state.consumed_mark())
@@ -124,7 +146,7 @@ def test_the_durable_gate_and_unpublished_rows_both_hold_an_event() -> None:
 
 
 def test_a_mark_taken_before_a_rewind_acks_nothing_consumed_again() -> None:
-    state = SourceState(SOURCE, (Feed.ADJUSTMENT,), durable_gate=True)
+    state = started(durable_gate=True)
     acked: list[int] = []
     for offset in (0, 1, 2):
         state.record(offset, Event(offset, acked), {}, now=0)
@@ -137,20 +159,22 @@ def test_a_mark_taken_before_a_rewind_acks_nothing_consumed_again() -> None:
     assert acked == [0, 1]
 
 
-async def test_a_mark_from_before_a_revoke_does_not_reach_the_next_assignment() -> None:
+def test_a_mark_from_before_a_revoke_does_not_reach_the_next_assignment() -> None:
     registry = SourceRegistry({"variances": (Feed.ADJUSTMENT,)}, durable_gate=True)
     registry.assign([SOURCE])
     first = registry.get(SOURCE)
     assert first is not None
+    first.start_at(0)
     first.record(0, Event(0), {}, now=0)
-    stale = registry.consumed()
-    await registry.revoke([SOURCE])
+    stale = registry.consumed(0)
+    registry.revoke([SOURCE])
     registry.assign([SOURCE])
     acked: list[int] = []
     second = registry.get(SOURCE)
     assert second is not None
+    second.start_at(0)
     second.record(0, Event(0, acked), {}, now=0)
-    registry.mark_durable(SOURCE, stale[SOURCE])
+    registry.mark_durable(stale, {})
     assert acked == []
-    registry.mark_durable(SOURCE, registry.consumed()[SOURCE])
+    registry.mark_durable(registry.consumed(0), {})
     assert acked == [0]

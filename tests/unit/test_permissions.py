@@ -16,7 +16,7 @@ from streams.config import ConfigError, PermissionsConfig
 from streams.core.dead_letter import ErrorClass
 from streams.core.permissions import permission_problem
 from tests.factories import count, make_settings, variance
-from tests.unit.test_pipeline import COUNTS, VARIANCES, Harness
+from tests.unit.ingest_stage import COUNTS, VARIANCES, Stage
 
 ROLES = ("STORE_ASSOCIATE", "FACILITY_MANAGER", "REGIONAL_MANAGER", "ADMIN")
 BELOW = "permission: role STORE_ASSOCIATE may not log a variance; FACILITY_MANAGER or higher may"
@@ -86,7 +86,7 @@ def refusals(role: str) -> float:
 
 
 async def test_a_refused_variance_is_dead_lettered_and_changes_nothing(tmp_path: Path) -> None:
-    harness = Harness(tmp_path, SECTION.format(missing="reject"))
+    harness = Stage(tmp_path, extra=SECTION.format(missing="reject"))
     before = refusals("STORE_ASSOCIATE"), refusals("(none)")
     held = await harness.send(VARIANCES, encode_avro(by("STORE_ASSOCIATE")))
     # JSON bodies carry the role too.
@@ -95,8 +95,9 @@ async def test_a_refused_variance_is_dead_lettered_and_changes_nothing(tmp_path:
         encode_json(by(None)),
         headers=(("content-type", b"application/json"),),
     )
+    harness.flush()
     assert held.acked
-    assert [(d.error_class, d.reason) for d in harness.dead] == [
+    assert harness.dead == [
         (ErrorClass.PERMISSION, BELOW),
         (
             ErrorClass.PERMISSION,
@@ -109,7 +110,7 @@ async def test_a_refused_variance_is_dead_lettered_and_changes_nothing(tmp_path:
 
 
 async def test_counts_and_permitted_variances_go_through(tmp_path: Path) -> None:
-    harness = Harness(tmp_path, SECTION.format(missing="reject"))
+    harness = Stage(tmp_path, extra=SECTION.format(missing="reject"))
     allowed = by("FACILITY_MANAGER")
     await harness.send(VARIANCES, encode_avro(allowed))
     await harness.send(COUNTS, encode_avro(count()))
@@ -118,6 +119,6 @@ async def test_counts_and_permitted_variances_go_through(tmp_path: Path) -> None
 
 
 async def test_without_a_permissions_section_nothing_is_checked(tmp_path: Path) -> None:
-    harness = Harness(tmp_path)
+    harness = Stage(tmp_path)
     await harness.send(VARIANCES, encode_avro(by("STORE_ASSOCIATE")))
     assert harness.dead == []

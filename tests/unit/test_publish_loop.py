@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -60,8 +61,8 @@ def transfer(offset: int) -> PendingRow:
 
 
 class Stage:
-    def __init__(self, tmp_path: Path) -> None:
-        self.dest = Refusing(tmp_path)
+    def __init__(self, tmp_path: Path, dest: Refusing | None = None) -> None:
+        self.dest = dest or Refusing(tmp_path)
         self.clock = Clock()
         self.sources = SourceRegistry(
             {COUNTS: (Feed.ADJUSTMENT,), VARIANCES: (Feed.ADJUSTMENT, Feed.TRANSFER)}
@@ -69,6 +70,8 @@ class Stage:
         self.sources.assign(
             [SourcePartition(COUNTS, 0), SourcePartition(COUNTS, 1), SourcePartition(VARIANCES, 0)]
         )
+        for state in self.sources:
+            state.start_at(0)
         self.loop = PublishLoop(
             self.sources,
             self.dest,
@@ -93,6 +96,11 @@ class Stage:
             by_feed.setdefault(feed, []).append(row)
         state.record(offset, Event(offset, acked), by_feed, self.clock.now)
 
+    async def tick(self) -> None:
+        """A tick that closes every open batch, then the flushes it started."""
+        await self.loop.tick(force=True)
+        await self.loop.settle()
+
     def writer_state(self, feed: Feed, topic: str, partition: int) -> str:
         return next(
             w.state
@@ -111,7 +119,7 @@ async def test_a_published_batch_acks_exactly_the_events_it_covers(stage: Stage)
     stage.consume(COUNTS, 0, 1)  # no rows: waits behind offset 0
     stage.consume(COUNTS, 0, 2, adjustment(2))
     assert stage.acked[SourcePartition(COUNTS, 0)] == []
-    await stage.loop.tick(force=True)
+    await stage.tick()
     assert stage.acked[SourcePartition(COUNTS, 0)] == [0, 1, 2]
     assert stage.state(COUNTS, 0).pending_rows == 0
 
@@ -123,14 +131,14 @@ async def test_an_event_waits_for_every_feed_that_holds_a_row_at_or_below_it(
     stage.dest.feeds = (Feed.ADJUSTMENT,)
     stage.consume(VARIANCES, 0, 0, adjustment(0))
     stage.consume(VARIANCES, 0, 1, transfer(1))
-    await stage.loop.tick(force=True)
+    await stage.tick()
     # The transfer is published, yet nothing is acked: offset 0's adjustment still waits.
     assert stage.writer_state(Feed.TRANSFER, VARIANCES, 0) == "idle"
     assert stage.writer_state(Feed.ADJUSTMENT, VARIANCES, 0) == "retrying"
     assert stage.acked[SourcePartition(VARIANCES, 0)] == []
     stage.dest.error = None
     stage.clock.now += 2
-    await stage.loop.tick(force=True)
+    await stage.tick()
     assert stage.acked[SourcePartition(VARIANCES, 0)] == [0, 1]
 
 
@@ -138,7 +146,7 @@ async def test_a_retriable_failure_parks_only_its_writer(stage: Stage) -> None:
     stage.dest.error = DestinationRefused("disk full")
     stage.consume(COUNTS, 0, 0, adjustment(0))
     stage.consume(COUNTS, 1, 0, adjustment(0))
-    await stage.loop.tick(force=True)
+    await stage.tick()
     assert stage.acked[SourcePartition(COUNTS, 1)] == [0]
     assert stage.acked[SourcePartition(COUNTS, 0)] == []
     assert stage.writer_state(Feed.ADJUSTMENT, COUNTS, 0) == WriterState.RETRYING.value
@@ -146,12 +154,12 @@ async def test_a_retriable_failure_parks_only_its_writer(stage: Stage) -> None:
     # Within its backoff the failed writer does not try; the other goes on publishing.
     writes = len(list(stage.dest.root.rglob("*.csv")))
     stage.consume(COUNTS, 1, 1, adjustment(1))
-    await stage.loop.tick(force=True)
+    await stage.tick()
     assert stage.acked[SourcePartition(COUNTS, 1)] == [0, 1]
     assert len(list(stage.dest.root.rglob("*.csv"))) == writes + 1
     stage.dest.error = None
     stage.clock.now += 1.5
-    await stage.loop.tick(force=True)
+    await stage.tick()
     assert stage.acked[SourcePartition(COUNTS, 0)] == [0]
     assert stage.writer_state(Feed.ADJUSTMENT, COUNTS, 0) == "idle"
 
@@ -160,7 +168,7 @@ async def test_a_non_retriable_failure_parks_its_writer_and_says_so(stage: Stage
     stage.dest.error = HostKeyMismatch("not the pinned key")
     stage.consume(COUNTS, 0, 0, adjustment(0))
     stage.consume(COUNTS, 1, 0, adjustment(0))
-    await stage.loop.tick(force=True)
+    await stage.tick()
     parked = stage.loop.parked()
     assert [(w.topic, w.partition, w.state) for w in parked] == [(COUNTS, 0, "parked")]
     assert parked[0].error is not None
@@ -169,23 +177,56 @@ async def test_a_non_retriable_failure_parks_its_writer_and_says_so(stage: Stage
     # Tried again only after the slowest backoff, and then it recovers.
     stage.dest.error = None
     stage.clock.now += 29
-    await stage.loop.tick(force=True)
+    await stage.tick()
     assert stage.acked[SourcePartition(COUNTS, 0)] == []
     stage.clock.now += 2
-    await stage.loop.tick(force=True)
+    await stage.tick()
     assert stage.acked[SourcePartition(COUNTS, 0)] == [0]
     assert stage.loop.parked() == []
 
 
-async def test_floors_are_written_after_events_are_acked(stage: Stage) -> None:
+async def test_floors_rise_once_events_are_acked_for_the_next_flush_to_write(
+    stage: Stage,
+) -> None:
     state = stage.state(COUNTS, 0)
     stage.sources.progress_of(state)
     stage.consume(COUNTS, 0, 0, adjustment(0))
     stage.consume(COUNTS, 0, 1)
-    await stage.loop.tick(force=True)
+    await stage.tick()
     assert state.progress is not None
     assert state.progress.floor == 2
-    assert stage.sources.save_floors() == 0  # the tick wrote it already
+    assert stage.sources.save_floors(0) == {state.source: 2}
+
+
+class Stalling(Refusing):
+    """Holds every write for source partition 0 until `go` is set."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.go = asyncio.Event()
+
+    async def write(self, path: str, data: bytes) -> None:
+        if "-p0_" in path:
+            await self.go.wait()
+        await super().write(path, data)
+
+
+async def test_a_writer_stuck_on_a_slow_server_holds_up_no_other_partition(
+    tmp_path: Path,
+) -> None:
+    stalling = Stalling(tmp_path)
+    stage = Stage(tmp_path, stalling)
+    for window in range(3):
+        stage.consume(COUNTS, 0, window, adjustment(window))
+        stage.consume(COUNTS, 1, window, adjustment(window))
+        await asyncio.wait_for(stage.loop.tick(force=True), 1)  # never waits for a flush
+        await asyncio.sleep(0.05)
+        assert stage.acked[SourcePartition(COUNTS, 1)] == list(range(window + 1))
+    assert stage.acked[SourcePartition(COUNTS, 0)] == []
+    stalling.go.set()
+    await stage.tick()
+    await stage.tick()
+    assert stage.acked[SourcePartition(COUNTS, 0)] == [0, 1, 2]
 
 
 async def test_a_batch_is_open_then_sealed_then_published(stage: Stage) -> None:
@@ -204,13 +245,13 @@ async def test_a_batch_is_open_then_sealed_then_published(stage: Stage) -> None:
     }
     stage.dest.error = DestinationRefused("disk full")
     stage.dest.refused = ".staging/"  # the seal is written, the file is not
-    await stage.loop.tick(force=True)
+    await stage.tick()
     (writer,) = [w for w in stage.loop.writers() if w.sealed is not None]
     assert (writer.topic, writer.partition, writer.sealed) == (COUNTS, 0, (0, 1))
     assert pipeline([], stage.loop.writers(), stage.loop)[0]["sealed"] == 1
     stage.dest.error = None
     stage.clock.now += 2
-    await stage.loop.tick(force=True)
+    await stage.tick()
     adjustments, transfers = pipeline([], stage.loop.writers(), stage.loop)
     assert adjustments["sealed"] == 0
     assert (adjustments["published_files"], adjustments["published_rows"]) == (1, 2)

@@ -16,6 +16,7 @@ from streams.cli import main
 from streams.config import KafkaConfig, WorkerConfig
 from streams.core.pending import SourceRegistry
 from streams.errors import UsageError
+from streams.kafka.broker import BrokerFlavor
 from streams.kafka.changelog import (
     INVENTORY_TABLE,
     PROGRESS_TABLE,
@@ -27,6 +28,7 @@ from streams.kafka.changelog import (
     local_state,
     tables_dir,
 )
+from streams.kafka.traits import BrokerTraits
 from streams.worker.changelog_writer import ChangelogWriter
 from streams.worker.tables import register_tables
 from tests.factories import write_config
@@ -35,7 +37,8 @@ from tests.factories import write_config
 def faust_tables(data_dir: Path, partitions: int = 2) -> tuple[Any, Any]:
     app = faust.App("variance-sync", datadir=str(data_dir), store="rocksdb://")
     # Never started: these tables are only named and serialized here, never written.
-    return register_tables(app, partitions, ChangelogWriter(KafkaConfig(), SourceRegistry({})))
+    writer = ChangelogWriter(KafkaConfig(), SourceRegistry({}), BrokerTraits.of(BrokerFlavor.KAFKA))
+    return register_tables(app, partitions, writer)
 
 
 def as_faust_writes(table: Any, key: str, value: Any) -> tuple[bytes, bytes | None]:

@@ -1,0 +1,359 @@
+"""The worker's ingest on fakes: order, dedupe, dead letters, halts and pauses.
+
+Every test drives records in an order Faust's stream can deliver them, and flushes as the
+changelog writer's timer would; `tests/unit/ingest_stage.py` holds the fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from schemas.codec import encode_avro, encode_json
+from sinks.feeds import Feed
+from sinks.source_partition import SourcePartition
+from streams.core.dead_letter import ORIGINAL_SHA256, TRUNCATED_FROM
+from tests.factories import count, line, variance
+from tests.unit.ingest_stage import COUNTS, VARIANCES, Stage
+
+SOURCE = SourcePartition(VARIANCES, 0)
+BAD = b"\xc3\x01\x00"  # truncated Avro
+
+
+@pytest.fixture(params=["transactions", "plain"])
+def stage(request: pytest.FixtureRequest, tmp_path: Path) -> Stage:
+    """Both ways of writing dead letters: in the partition's transaction (Apache Kafka),
+    or after a durable pending mark (Tansu)."""
+    return Stage(tmp_path, transactions=request.param == "transactions")
+
+
+def lost(n: int, event_id: str | None = None) -> bytes:
+    return encode_avro(variance(-n, "VAR_LOST", event_id=event_id))
+
+
+async def test_a_count_updates_positions_and_is_acked_once_durable_and_published(
+    stage: Stage,
+) -> None:
+    event = count(
+        line("10017", "3410", counted=7, system=10), line("10018", "3411", counted=2, system=2)
+    )
+    held = await stage.send(COUNTS, encode_avro(event))
+    assert stage.pending(COUNTS, Feed.ADJUSTMENT) == ["CC1001-10017"]
+    assert stage.inventory["STORE_1/10017"]["net_variance"] == -3
+    assert stage.inventory["STORE_1/10018"]["last_counted_quantity"] == 2
+    stage.publish(COUNTS)
+    assert not held.acked  # published, but its writes are not durable yet
+    assert stage.flush()
+    assert held.acked
+
+
+async def test_json_bodies_are_accepted_with_their_content_type(stage: Stage) -> None:
+    body = encode_json(variance(-2, "VAR_DAMAGED", event_id="j1"))
+    await stage.send(VARIANCES, body, headers=(("content-type", b"application/json"),))
+    assert stage.pending(VARIANCES, Feed.TRANSFER) == ["VL-j1"]
+
+
+async def test_a_record_delivered_again_counts_once_and_sends_the_consumer_on(
+    stage: Stage,
+) -> None:
+    await stage.send(VARIANCES, lost(2, "r1"), offset=0)
+    await stage.send(VARIANCES, lost(1, "r2"), offset=1)
+    await stage.send(VARIANCES, lost(2, "r1"), offset=0)  # the consumer went back
+    assert stage.consumer.seeks[-1] == (VARIANCES, 0, 1)
+    await stage.send(VARIANCES, lost(1, "r2"), offset=1)
+    assert stage.inventory["STORE_1/10017"]["net_variance"] == -3
+    assert stage.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-r1", "VL-r2"]
+
+
+async def test_a_record_past_a_gap_is_refused_until_the_consumer_goes_back(stage: Stage) -> None:
+    # Faust can hand over offset 3 before 2 (a stream restarted after an error, or stale
+    # messages after a seek): taking 3 would let it be acked, and committed, past 2.
+    await stage.send(VARIANCES, lost(1, "g0"), offset=0)
+    await stage.send(VARIANCES, lost(1, "g1"), offset=1)
+    skipped = await stage.send(VARIANCES, lost(1, "g3"), offset=3)
+    assert stage.consumer.seeks[-1] == (VARIANCES, 0, 2)
+    assert stage.state(VARIANCES).consumed_through == 1
+    assert stage.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-g0", "VL-g1"]
+    await stage.send(VARIANCES, lost(1, "g2"), offset=2)
+    await stage.send(VARIANCES, lost(1, "g3"), offset=3)
+    assert stage.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-g0", "VL-g1", "VL-g2", "VL-g3"]
+    stage.flush()
+    stage.publish(VARIANCES)
+    assert not skipped.acked  # only the copy taken in order is acked
+
+
+async def test_a_gap_the_broker_holds_nothing_in_is_taken(stage: Stage) -> None:
+    # Transaction markers and aborted records occupy offsets that no consumer sees.
+    stage.broker.records[SOURCE] = {0, 1, 4, 5}
+    await stage.send(VARIANCES, lost(1), offset=0)
+    await stage.send(VARIANCES, lost(1), offset=1)
+    await stage.send(VARIANCES, lost(1), offset=4)
+    assert stage.state(VARIANCES).consumed_through == 4
+    assert stage.consumer.seeks == []
+
+
+async def test_the_first_record_of_an_assignment_starts_at_the_committed_offset(
+    stage: Stage,
+) -> None:
+    stage.broker.starts[SOURCE] = 5
+    await stage.send(VARIANCES, lost(1, "c7"), offset=7)  # stale, or ahead of the seek
+    assert stage.state(VARIANCES).consumed_through == 4
+    assert stage.consumer.seeks == [(VARIANCES, 0, 5)]
+    for offset in (5, 6, 7):
+        await stage.send(VARIANCES, lost(1, f"c{offset}"), offset=offset)
+    assert stage.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-c5", "VL-c6", "VL-c7"]
+
+
+async def test_after_a_rebalance_a_redelivered_record_is_batched_but_not_reapplied(
+    stage: Stage,
+) -> None:
+    await stage.send(VARIANCES, lost(2, "r2"), offset=0)
+    stage.flush()
+    stage.revoke(SOURCE)  # the unpublished row is dropped with the state
+    stage.assign(SOURCE)
+    await stage.send(VARIANCES, lost(2, "r2"), offset=0)
+    assert stage.inventory["STORE_1/10017"]["net_variance"] == -2
+    assert stage.inventory["STORE_1/10017"]["events_applied"] == 1
+    assert stage.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-r2"]
+
+
+async def test_a_producer_duplicate_is_ignored_entirely(stage: Stage) -> None:
+    await stage.send(VARIANCES, lost(2, "d1"))
+    duplicate = await stage.send(VARIANCES, lost(2, "d1"))
+    assert stage.inventory["STORE_1/10017"]["net_variance"] == -2
+    assert stage.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-d1"]
+    stage.flush()
+    assert not duplicate.acked  # held behind the first copy's unpublished row
+
+
+async def test_a_producer_duplicate_of_a_count_is_ignored_on_every_line(stage: Stage) -> None:
+    event = count(
+        line("10017", "3410", counted=7, system=10), line("10018", "3411", counted=1, system=2)
+    )
+    await stage.send(COUNTS, encode_avro(event))
+    await stage.send(COUNTS, encode_avro(event))
+    assert stage.inventory["STORE_1/10017"]["net_variance"] == -3
+    assert stage.inventory["STORE_1/10018"]["net_variance"] == -1
+    assert stage.pending(COUNTS, Feed.ADJUSTMENT) == ["CC1001-10017", "CC1001-10018"]
+
+
+async def test_an_unsynced_reason_changes_the_table_and_is_acked_once_durable(
+    stage: Stage,
+) -> None:
+    held = await stage.send(VARIANCES, encode_avro(variance(-4, "VAR_SAMPLE")))
+    assert stage.inventory["STORE_1/10017"]["exported_variance"] == 0
+    stage.flush()
+    assert held.acked
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "error_class", "reason"),
+    [
+        (BAD, b"STORE_1", "decode", "truncated"),
+        (b"", b"STORE_1", "decode", ""),
+        (
+            encode_avro(variance(-1, facility="STORE_9")),
+            b"STORE_9",
+            "unroutable",
+            "unknown facility 'STORE_9'",
+        ),
+        (encode_avro(variance(-1)), b"STORE_2", "invalid", "is not the facility_id 'STORE_1'"),
+        (encode_avro(variance(-1)), None, "invalid", "message key 'null'"),
+    ],
+)
+async def test_bad_records_are_dead_lettered_with_reason_and_coordinates(
+    stage: Stage, value: bytes, key: bytes | None, error_class: str, reason: str
+) -> None:
+    held = await stage.send(VARIANCES, value, key=key)
+    assert stage.flush()
+    assert held.acked
+    [(offset, found_class, found_reason)] = stage.dead_letters()
+    assert (offset, found_class) == ("0", error_class)
+    assert reason in found_reason
+    assert stage.inventory == {}
+
+
+async def test_a_rejected_event_delivered_again_is_dead_lettered_once(stage: Stage) -> None:
+    await stage.send(VARIANCES, lost(1), offset=0)  # its row holds the acks
+    await stage.send(VARIANCES, BAD, offset=1)
+    await stage.send(VARIANCES, BAD, offset=1)  # the consumer went back
+    stage.flush()
+    stage.revoke(SOURCE)
+    stage.assign(SOURCE)  # a new owner, from the same progress table
+    await stage.send(VARIANCES, lost(1), offset=0)
+    await stage.send(VARIANCES, BAD, offset=1)
+    stage.flush()
+    assert [offset for offset, _, _ in stage.dead_letters()] == ["1"]
+
+
+@pytest.mark.parametrize("crash", ["before-letters", "after-letters"])
+async def test_a_dead_letter_interrupted_by_a_crash_is_neither_lost_nor_doubled(
+    tmp_path: Path, crash: str
+) -> None:
+    # Without transactions: the pending mark is durable before the send, and the next
+    # owner looks in the DLQ from there before sending again.
+    stage = Stage(tmp_path, transactions=False)
+    await stage.send(VARIANCES, BAD, offset=0)
+    stage.log.flush(0, crash=crash)
+    stage.crash(SOURCE, SourcePartition(COUNTS, 0))
+    again = await stage.send(VARIANCES, BAD, offset=0)
+    stage.flush()
+    assert [offset for offset, _, _ in stage.dead_letters()] == ["0"]
+    assert again.acked
+
+
+async def test_with_transactions_a_dead_letter_and_its_mark_are_written_together(
+    tmp_path: Path,
+) -> None:
+    stage = Stage(tmp_path, transactions=True)
+    await stage.send(VARIANCES, BAD, offset=0)
+    stage.flush()
+    marks = stage.progress_table.durable[f"{VARIANCES}:0"]["dead_letters"]
+    assert marks == {"0": {"sent": True}}
+    assert len(stage.log.dlq) == 1
+
+
+async def test_a_dead_letter_too_large_for_the_dlq_is_cut_with_its_size_and_digest(
+    stage: Stage,
+) -> None:
+    huge = b"\xc3\x01" + b"x" * 3_000_000
+    await stage.send(VARIANCES, huge)
+    stage.flush()
+    [record] = stage.log.dlq
+    headers = dict(record.headers)
+    assert record.size <= 1_000_000
+    assert headers[TRUNCATED_FROM] == str(len(huge)).encode()
+    assert len(headers[ORIGINAL_SHA256]) == 64
+    assert huge.startswith(record.value)
+
+
+async def test_a_dlq_that_refuses_records_halts_the_partition_and_loses_nothing(
+    stage: Stage,
+) -> None:
+    stage.log.refuse_letters = True
+    good = await stage.send(VARIANCES, lost(1, "h0"), offset=0)
+    await stage.send(VARIANCES, BAD, offset=1)
+    after = await stage.send(VARIANCES, lost(1, "h2"), offset=2)
+    assert not stage.flush()
+    assert 0 in stage.sources.halts
+    assert "refuses" in stage.sources.halts[0].reason
+    assert (VARIANCES, 0) in stage.consumer.paused
+    held = await stage.send(VARIANCES, lost(1, "h3"), offset=3)  # fetched before the pause
+    await asyncio.sleep(0)  # the rollback, before the backoff
+    assert stage.state(VARIANCES).consumed_through == -1  # back to the last durable event
+    assert stage.inventory == {}
+    # The cause goes away; after the backoff the partition is consumed again.
+    stage.log.refuse_letters = False
+    await asyncio.sleep(0.1)
+    assert 0 not in stage.sources.halts
+    assert (VARIANCES, 0) not in stage.consumer.paused
+    assert stage.consumer.seeks[-1] == (VARIANCES, 0, 0)
+    for offset, value in enumerate([lost(1, "h0"), BAD, lost(1, "h2"), lost(1, "h3")]):
+        await stage.send(VARIANCES, value, offset=offset)
+    assert stage.flush()
+    stage.publish(VARIANCES)
+    assert [offset for offset, _, _ in stage.dead_letters()] == ["1"]
+    assert stage.inventory["STORE_1/10017"]["net_variance"] == -3
+    assert not any(event.acked for event in (good, after, held))  # earlier copies
+
+
+async def test_an_error_carrying_an_event_out_halts_only_its_partition(stage: Stage) -> None:
+    other = SourcePartition(VARIANCES, 1)
+    stage.assign(other)
+    broken = stage.inventory_table.put
+
+    def refuse(key: object, value: object, partition: int) -> None:
+        if partition == 0:
+            raise OSError("the changelog refused the write")
+        broken(key, value, partition)
+
+    stage.inventory_table.put = refuse  # type: ignore[method-assign]
+    await stage.send(VARIANCES, lost(1, "e0"), offset=0)
+    assert 0 in stage.sources.halts
+    assert stage.state(VARIANCES).consumed_through == -1  # nothing moved past it
+    await stage.send(VARIANCES, lost(1, "e1"), offset=0, partition=1)
+    assert stage.pending(VARIANCES, Feed.ADJUSTMENT, partition=1) == ["VL-e1"]
+    stage.inventory_table.put = broken  # type: ignore[method-assign]
+    await asyncio.sleep(0.1)
+    await stage.send(VARIANCES, lost(1, "e0"), offset=0)
+    assert stage.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-e0"]
+
+
+async def test_a_fenced_partition_stays_halted_until_it_is_assigned_again(stage: Stage) -> None:
+    await stage.send(VARIANCES, lost(1), offset=0)
+    stage.log.fenced.add(0)
+    stage.log.failed[0] = "fenced"
+    assert not stage.flush()
+    await asyncio.sleep(0.1)
+    assert 0 in stage.sources.halts  # only a new assignment opens it again
+    assert stage.rejoins == 1  # which it asks the group for
+    stage.revoke(SOURCE, SourcePartition(COUNTS, 0))
+    assert 0 not in stage.sources.halts
+
+
+async def test_a_partition_whose_rows_pile_up_pauses_alone(tmp_path: Path) -> None:
+    stage = Stage(tmp_path, extra="\n[batching]\nmax_pending_rows = 2\n")
+    stage.assign(SourcePartition(VARIANCES, 1))
+    for offset in range(3):
+        await stage.send(VARIANCES, lost(1, f"p{offset}"), offset=offset)
+    assert (VARIANCES, 0) in stage.consumer.paused
+    for offset in range(3):
+        await stage.send(VARIANCES, lost(1, f"q{offset}"), offset=offset, partition=1)
+    assert (VARIANCES, 1) in stage.consumer.paused
+    stage.publish(VARIANCES)
+    await stage.ingest.published(stage.state(VARIANCES))
+    assert (VARIANCES, 0) not in stage.consumer.paused
+    assert stage.consumer.seeks[-1] == (VARIANCES, 0, 3)
+    assert (VARIANCES, 1) in stage.consumer.paused
+
+
+async def test_events_of_revoked_partitions_are_left_alone(stage: Stage) -> None:
+    stage.revoke(SOURCE)
+    held = await stage.send(VARIANCES, lost(1))
+    assert not held.acked
+    assert stage.inventory == {}
+
+
+async def test_an_event_that_comes_before_its_assignment_callback_is_taken(
+    stage: Stage,
+) -> None:
+    early = SourcePartition(VARIANCES, 1)
+    stage.assigned.add(early)
+    await stage.send(VARIANCES, lost(1), partition=1)
+    assert stage.sources.get(early) is not None
+    assert stage.state(VARIANCES, 1).pending_rows == 1
+
+
+async def test_events_below_the_floor_are_not_looked_at_again(stage: Stage) -> None:
+    await stage.send(VARIANCES, BAD, offset=0)
+    await stage.send(VARIANCES, encode_avro(variance(-4, "VAR_SAMPLE", event_id="f0")), offset=1)
+    stage.flush()  # durable and acked: the floor rises to 2
+    stage.flush()  # and is written
+    assert stage.progress_table.durable[f"{VARIANCES}:0"]["floor"] == 2
+    stage.crash(SOURCE)  # a replay from the start, by a new owner
+    held = [await stage.send(VARIANCES, v, offset=n) for n, v in enumerate([b"x", lost(2)])]
+    stage.flush()
+    assert stage.inventory["STORE_1/10017"]["net_variance"] == -4
+    assert len(stage.log.dlq) == 1
+    assert stage.pending(VARIANCES, Feed.ADJUSTMENT) == []
+    assert all(event.acked for event in held)
+
+
+async def test_positions_prune_only_by_a_floor_that_is_durable(tmp_path: Path) -> None:
+    # An hour's horizon, events two hours apart: the first copy may be forgotten once
+    # the floor above it is in the changelog, and not before (a kill in between would let
+    # a re-delivery apply it again).
+    stage = Stage(tmp_path, extra="\n[dedupe]\nhorizon_days = 0.04\n")
+    hour = 3_600_000
+    base = 1_709_229_600_000
+    await stage.send(VARIANCES, lost(1, "a"), offset=0, timestamp_ms=base)
+    stage.flush()
+    stage.publish(VARIANCES)  # acked: the floor rises to 1 in memory
+    await stage.send(VARIANCES, lost(1, "b"), offset=1, timestamp_ms=base + 2 * hour)
+    assert "a" in stage.inventory["STORE_1/10017"]["applied_events"]
+    stage.flush()  # the floor record goes out with this flush
+    await stage.send(VARIANCES, lost(1, "c"), offset=2, timestamp_ms=base + 4 * hour)
+    assert "a" not in stage.inventory["STORE_1/10017"]["applied_events"]
+    assert stage.inventory["STORE_1/10017"]["net_variance"] == -3
