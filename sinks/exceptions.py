@@ -41,3 +41,11 @@ class LedgerConflict(SinkError):
     """Our batch ledger disagrees with itself in a way that needs an operator."""
 
     retriable = False
+
+
+class Superseded(SinkError):
+    """This publisher's view of a partition's ledger is stale: another worker has sealed
+    past it (this one lost the partition, and a pause hid that). Nothing of its batch may
+    land; the partition's owner publishes."""
+
+    retriable = False

@@ -172,7 +172,7 @@ class FeedPublisher:
             if where is None:
                 if contents is None:
                     contents = self._rebuild(seal, rows)
-                where = await self._publish_file(file, contents[index])
+                where = await self._publish_file(seal, file, contents[index])
             if where is not None:
                 self._log.info("%s already in %s; not publishing it again", file.name, where)
                 progress.present.append(file.name)
@@ -216,7 +216,7 @@ class FeedPublisher:
                 return folder
         return None
 
-    async def _publish_file(self, file: BatchFile, data: bytes) -> str | None:
+    async def _publish_file(self, seal: Seal, file: BatchFile, data: bytes) -> str | None:
         """Stage, verify and promote one file; the folder it was found in when another
         publisher of the same seal (a zombie, or its successor) promoted it first."""
         # Unique per attempt: two publishers of one seal never write the same staged file.
@@ -231,14 +231,39 @@ class FeedPublisher:
             raise
         # Looked for again: the other publisher may have finished while we uploaded.
         where = await self._locate(file.name)
-        if where is None and await self._dest.rename_noreplace(
-            staged, f"{self.feed.csv_dir}/{file.name}"
-        ):
-            await self._faults("promoted")
-            self._log.info("published %s (%d rows, %d bytes)", file.name, file.rows, len(data))
-            return None
-        await self._discard(staged)
-        return where or self.feed.csv_dir
+        if where is not None:
+            await self._discard(staged)
+            return where
+        holder = await self._ledger.claim_promotion(
+            self.feed, self.source, seal, file.name, staged
+        )
+        if holder != staged:
+            await self._discard(staged)
+        return await self._promote(holder, file, len(data))
+
+    async def _promote(self, holder: str, file: BatchFile, size: int) -> str | None:
+        """Rename the one staged upload that the ledger names into `csv/`; None when this
+        call did it, else the folder the file is in (another publisher did)."""
+        target = f"{self.feed.csv_dir}/{file.name}"
+        await self._faults("promoting")
+        try:
+            moved = await self._dest.rename_noreplace(holder, target)
+        except SinkError:
+            # Gone already: its publisher moved it, and NetSuite may have too.
+            where = await self._locate(file.name)
+            if where is not None:
+                return where
+            if await self._dest.exists(holder):
+                raise
+            raise LedgerConflict(
+                f"{file.name}: the staged upload {holder} that the ledger promotes is gone, "
+                "and the file is in none of csv/, archive/ and failed/"
+            ) from None
+        if not moved:
+            return self.feed.csv_dir
+        await self._faults("promoted")
+        self._log.info("published %s (%d rows, %d bytes)", file.name, file.rows, size)
+        return None
 
     async def _discard(self, staged: str) -> None:
         with contextlib.suppress(SinkError):

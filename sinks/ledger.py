@@ -10,6 +10,16 @@ A seal is created with a no-replace rename, so two workers that both believe the
 partition cannot claim different batches starting at the same offset: the loser reads
 the winner's seal and publishes exactly that batch. Keeping the ledger beside the files
 means it survives anything that the files survive, including the loss of Kafka state.
+
+Each file of a seal is promoted into `csv/` by one staged upload only: the first
+publisher to create `<start>.<file>.promote` (no-replace) names its staged file there,
+and every publisher renames that one file into `csv/`. A rename of one file succeeds once,
+so the batch lands once, however late a paused publisher wakes up.
+
+Old batches are pruned, which frees their names; a claim of a pruned name (by a publisher
+that paused since it read the head) would be a stale one. Pruning keeps the newest `keep`
+seals, so any claim that finds a newer seal beside it is stale: it is withdrawn and the
+publisher told it is `Superseded`.
 """
 
 from __future__ import annotations
@@ -21,13 +31,14 @@ from datetime import datetime
 from typing import Any
 
 from sinks.destination import Destination
-from sinks.exceptions import LedgerConflict
+from sinks.exceptions import LedgerConflict, Superseded
 from sinks.feeds import STATE_DIR, Feed
 from sinks.manifest import BatchFile, manifest_bytes, parse_manifest
 from sinks.source_partition import SourcePartition
 
 SEAL_SUFFIX = ".seal.json"
 PUBLISHED_SUFFIX = ".published.json"
+PROMOTE_SUFFIX = ".promote"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,17 +104,58 @@ class BatchLedger:
         return LedgerHead(seal=seal, published=f"{start}{PUBLISHED_SUFFIX}" in names)
 
     async def claim(self, feed: Feed, source: SourcePartition, manifest: dict[str, Any]) -> Seal:
-        """Seal this batch unless one starting at the same offset exists; return the winner."""
+        """Seal this batch unless one starting at the same offset exists; return the winner.
+        Raises `Superseded` when the partition is sealed past that start already."""
         folder = ledger_dir(feed, source)
         ours = Seal.from_manifest(manifest)
         target = f"{folder}/{_start_name(ours.start)}{SEAL_SUFFIX}"
+        won = await self._create(folder, target, manifest_bytes(manifest))
+        await self._current(folder, ours.start, target if won else None)
+        return ours if won else await self._read_seal(target)
+
+    async def claim_promotion(
+        self, feed: Feed, source: SourcePartition, seal: Seal, name: str, staged: str
+    ) -> str:
+        """The staged upload that is to become `csv/<name>`: `staged`, unless another
+        publisher of the seal named its own first."""
+        folder = ledger_dir(feed, source)
+        target = f"{folder}/{_start_name(seal.start)}.{name}{PROMOTE_SUFFIX}"
+        won = await self._create(folder, target, staged.encode())
+        await self._current(folder, seal.start, target if won else None)
+        if won:
+            return staged
+        holder = await self._dest.read(target)
+        if holder is None:
+            raise LedgerConflict(f"promotion record {target} vanished while it was being read")
+        return holder.decode()
+
+    async def _create(self, folder: str, target: str, data: bytes) -> bool:
+        """Create `target` holding `data` unless it exists; whether this call created it."""
         temp = f"{folder}/.claim-{uuid.uuid4().hex}.json"
         await self._dest.makedirs(folder)
-        await self._dest.write(temp, manifest_bytes(manifest))
+        await self._dest.write(temp, data)
         if await self._dest.rename_noreplace(temp, target):
-            return ours
+            return True
         await self._dest.remove(temp)
-        return await self._read_seal(target)
+        return False
+
+    async def _current(self, folder: str, start: int, created: str | None) -> None:
+        """Refuse a claim at `start` once the partition is sealed past it (a pruned name,
+        claimed again by a publisher that paused): withdraw what this claim created."""
+        names = await self._dest.list_dir(folder)
+        later = [
+            int(n.removesuffix(SEAL_SUFFIX))
+            for n in names
+            if n.endswith(SEAL_SUFFIX) and int(n.removesuffix(SEAL_SUFFIX)) > start
+        ]
+        if not later:
+            return
+        if created is not None:
+            await self._dest.remove(created)
+        raise Superseded(
+            f"{folder}: another worker has sealed this partition past offset {start} "
+            f"(up to the batch at {max(later)}); this worker's view of it is stale"
+        )
 
     async def record_published(
         self, feed: Feed, source: SourcePartition, seal: Seal, published_at: datetime
@@ -145,5 +197,5 @@ class BatchLedger:
             n.removesuffix(PUBLISHED_SUFFIX) for n in names if n.endswith(PUBLISHED_SUFFIX)
         )
         for start in published[: -self._keep]:
-            await self._dest.remove(f"{folder}/{start}{SEAL_SUFFIX}")
-            await self._dest.remove(f"{folder}/{start}{PUBLISHED_SUFFIX}")
+            for name in sorted(n for n in names if n.startswith(f"{start}.")):
+                await self._dest.remove(f"{folder}/{name}")

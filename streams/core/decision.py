@@ -124,6 +124,7 @@ class Apply:
     rows: Mapping[Feed, tuple[PendingRow, ...]]
     outcome: Outcome
     routed: Routed
+    pruned: bool = False  # a write forgot an applied event (`streams.core.positions`)
 
 
 Decision = Skip | Reject | Apply
@@ -269,15 +270,18 @@ def apply(
         record.offset,
         record_time_ms(record, event),
     )
-    writes = tuple(
-        (key, apply_change(position, change, applied, pruning).to_json())
-        for key, change, position, applied_copy in zip(
-            keys, accepted.routed.changes, current, applied_copies, strict=True
-        )
-        if applied_copy is None
-    )
+    writes = []
+    pruned = False
+    for key, change, position, applied_copy in zip(
+        keys, accepted.routed.changes, current, applied_copies, strict=True
+    ):
+        if applied_copy is None:
+            written = apply_change(position, change, applied, pruning)
+            named = len(position.applied_events) if position is not None else 0
+            pruned = pruned or len(written.applied_events) <= named
+            writes.append((key, written.to_json()))
     outcome = Outcome.APPLIED if writes or not keys else Outcome.REDELIVERED
-    return Apply(writes, _rows(record, accepted), outcome, accepted.routed)
+    return Apply(tuple(writes), _rows(record, accepted), outcome, accepted.routed, pruned)
 
 
 def _position(stored: Any) -> Position | None:

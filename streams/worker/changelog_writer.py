@@ -126,6 +126,7 @@ class _Pending:
     batches: dict[TopicPartition, list[_Batch]] = field(default_factory=dict)
     letters: list[_Letter] = field(default_factory=list)
     size: int = 0
+    pruning: bool = False  # a position write here forgot an event (a fault point)
 
     def __bool__(self) -> bool:
         return bool(self.batches or self.letters)
@@ -206,6 +207,9 @@ class ChangelogWriter:
         return found is not None and any(
             (letter.source, letter.offset) == (source, offset) for letter in found.pending.letters
         )
+
+    def note_prune(self, partition: int) -> None:
+        self._log(partition).pending.pruning = True
 
     def append(
         self, topic: str, partition: int, key: bytes | None, value: bytes | None, tag: Any = None
@@ -388,6 +392,8 @@ class ChangelogWriter:
                     await self._faults("changelog-unsent")
                     await self._write(found, pending)
                     await self._faults("changelog-acked")
+                    if pending.pruning:
+                        await self._faults("pruned")
             except Exception as exc:
                 # The worker halts the partition and says why (`streams.worker.ingest`).
                 found.failure = self._failure(found, exc)

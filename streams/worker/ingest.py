@@ -69,6 +69,10 @@ class Log(Protocol):
 
     def letter_queued(self, source: SourcePartition, offset: int) -> bool: ...
 
+    def note_prune(self, partition: int) -> None:
+        """The partition's next flush carries a position write that forgot an event."""
+        ...
+
     def claimed(self, partition: int) -> bool: ...
 
     def fail(self, partition: int, reason: str) -> None: ...
@@ -260,6 +264,8 @@ class Ingest:
                 self._inventory.put(key, value, record.partition)
             if decision.writes and decision.routed.unexported_reason is not None:
                 metrics.unexported(decision.routed.unexported_reason).inc()
+            if decision.pruned:
+                self._writer.note_prune(record.partition)
             rows = decision.rows
         elif isinstance(decision, Reject):
             await self._dead_letter(state, record, decision)

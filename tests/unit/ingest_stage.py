@@ -84,6 +84,7 @@ class FakeLog:
     fenced: set[int] = field(default_factory=set)
     refuse_letters: bool = False  # the DLQ refuses every record (an ACL, a deleted topic)
     flushes: int = 0
+    prunes: int = 0
 
     @property
     def dlq_end(self) -> int:
@@ -96,6 +97,9 @@ class FakeLog:
 
     def pending_bytes(self, partition: int) -> int:
         return 0
+
+    def note_prune(self, partition: int) -> None:
+        self.prunes += 1
 
     def letter_queued(self, source: SourcePartition, offset: int) -> bool:
         return any((s, o) == (source, offset) for s, o, _ in self.letters.get(source.partition, []))

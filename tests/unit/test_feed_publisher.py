@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from sinks.exceptions import LedgerConflict
+from sinks.exceptions import LedgerConflict, Superseded
 from sinks.feed_publisher import FeedPublisher, PublisherOptions
 from sinks.feeds import Feed
 from sinks.layout import ensure_layout
@@ -244,3 +246,93 @@ async def test_old_published_batches_leave_the_ledger_and_the_head_stays(
     assert seals() == [7, 8]
     assert len(list(folder.glob(f"*{PUBLISHED_SUFFIX}"))) == 2
     assert len(published_refs(dest.root)) == 9  # the audit manifests and files all stay
+
+
+class PausedBeforeClaim(BatchLedger):
+    """A ledger whose next claim waits until `go` is set, as a publisher paused between
+    reading the head and claiming the next start would."""
+
+    def __init__(self, dest: LocalDestination) -> None:
+        super().__init__(dest)
+        self.go = asyncio.Event()
+
+    async def claim(self, feed: Feed, source: SourcePartition, manifest: dict[str, Any]) -> Any:
+        await self.go.wait()
+        return await super().claim(feed, source, manifest)
+
+
+async def test_a_publisher_paused_before_its_claim_cannot_reopen_a_pruned_batch(
+    dest: LocalDestination,
+) -> None:
+    stale = PausedBeforeClaim(dest)
+    zombie = FeedPublisher(Feed.ADJUSTMENT, SOURCE, dest, stale, OPTIONS)
+    paused = asyncio.create_task(zombie.flush(rows(0), consumed_through=0))
+    await asyncio.sleep(0.05)  # it read an empty ledger, and stopped
+    ledger = BatchLedger(dest, keep=2, prune_every=1)
+    successor = FeedPublisher(Feed.ADJUSTMENT, SOURCE, dest, ledger, OPTIONS)
+    for offset in range(5):
+        await successor.flush(rows(offset), consumed_through=offset)
+    folder = dest.root / ledger_dir(Feed.ADJUSTMENT, SOURCE)
+    assert not (folder / f"{0:020d}{SEAL_SUFFIX}").exists()  # pruned: the name is free
+    stale.go.set()
+    with pytest.raises(Superseded):
+        await paused
+    assert not (folder / f"{0:020d}{SEAL_SUFFIX}").exists()  # the stale claim is withdrawn
+    assert published_refs(dest.root) == [f"CC{n}-1" for n in range(5)]
+
+
+def pausing(at: str) -> tuple[asyncio.Event, asyncio.Event, Any]:
+    """A fault hook that stops at step `at` (once) until released."""
+    reached, release = asyncio.Event(), asyncio.Event()
+
+    async def faults(step: str) -> None:
+        if step == at and not reached.is_set():
+            reached.set()
+            await release.wait()
+
+    return reached, release, faults
+
+
+async def test_a_publisher_paused_before_its_rename_cannot_land_a_file_twice(
+    dest: LocalDestination,
+) -> None:
+    reached, release, faults = pausing("promoting")
+    zombie = FeedPublisher(Feed.ADJUSTMENT, SOURCE, dest, BatchLedger(dest), OPTIONS, faults=faults)
+    paused = asyncio.create_task(zombie.flush(rows(1), consumed_through=1))
+    await asyncio.wait_for(reached.wait(), 5)  # its upload is named to be promoted
+    result = await publisher(dest).flush(rows(1), consumed_through=1)
+    assert result.published  # the successor promoted the zombie's verified upload
+    netsuite_imports(dest.root)  # and NetSuite took it from csv/ to archive/
+    release.set()
+    late = await paused
+    assert late.already_present
+    assert published_refs(dest.root) == ["CC1-1"]
+    staging = dest.root / "inventoryadjustment" / ".staging"
+    assert list(staging.iterdir()) == []
+
+
+async def test_a_promotion_claimed_after_its_batch_was_pruned_is_superseded(
+    dest: LocalDestination,
+) -> None:
+    reached, release, faults = pausing("staged")
+    zombie = FeedPublisher(Feed.ADJUSTMENT, SOURCE, dest, BatchLedger(dest), OPTIONS, faults=faults)
+    paused = asyncio.create_task(zombie.flush(rows(0), consumed_through=0))
+    await asyncio.wait_for(reached.wait(), 5)
+    ledger = BatchLedger(dest, keep=2, prune_every=1)
+    successor = FeedPublisher(Feed.ADJUSTMENT, SOURCE, dest, ledger, OPTIONS)
+    for offset in range(5):
+        await successor.flush(rows(offset), consumed_through=offset)
+    netsuite_imports(dest.root)
+    for path in (dest.root / "inventoryadjustment" / "archive").glob("*-000000000000.csv"):
+        path.unlink()  # the server's own retention cleaned archive/ meanwhile
+    release.set()
+    with pytest.raises(Superseded):
+        await paused
+    assert published_refs(dest.root) == [f"CC{n}-1" for n in range(1, 5)]
+    assert not list((dest.root / "inventoryadjustment" / "csv").iterdir())
+
+
+def netsuite_imports(root: Path) -> None:
+    """NetSuite's scheduled script: every file in csv/ goes to archive/."""
+    for path in (root / "inventoryadjustment" / "csv").iterdir():
+        path.rename(root / "inventoryadjustment" / "archive" / path.name)

@@ -354,6 +354,8 @@ async def test_positions_prune_only_by_a_floor_that_is_durable(tmp_path: Path) -
     await stage.send(VARIANCES, lost(1, "b"), offset=1, timestamp_ms=base + 2 * hour)
     assert "a" in stage.inventory["STORE_1/10017"]["applied_events"]
     stage.flush()  # the floor record goes out with this flush
+    assert stage.log.prunes == 0
     await stage.send(VARIANCES, lost(1, "c"), offset=2, timestamp_ms=base + 4 * hour)
     assert "a" not in stage.inventory["STORE_1/10017"]["applied_events"]
+    assert stage.log.prunes == 1  # the writer knows which flush carries it (a fault point)
     assert stage.inventory["STORE_1/10017"]["net_variance"] == -3
