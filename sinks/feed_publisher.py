@@ -234,9 +234,7 @@ class FeedPublisher:
         if where is not None:
             await self._discard(staged)
             return where
-        holder = await self._ledger.claim_promotion(
-            self.feed, self.source, seal, file.name, staged
-        )
+        holder = await self._ledger.claim_promotion(self.feed, self.source, seal, file.name, staged)
         if holder != staged:
             await self._discard(staged)
         return await self._promote(holder, file, len(data))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.conn import AIOKafkaConnection
@@ -25,8 +26,10 @@ from aiokafka.errors import (
     GroupAuthorizationFailedError,
     KafkaConnectionError,
     KafkaError,
+    ProducerFenced,
     SaslAuthenticationFailed,
     TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
 )
 
 from schemas.models import EventKind
@@ -243,6 +246,32 @@ async def prepare_broker(kafka: KafkaConfig) -> BrokerFlavor:
     return flavor
 
 
+def transactional_prefix(kafka: KafkaConfig) -> str:
+    """What every transactional id of this worker group starts with (an ACL prefix)."""
+    return f"{kafka.group_id}.changelog."
+
+
+async def check_transactions(kafka: KafkaConfig) -> None:
+    """Open and close a transactional producer under the group's prefix, so that a
+    missing TransactionalId ACL stops the worker with one line, not a traceback later."""
+    producer = AIOKafkaProducer(
+        **client_options(kafka), transactional_id=f"{transactional_prefix(kafka)}check"
+    )
+    try:
+        await producer.start()
+    except TransactionalIdAuthorizationFailed:
+        raise BrokerError(
+            denied(kafka, f"use transactional ids {transactional_prefix(kafka)}*")
+        ) from None
+    except ProducerFenced:
+        pass  # another worker starting at the same moment: the ACL is there
+    except KafkaError as exc:
+        raise BrokerError(f"Kafka at {kafka.bootstrap}: {exc}") from None
+    finally:
+        with contextlib.suppress(KafkaError):
+            await producer.stop()
+
+
 async def detect_flavor(admin: AIOKafkaAdminClient, kafka: KafkaConfig) -> BrokerFlavor:
     """The configured flavor, or for "auto" Tansu when its cluster id says so."""
     if kafka.flavor != "auto":
@@ -282,20 +311,34 @@ async def ensure_topics(
             )
 
 
-async def dlq_retention_ms(kafka: KafkaConfig) -> int | None:
-    """The DLQ topic's `retention.ms` (-1: forever), or None when the broker will not say."""
+@dataclass(frozen=True, slots=True)
+class DlqLimits:
+    """What the DLQ topic keeps: `retention.ms` (-1: forever) and `max.message.bytes`;
+    None where the broker will not say (Tansu)."""
+
+    retention_ms: int | None = None
+    max_message_bytes: int | None = None
+
+    @property
+    def max_record_bytes(self) -> int:
+        """The largest dead letter to write: what the topic takes, within our producer's."""
+        return min(self.max_message_bytes or DLQ_MAX_MESSAGE_BYTES, DLQ_MAX_MESSAGE_BYTES)
+
+
+async def dlq_limits(kafka: KafkaConfig) -> DlqLimits:
     admin = AIOKafkaAdminClient(**client_options(kafka), request_timeout_ms=15_000)
     resource = ConfigResource(ConfigResourceType.TOPIC, kafka.topics.dlq)
     try:
         await admin.start()
         responses = await admin.describe_configs([resource])
     except (KafkaError, OSError):
-        return None
+        return DlqLimits()
     finally:
         await admin.close()
+    found: dict[str, int] = {}
     for response in responses:
         for described in response.resources:
             for name, value, *_ in described[4]:
-                if name == "retention.ms":
-                    return int(value) if str(value).lstrip("-").isdigit() else None
-    return None
+                if str(value).lstrip("-").isdigit():
+                    found[name] = int(value)
+    return DlqLimits(found.get("retention.ms"), found.get("max.message.bytes"))

@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from rich import box
 from rich.console import Console
@@ -37,20 +37,17 @@ from streams.ops.dead_letter_reader import (
     LIST_COLUMNS,
     UNKNOWN,
     DLQRecord,
-    DLQState,
     Redrive,
     counts,
-    history,
     list_rows,
     matches,
-    parse_record,
-    parse_redrive,
     record_json,
     render_payload,
     show_bytes,
     target_partition,
     when,
 )
+from streams.ops.dlq_state import read_state
 from streams.output import print_json, progress
 
 CLASSES = [*(c.value for c in ErrorClass), UNKNOWN]
@@ -108,40 +105,6 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(commands[args.dlq_command](args, settings))
     except KafkaError as exc:
         raise BrokerError(f"Kafka at {settings.kafka.bootstrap}: {exc}") from None
-
-
-async def read_state(reader: OffsetReader, topics: TopicNames) -> DLQState:
-    """Every DLQ record up to the high watermark, and the re-drive ledger."""
-    existing = set(await reader.topics())
-    if topics.dlq not in existing:
-        # Reading a missing topic could auto-create it with the wrong partition count.
-        raise BrokerError(f"no topic {topics.dlq} yet (a worker creates it when it starts)")
-    partitions = await reader.partitions(topics.dlq)
-    if len(partitions) != 1:
-        raise BrokerError(
-            f"{topics.dlq} has {len(partitions)} partitions; the dlq commands name records "
-            "by offset and need the single partition that a worker creates"
-        )
-    records = tuple(
-        parse_record(r.offset, r.timestamp, r.key, r.value, r.headers)
-        for r in await read_partition(reader, partitions[0])
-    )
-    ledger: list[Redrive] = []
-    if topics.dlq_redrives in existing:
-        for tp in await reader.partitions(topics.dlq_redrives):
-            for message in await read_partition(reader, tp):
-                redrive = parse_redrive(message.key, message.value)
-                if redrive is not None:
-                    ledger.append(redrive)
-    return DLQState(topics.dlq, records, history(ledger, topics.dlq))
-
-
-async def read_partition(reader: OffsetReader, tp: TopicPartition) -> list[Any]:
-    """The records from the log start to the high watermark that Fetch reports (never
-    ListOffsets' end offset, which is wrong on Tansu)."""
-    end = (await reader.high_watermarks([tp]))[tp]
-    start = (await reader.log_starts([tp]))[tp]
-    return await reader.records(tp, start, end)
 
 
 async def list_dlq(args: argparse.Namespace, settings: Settings) -> int:

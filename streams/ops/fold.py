@@ -2,14 +2,16 @@
 comparing the result with a table rebuilt from its changelog.
 
 Each record goes through the worker's own decision (`streams.core.decision`), with plain
-dicts for tables; what the worker dead-lettered is skipped. Positions forget the copies
-they name as the worker's do (`streams.core.positions`), taking the fold's own progress
-for the floors.
+dicts for tables. What the worker dead-lettered is skipped: every record the DLQ names,
+whatever today's config would decide (after a config fix and a re-drive, the worker
+applied the re-driven copy, not the first one), and whatever today's config rejects.
+Positions forget the copies they name as the worker's do (`streams.core.positions`),
+taking the fold's own progress for the floors.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -24,6 +26,7 @@ from streams.core.progress import Progress
 from streams.kafka.broker import TopicNames
 from streams.kafka.changelog import RebuiltTable, scan
 from streams.kafka.offsets import OffsetReader
+from streams.ops.dlq_state import dead_lettered, read_state
 from streams.ops.reconcile_model import ExportedRow
 from streams.output import progress
 
@@ -36,7 +39,9 @@ BOOKKEEPING = "applied_events"
 
 
 class InputFold:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, dead_lettered: Set[tuple[str, int, int]] = frozenset()
+    ) -> None:
         topics = TopicNames.from_config(settings.kafka)
         self.inventory: dict[str, Any] = {}
         # Position key -> topic -> ORDER_SENSITIVE fields right after that topic's last event.
@@ -46,6 +51,7 @@ class InputFold:
         self.exported: list[ExportedRow] = []
         self._kinds = topics.kinds
         self._rules = Rules.from_settings(settings)
+        self._dead_lettered = dead_lettered
         self._next: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset
 
     def add(self, record: SourceRecord) -> None:
@@ -53,6 +59,9 @@ class InputFold:
         self.records += 1
         floors = self._floors(record)
         self._next[(record.topic, record.partition)] = record.offset + 1
+        if (record.topic, record.partition, record.offset) in self._dead_lettered:
+            self.skipped += 1
+            return
         decision = decide(
             record,
             self._kinds[record.topic],
@@ -163,13 +172,19 @@ async def fold_inputs(
     starts = await reader.log_starts(tps)
     marks = await reader.high_watermarks(tps)
     ends = {tp: max(starts[tp], min(marks[tp], bounds[tp] + 1)) for tp in tps}
-    fold = InputFold(settings)
+    topics = TopicNames.from_config(settings.kafka)
+    dead = (
+        dead_lettered(await read_state(reader, topics))
+        if topics.dlq in await reader.topics()
+        else set()
+    )
+    fold = InputFold(settings, dead)
     total = sum(ends[tp] - starts[tp] for tp in tps)
     with progress("folding the input topics", total) as advance:
         async for record in scan(reader, {tp: (starts[tp], ends[tp]) for tp in tps}):
             fold.add(to_source_record(record))
             advance(1)
-    kinds = TopicNames.from_config(settings.kafka).kinds
+    kinds = topics.kinds
     reads = [
         InputRead(tp.topic, kinds[tp.topic].value, tp.partition, marks[tp], ends[tp]) for tp in tps
     ]

@@ -12,7 +12,8 @@ from streams.config import Settings
 from streams.core.positions import horizon_warning
 from streams.destination_factory import make_destination
 from streams.errors import UsageError
-from streams.kafka.broker import dlq_retention_ms, prepare_broker
+from streams.kafka.broker import check_transactions, dlq_limits, prepare_broker
+from streams.kafka.traits import BrokerTraits
 from streams.ports import bind_problem
 from streams.worker.app import build_runtime
 
@@ -31,10 +32,14 @@ def run_worker(settings: Settings, *, faults: FaultHook = no_faults) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     flavor = loop.run_until_complete(prepare_broker(settings.kafka))
-    retention = loop.run_until_complete(dlq_retention_ms(settings.kafka))
-    if (warning := horizon_warning(retention, settings.dedupe.horizon_days)) is not None:
+    if BrokerTraits.of(flavor).transactions:
+        loop.run_until_complete(check_transactions(settings.kafka))
+    dlq = loop.run_until_complete(dlq_limits(settings.kafka))
+    if (warning := horizon_warning(dlq.retention_ms, settings.dedupe.horizon_days)) is not None:
         log.warning("%s", warning)
-    runtime = build_runtime(settings, flavor, destination, faults=faults)
+    runtime = build_runtime(
+        settings, flavor, destination, faults=faults, max_dead_letter_bytes=dlq.max_record_bytes
+    )
     # The monitor points one reader at the status, DLQ and re-drive topics in turn every
     # few seconds; aiokafka logs each change of topics at INFO, tens of thousands a day.
     logging.getLogger("aiokafka.consumer.subscription_state").setLevel(logging.WARNING)

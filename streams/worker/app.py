@@ -84,7 +84,14 @@ def build_runtime(
     traits = BrokerTraits.of(flavor)
     topics = TopicNames.from_config(settings.kafka)
     sources = SourceRegistry(topics.feeds, durable_gate=True)
-    writer = ChangelogWriter(settings.kafka, sources, traits, dlq_topic=topics.dlq, faults=faults)
+    writer = ChangelogWriter(
+        settings.kafka,
+        sources,
+        traits,
+        dlq_topic=topics.dlq,
+        dlq_max_bytes=max_dead_letter_bytes,
+        faults=faults,
+    )
     inventory, progress = register_tables(app, settings.kafka.partitions, writer, topics.inputs)
     sources.use_progress(TableProgress(progress))
 

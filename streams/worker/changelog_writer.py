@@ -50,7 +50,7 @@ from streams.config import KafkaConfig
 from streams.core.dead_letter import DeadLetterRecord
 from streams.core.pending import SourceRegistry
 from streams.core.progress import DeadLetterMark
-from streams.kafka.broker import DLQ_MAX_MESSAGE_BYTES, client_options
+from streams.kafka.broker import DLQ_MAX_MESSAGE_BYTES, client_options, transactional_prefix
 from streams.kafka.changelog_ends import end_partitions
 from streams.kafka.traits import BrokerTraits
 
@@ -165,6 +165,7 @@ class ChangelogWriter:
         traits: BrokerTraits,
         *,
         dlq_topic: str = "",
+        dlq_max_bytes: int = DLQ_MAX_MESSAGE_BYTES,
         request_timeout_ms: int = 40_000,
         linger_seconds: float = LINGER_SECONDS,
         faults: FaultHook = no_faults,
@@ -174,6 +175,7 @@ class ChangelogWriter:
         self._sources = sources
         self._traits = traits
         self._dlq = TopicPartition(dlq_topic, 0)
+        self._dlq_max_bytes = dlq_max_bytes
         self._faults = faults
         self._request_timeout_ms = request_timeout_ms
         # A transaction that outlasts this failed, whether or not the broker answered.
@@ -251,19 +253,14 @@ class ChangelogWriter:
         tag: Any = None,
     ) -> None:
         batches = pending.batches.setdefault(tp, [])
-        appended = (
-            batches[-1].builder.append(timestamp=None, key=key, value=value, headers=list(headers))
-            if batches
-            else None
-        )
-        if appended is None:
-            size = len(key or b"") + len(value or b"") + sum(len(k) + len(v) for k, v in headers)
-            batch = _Batch(self._builder(max(MAX_BATCH_BYTES, size + 4096)))
-            if (
-                batch.builder.append(timestamp=None, key=key, value=value, headers=list(headers))
-                is None
-            ):
-                raise ChangelogWriteFailed(f"a {tp.topic} record of {size} bytes fits no batch")
+        record = {"timestamp": None, "key": key, "value": value, "headers": list(headers)}
+        if not batches or batches[-1].builder.append(**record) is None:
+            # A batch holds one record at least; the broker checks whole batches against
+            # its max.message.bytes, so dead letters share one only within the DLQ's.
+            limit = self._dlq_max_bytes if tp == self._dlq else MAX_BATCH_BYTES
+            batch = _Batch(self._builder(limit))
+            if batch.builder.append(**record) is None:
+                raise ChangelogWriteFailed(f"a {tp.topic} record fits no batch")
             batches.append(batch)
         batches[-1].records.append((key, value, tag))
         pending.size += len(key or b"") + len(value or b"")
@@ -300,7 +297,7 @@ class ChangelogWriter:
     async def _open(self, found: _Log) -> None:
         producer = AIOKafkaProducer(
             **client_options(self._kafka),
-            transactional_id=f"{self._kafka.group_id}.changelog.p{found.partition}",
+            transactional_id=f"{transactional_prefix(self._kafka)}p{found.partition}",
             acks="all",
             max_batch_size=MAX_BATCH_BYTES,
             max_request_size=DLQ_MAX_MESSAGE_BYTES,

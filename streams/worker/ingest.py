@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from aiokafka import TopicPartition
+from faust.types import TP
 
 from schemas.models import EventKind
 from sinks.retry import Backoff
@@ -322,7 +322,7 @@ class Ingest:
         self._writer.dead_letter(record.partition, source, record.offset, dead)
 
     async def _seek(self, source: SourcePartition, offset: int) -> None:
-        await self._consumer().seek(TopicPartition(source.topic, source.partition), offset)
+        await self._consumer().seek(_tp(source), offset)
 
     # -- pauses ------------------------------------------------------------------------
 
@@ -443,5 +443,6 @@ class Ingest:
             state.rewind_to_durable()
 
 
-def _tp(source: SourcePartition) -> TopicPartition:
-    return TopicPartition(source.topic, source.partition)
+def _tp(source: SourcePartition) -> TP:
+    # Faust's own tuple: its consumer checks for it.
+    return TP(source.topic, source.partition)

@@ -213,3 +213,16 @@ def test_a_producer_without_write_permission_is_one_line(
         f"variance-sync: error: Kafka at {secure_kafka.bootstrap} does not allow SASL user "
         f"'oms' to write to topic {topic}: an ACL is missing\n"
     )
+
+
+def test_a_worker_without_its_transactional_ids_is_one_line(
+    secure_kafka: SecureKafka, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, secure_kafka, "untransacted")
+    worker = WorkerProcess(config, tmp_path / "worker.log")
+    assert worker.start().wait_exit(60) == 2
+    assert worker.log().endswith(
+        f"variance-sync: error: Kafka at {secure_kafka.bootstrap} does not allow SASL user "
+        f"'untransacted' to use transactional ids {PREFIX}{name_of(tmp_path)}.changelog.*: "
+        "an ACL is missing\n"
+    )
