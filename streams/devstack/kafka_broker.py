@@ -112,6 +112,7 @@ class KafkaBroker:
         jvm_options: tuple[str, ...] = (),
         properties: str | None = None,
         format_args: tuple[str, ...] = (),
+        cluster_id: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -122,6 +123,8 @@ class KafkaBroker:
         self._properties = properties
         # More for `kafka-storage format`, such as `--add-scram` users for a secured broker.
         self._format_args = format_args
+        # The nodes of one cluster share it; a lone node makes up its own.
+        self._cluster_id = cluster_id
         self.jars = jars or default_jars()
         self._log_file = log_file or data_dir / "kafka.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -221,7 +224,7 @@ class KafkaBroker:
     def _format(self) -> None:
         if (self.data_dir / "logs" / "meta.properties").exists():
             return  # formatted before: keep the cluster, its topics and offsets
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = self._cluster_id or new_cluster_id()
         self.tool(
             "kafka.tools.StorageTool",
             "format",
@@ -257,6 +260,10 @@ class KafkaBroker:
                 f"see {self._log_file}"
             )
         return BrokerStartError(f"Apache Kafka exited with code {code}; see {self._log_file}")
+
+
+def new_cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
 def bind_failure(output: str) -> str | None:

@@ -49,6 +49,21 @@ _AUTHORIZATION_CODES = frozenset(error.errno for error in AUTHORIZATION_ERRORS)
 METADATA_WAIT = 10.0
 # The DLQ keeps rejected events whole, including oversized ones, so it accepts up to this.
 DLQ_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+# The topics the worker writes are stamped by the broker: Apache Kafka refuses records
+# stamped more than an hour ahead of its own clock (log.message.timestamp.after.max.ms),
+# and a worker whose clock runs ahead must not be stopped by that.
+STAMPED_ON_ARRIVAL = {"message.timestamp.type": "LogAppendTime"}
+
+
+# The worker's changelog-backed tables (`streams.worker.tables`).
+INVENTORY_TABLE = "inventory"
+PROGRESS_TABLE = "progress"
+TABLES = (INVENTORY_TABLE, PROGRESS_TABLE)
+
+
+def changelog_topic(group_id: str, table: str) -> str:
+    """The name Faust gives a table's changelog topic (the app id is `group_id`)."""
+    return f"{group_id}-{table}-changelog"
 
 
 class BrokerFlavor(StrEnum):
@@ -235,7 +250,14 @@ async def prepare_broker(kafka: KafkaConfig) -> BrokerFlavor:
         # One partition each: dead letters are few, and `dlq show N` names them by offset;
         # re-drive records and worker status snapshots are small and read whole.
         wanted.update(dict.fromkeys((names.dlq, names.dlq_redrives, names.status), 1))
-        configs = {names.dlq: {"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)}}
+        changelogs = [changelog_topic(kafka.group_id, table) for table in TABLES]
+        wanted.update(dict.fromkeys(changelogs, kafka.partitions))
+        configs = {
+            names.dlq: {"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES), **STAMPED_ON_ARRIVAL},
+            names.dlq_redrives: STAMPED_ON_ARRIVAL,
+            names.status: STAMPED_ON_ARRIVAL,
+            **{key: {"cleanup.policy": "compact", **STAMPED_ON_ARRIVAL} for key in changelogs},
+        }
         await ensure_topics(admin, kafka, wanted, configs)
     except AUTHORIZATION_ERRORS:
         raise BrokerError(denied(kafka, "describe the cluster and its topics")) from None

@@ -30,17 +30,11 @@ from aiokafka import TopicPartition
 
 from streams.config import WorkerConfig
 from streams.errors import UsageError
-from streams.kafka.broker import BrokerError
+from streams.kafka.broker import (
+    TABLES,
+    BrokerError,
+)
 from streams.kafka.offsets import FETCH_TIMEOUT, OffsetReader, tp_label
-
-# The worker's changelog-backed tables (`streams.worker.tables`).
-INVENTORY_TABLE = "inventory"
-PROGRESS_TABLE = "progress"
-TABLES = (INVENTORY_TABLE, PROGRESS_TABLE)
-
-
-def changelog_topic(group_id: str, table: str) -> str:
-    return f"{group_id}-{table}-changelog"
 
 
 def tables_dir(data_dir: Path) -> Path:

@@ -34,8 +34,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams.config import KafkaConfig
-from streams.kafka.broker import BrokerError, client_options
-from streams.kafka.changelog import TABLES, changelog_topic
+from streams.kafka.broker import TABLES, BrokerError, changelog_topic, client_options
 from streams.kafka.offsets import OffsetReader, tp_label
 
 log = logging.getLogger(__name__)

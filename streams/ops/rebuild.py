@@ -28,13 +28,16 @@ from rich.table import Column, Table
 
 from streams.config import KafkaConfig, Settings, WorkerConfig
 from streams.errors import UsageError
-from streams.kafka.broker import BrokerFlavor, TopicNames
-from streams.kafka.changelog import (
+from streams.kafka.broker import (
     INVENTORY_TABLE,
     PROGRESS_TABLE,
+    BrokerFlavor,
+    TopicNames,
+    changelog_topic,
+)
+from streams.kafka.changelog import (
     PartitionRead,
     RebuiltTable,
-    changelog_topic,
     drop_local_state,
     held_by_another_process,
     local_state,

@@ -20,7 +20,8 @@ from streams.config import Settings
 from streams.core.analytics import ACCURACY_KEYS, KEYS, Fact, accuracy_report, facts
 from streams.core.analytics import variance_report as group_variances
 from streams.errors import UsageError
-from streams.kafka.changelog import INVENTORY_TABLE, changelog_topic, read_changelogs
+from streams.kafka.broker import INVENTORY_TABLE, changelog_topic
+from streams.kafka.changelog import read_changelogs
 from streams.kafka.offsets import OffsetReader
 from streams.ops.common import add_connection_options, settings_from
 from streams.ops.report_plot import check_target, plot

@@ -27,7 +27,7 @@ from faust.types import TP
 
 from sinks.source_partition import SourcePartition
 from streams.core.progress import Progress, progress_key
-from streams.kafka.changelog import INVENTORY_TABLE, PROGRESS_TABLE
+from streams.kafka.broker import INVENTORY_TABLE, PROGRESS_TABLE
 from streams.worker.changelog_writer import ChangelogWriter, Persisted
 
 

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from streams.devstack.broker import LocalBroker
+from streams.devstack.kafka_broker import KafkaBroker
 from tests.faults.harness import FaultStack
-from tests.fixtures.broker import broker
+from tests.fixtures.broker import broker, kafka_broker
 from tests.fixtures.sshd import SSHDServer, sshd
 
-__all__ = ["broker", "sshd"]
+__all__ = ["broker", "kafka_broker", "sshd"]
 
 _HERE = Path(__file__).parent
 
@@ -26,6 +27,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture
 def stack(tmp_path: Path, broker: LocalBroker, sshd: SSHDServer) -> Iterator[FaultStack]:
     faults = FaultStack(tmp_path, broker, sshd)
+    try:
+        yield faults
+    finally:
+        faults.stop_all()
+
+
+@pytest.fixture
+def kafka_stack(
+    tmp_path: Path, kafka_broker: KafkaBroker, sshd: SSHDServer
+) -> Iterator[FaultStack]:
+    """The stage on Apache Kafka alone: for what needs its transactions (fencing)."""
+    faults = FaultStack(tmp_path, kafka_broker, sshd)
     try:
         yield faults
     finally:

@@ -25,12 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from schemas.models import CountApproved
+from aiokafka import TopicPartition
+
+from schemas.codec import decode
+from schemas.models import CountApproved, EventKind
 from sinks.feeds import Feed
 from streams.cli import main as cli
 from streams.config import KafkaConfig, Settings, load_settings
 from streams.devstack.broker import LocalBroker
 from streams.kafka.broker import prepare_broker
+from streams.kafka.offsets import OffsetReader
 from streams.netsuite.ledger import balances, open_ledger, transactions
 from streams.producer.client import Event, VarianceProducer
 from tests.factories import SAMPLE_TOML
@@ -187,6 +191,19 @@ data_dir = "{self.tmp_path / "worker"}"
         if expected.analytics is not None:
             self.assert_analytics(expected.analytics)
 
+    def dead_letter_ids(self) -> Counter[str]:
+        """The event id of every committed dead letter in the DLQ (values are Avro)."""
+        return asyncio.run(_dead_letter_ids(self.settings.kafka))
+
+    def assert_dead_letters_once(self, event_ids: Sequence[str]) -> None:
+        """The DLQ holds each of `event_ids` exactly once, and nothing else."""
+        found = self.dead_letter_ids()
+        doubled = [event for event, n in found.items() if n > 1]
+        missing, extra = set(event_ids) - set(found), set(found) - set(event_ids)
+        assert found == Counter(event_ids), (
+            f"dead letters: doubled {doubled}, missing {sorted(missing)}, extra {sorted(extra)}"
+        )
+
     def assert_analytics(self, expected: ExpectedAnalytics) -> None:
         """`variance-sync report` equals the fold of the distinct events: every event once."""
         config = ["--config", str(self.config), "--format", "json"]
@@ -228,3 +245,18 @@ async def _publish(bootstrap: str, events: Sequence[Event]) -> None:
 
 def count_rows(events: Sequence[Event]) -> int:
     return sum(len(e.lines) if isinstance(e, CountApproved) else 1 for e in events)
+
+
+async def _dead_letter_ids(kafka: KafkaConfig) -> Counter[str]:
+    found: Counter[str] = Counter()
+    tp = TopicPartition(kafka.topics.dlq, 0)
+    async with OffsetReader(kafka) as reader:
+        end = (await reader.high_watermarks([tp]))[tp]
+        for record in await reader.records(tp, 0, end):
+            kind = (
+                EventKind.COUNT_APPROVED
+                if b"count" in dict(record.headers).get("variance-sync.source-topic", b"")
+                else EventKind.VARIANCE_LOGGED
+            )
+            found[decode(record.value, kind, None).data["event_id"]] += 1
+    return found

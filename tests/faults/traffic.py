@@ -21,6 +21,7 @@ from streams.core.routing import Change, route_count, route_variance
 from streams.producer.client import Event
 
 FACILITIES = ("STORE_1", "STORE_2")
+UNMAPPED = "STORE_9"  # no [netsuite.facilities] entry: its events are unroutable
 REASONS = ("VAR_LOST", "VAR_STOLEN", "VAR_DAMAGED", "VAR_FOUND", "VAR_SAMPLE")
 
 
@@ -127,12 +128,22 @@ class Traffic:
     products: int = 40
     _rng: random.Random = field(init=False)
     _made: int = field(default=0, init=False)
+    bad_ids: list[str] = field(default_factory=list, init=False)  # from `bad_events`
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)  # noqa: S311 - test data
 
     def events(self, count: int) -> list[Event]:
         return [self.next_event() for _ in range(count)]
+
+    def bad_events(self, count: int) -> list[Event]:
+        """Valid variances from a store no config maps: each must be dead-lettered once."""
+        bad = []
+        for _ in range(count):
+            event = self.next_event().model_copy(update={"facility_id": UNMAPPED})
+            bad.append(event)
+        self.bad_ids += [event.event_id for event in bad]
+        return bad
 
     def next_event(self) -> Event:
         self._made += 1
@@ -193,7 +204,7 @@ class Traffic:
         expected = Expected(analytics=analytics)
         seen: set[str] = set()
         for event in events:
-            if event.event_id in seen:
+            if event.event_id in seen or event.facility_id == UNMAPPED:
                 continue
             seen.add(event.event_id)
             analytics.fold(event)

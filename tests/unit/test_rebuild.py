@@ -16,13 +16,10 @@ from streams.cli import main
 from streams.config import KafkaConfig, WorkerConfig
 from streams.core.pending import SourceRegistry
 from streams.errors import UsageError
-from streams.kafka.broker import BrokerFlavor
+from streams.kafka.broker import INVENTORY_TABLE, PROGRESS_TABLE, BrokerFlavor, changelog_topic
 from streams.kafka.changelog import (
-    INVENTORY_TABLE,
-    PROGRESS_TABLE,
     PartitionRead,
     RebuiltTable,
-    changelog_topic,
     drop_local_state,
     held_by_another_process,
     local_state,
