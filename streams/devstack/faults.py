@@ -8,10 +8,10 @@ GC pause or a frozen VM, until someone sends it SIGCONT; it goes on from the ver
 The steps: of the publish protocol, `staged`, `promoting` (an upload is named in the
 ledger, not yet renamed into `csv/`), `promoted`, `recorded` and `released`
 (docs/publish-protocol.md); of the table protocol, `changelog-unsent` (a flush has taken
-its records and sent none yet) and `changelog-acked` (acks applied to the local store,
-events not yet marked durable) (docs/table-protocol.md); and `pruned`, a flush that
-carries a position write which forgot a named event (docs/table-protocol.md, "Exact
-dedupe").
+its records and sent none yet), `changelog-sent` (in a transaction: sent, not committed)
+and `changelog-acked` (acks applied to the local store, events not yet marked durable)
+(docs/table-protocol.md); and `pruned`, a flush that carries a position write which
+forgot a named event, once it is durable (docs/table-protocol.md, "Exact dedupe").
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ STEPS = (
     "recorded",
     "released",
     "changelog-unsent",
+    "changelog-sent",
     "changelog-acked",
     "pruned",
 )

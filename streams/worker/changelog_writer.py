@@ -421,6 +421,7 @@ class ChangelogWriter:
             async with asyncio.timeout(self._transaction_seconds):
                 await producer.begin_transaction()
                 sent = await self._send(producer, pending)
+                await self._faults("changelog-sent")  # in the log, not committed yet
                 await producer.commit_transaction()
         except BaseException:
             # Whatever failed, the producer's sequence numbers may have a hole (a batch

@@ -195,9 +195,11 @@ class Ingest:
         state = self._sources.get(source)
         if state is not None:
             return state
-        if not self._assigned(source):
-            return None  # revoked while in flight: the new owner consumes it again
-        # Assigned, and delivered before the assignment callback ran: take it.
+        if not self._assigned(source) or not self._writer.claimed(source.partition):
+            # Revoked while in flight, or not claimed yet (a rebalance is under way): the
+            # partition's owner consumes it again from the committed offset.
+            return None
+        # Assigned and claimed, and delivered before the assignment callback ran: take it.
         return self._sources.adopt(source)
 
     # -- order -------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.codec import decode
 from schemas.models import CountApproved, EventKind
@@ -33,7 +33,7 @@ from sinks.feeds import Feed
 from streams.cli import main as cli
 from streams.config import KafkaConfig, Settings, load_settings
 from streams.devstack.broker import LocalBroker
-from streams.kafka.broker import prepare_broker
+from streams.kafka.broker import TABLES, changelog_topic, prepare_broker
 from streams.kafka.offsets import OffsetReader
 from streams.netsuite.ledger import balances, open_ledger, transactions
 from streams.producer.client import Event, VarianceProducer
@@ -191,6 +191,11 @@ data_dir = "{self.tmp_path / "worker"}"
         if expected.analytics is not None:
             self.assert_analytics(expected.analytics)
 
+    def aborted_changelog_records(self) -> int:
+        """Changelog records that a reader of uncommitted records sees and a committed
+        reader does not: writes of aborted (fenced) transactions."""
+        return asyncio.run(_aborted(self.settings.kafka))
+
     def dead_letter_ids(self) -> Counter[str]:
         """The event id of every committed dead letter in the DLQ (values are Avro)."""
         return asyncio.run(_dead_letter_ids(self.settings.kafka))
@@ -260,3 +265,31 @@ async def _dead_letter_ids(kafka: KafkaConfig) -> Counter[str]:
             )
             found[decode(record.value, kind, None).data["event_id"]] += 1
     return found
+
+
+async def _aborted(kafka: KafkaConfig) -> int:
+    seen = {}
+    for isolation in ("read_uncommitted", "read_committed"):
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka.bootstrap,
+            enable_auto_commit=False,
+            isolation_level=isolation,
+        )
+        await consumer.start()
+        try:
+            tps = [
+                TopicPartition(changelog_topic(kafka.group_id, table), partition)
+                for table in TABLES
+                for partition in range(kafka.partitions)
+            ]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            count = 0
+            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+                batch = await consumer.getmany(timeout_ms=1000)
+                count += sum(len(records) for records in batch.values())
+            seen[isolation] = count
+        finally:
+            await consumer.stop()
+    return seen["read_uncommitted"] - seen["read_committed"]
