@@ -143,6 +143,9 @@ class KafkaConfig(_Section):
     session_timeout_seconds: float | None = Field(None, ge=1, le=3600)
     heartbeat_interval_seconds: float | None = Field(None, gt=0, le=600)
     rebalance_timeout_seconds: float | None = Field(None, ge=1, le=3600)
+    # How long the worker waits for the broker to take a changelog flush or dead letter
+    # before the partition halts (and is consumed again once the broker answers).
+    produce_timeout_seconds: float = Field(40.0, ge=1, le=600)
     topics: TopicsConfig = TopicsConfig()
 
 

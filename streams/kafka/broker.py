@@ -343,8 +343,10 @@ class DlqLimits:
 
     @property
     def max_record_bytes(self) -> int:
-        """The largest dead letter to write: what the topic takes, within our producer's."""
-        return min(self.max_message_bytes or DLQ_MAX_MESSAGE_BYTES, DLQ_MAX_MESSAGE_BYTES)
+        """The largest dead letter to write: what the topic takes, within our producer's,
+        less room for the batch and request around it."""
+        limit = min(self.max_message_bytes or DLQ_MAX_MESSAGE_BYTES, DLQ_MAX_MESSAGE_BYTES)
+        return max(limit - min(64 * 1024, limit // 8), 1024)
 
 
 async def dlq_limits(kafka: KafkaConfig) -> DlqLimits:

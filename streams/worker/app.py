@@ -90,6 +90,7 @@ def build_runtime(
         traits,
         dlq_topic=topics.dlq,
         dlq_max_bytes=max_dead_letter_bytes,
+        request_timeout_ms=round(settings.kafka.produce_timeout_seconds * 1000),
         faults=faults,
     )
     inventory, progress = register_tables(app, settings.kafka.partitions, writer, topics.inputs)

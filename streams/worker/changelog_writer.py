@@ -50,7 +50,12 @@ from streams.config import KafkaConfig
 from streams.core.dead_letter import DeadLetterRecord
 from streams.core.pending import SourceRegistry
 from streams.core.progress import DeadLetterMark
-from streams.kafka.broker import DLQ_MAX_MESSAGE_BYTES, client_options, transactional_prefix
+from streams.kafka.broker import (
+    DLQ_MAX_MESSAGE_BYTES,
+    BrokerError,
+    client_options,
+    transactional_prefix,
+)
 from streams.kafka.changelog_ends import end_partitions
 from streams.kafka.traits import BrokerTraits
 
@@ -66,6 +71,7 @@ LINGER_SECONDS = 0.05
 MAX_PENDING_BYTES = 8 * 1024 * 1024
 # An open transaction of a failed producer blocks committed readers until it ends.
 ABANDON_SECONDS = 3.0
+ENDING_RETRY_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +192,7 @@ class ChangelogWriter:
         self._on_persisted: dict[str, OnPersisted] = {}
         self._events: PartitionEvents = _NoEvents()
         self._abandoned: set[asyncio.Task[None]] = set()  # producers of failed transactions
+        self._ending: set[asyncio.Task[None]] = set()  # changelog ends not written yet
         self.dlq_end = 0  # no dead letter this process sent is at or past this
 
     def register(self, topic: str, on_persisted: OnPersisted) -> None:
@@ -286,13 +293,34 @@ class ChangelogWriter:
             if self._traits.transactions:
                 await asyncio.gather(*(self._open(found) for found in logs))
                 tps = [TopicPartition(t, p) for t in sorted(self._on_persisted) for p in new]
-                await end_partitions(self._kafka, tps)
+                await self._end(tps)
             else:
                 await self._start_shared()
             for found in logs:
                 self._logs[found.partition] = found
                 found.task = asyncio.create_task(self._flusher(found))
             log.info("claimed changelog partitions %s", ", ".join(map(str, new)))
+
+    async def _end(self, tps: Sequence[TopicPartition]) -> None:
+        """End `tps`; while the broker refuses (a Write ACL taken away), keep trying in the
+        background rather than stop the worker: recovery waits for it, and `/ready` says
+        the worker is not recovered."""
+        try:
+            await end_partitions(self._kafka, tps)
+        except BrokerError as exc:
+            log.warning("%s; recovery waits until they are ended, trying again", exc)
+            self._ending.add(asyncio.create_task(self._end_until_done(tps)))
+
+    async def _end_until_done(self, tps: Sequence[TopicPartition]) -> None:
+        while True:
+            await asyncio.sleep(ENDING_RETRY_SECONDS)
+            try:
+                await end_partitions(self._kafka, tps)
+            except BrokerError as exc:
+                log.warning("%s; trying again", exc)
+            else:
+                log.info("ended the changelog partitions; recovery goes on")
+                return
 
     async def _open(self, found: _Log) -> None:
         producer = AIOKafkaProducer(
@@ -322,6 +350,9 @@ class ChangelogWriter:
         """Flush what revoked partitions wrote, then close their logs: the next owner
         recovers every write. A failed or fenced flush loses nothing the next owner
         needs: it consumes those events again."""
+        for task in self._ending:
+            task.cancel()  # the next claim ends its partitions anew
+        self._ending.clear()
         found = [self._logs.pop(p) for p in sorted(partitions) if p in self._logs]
         await asyncio.gather(*(self._close(log_) for log_ in found))
 
@@ -482,6 +513,8 @@ class ChangelogWriter:
 
     async def stop(self) -> None:
         # Unflushed records belong to unacked events, which are consumed again.
+        for task in self._ending:
+            task.cancel()
         await self.release(set(self._logs))
         await asyncio.gather(*self._abandoned)
         if self._shared is not None:

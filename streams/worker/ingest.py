@@ -233,20 +233,23 @@ class Ingest:
         if awaiting is None or awaiting[0] != expected:
             first = await self._broker.first_record_at(state.source, expected)
             state.awaiting = awaiting = (expected, first)
-            if first is None or first < record.offset:
-                await self._seek(state.source, expected)
-        first = awaiting[1]
-        if first is not None and first < record.offset:
             log.info(
-                "%s[%d]: offset %d came before %d; waiting for the consumer to go back",
+                "%s[%d]: offset %d came before %d (the first record there is %s)",
                 record.topic,
                 record.partition,
                 record.offset,
                 expected,
+                first,
             )
-            return False
-        state.skip_to(record.offset)
-        return True
+        first = awaiting[1]
+        if first is None or first >= record.offset:
+            state.skip_to(record.offset)
+            return True
+        # Faust passes on no record below the last one it delivered: every stale record
+        # that comes through moves that mark up again, so each one is answered with a
+        # seek back, until the consumer delivers from `expected`.
+        await self._seek(state.source, expected)
+        return False
 
     async def close(self) -> None:
         for task in self._recoveries.values():

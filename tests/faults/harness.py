@@ -52,6 +52,9 @@ class FaultStack:
     sshd: SSHDServer
     known_hosts: Path | None = None
     base_dir: str = field(default_factory=lambda: f"faults-{uuid.uuid4().hex[:8]}")
+    # The whole [kafka] body and more sections (a secured broker, other topic names);
+    # None: the plain broker's address.
+    kafka_toml: str | None = None
     workers: list[WorkerProcess] = field(default_factory=list)
 
     @property
@@ -83,7 +86,7 @@ class FaultStack:
 window_seconds = {WINDOW_SECONDS}
 
 [kafka]
-bootstrap = "{self.broker.bootstrap}"
+{self.kafka_toml or f'bootstrap = "{self.broker.bootstrap}"'}
 
 [sftp]
 host = "127.0.0.1"
@@ -129,7 +132,7 @@ data_dir = "{self.tmp_path / "worker"}"
             worker.kill()
 
     def publish(self, events: Sequence[Event]) -> None:
-        asyncio.run(_publish(self.broker.bootstrap, events))
+        asyncio.run(_publish(self.settings.kafka, events))
 
     def create_topics(self) -> None:
         """What a worker does first; for events published before any worker runs (Apache
@@ -242,8 +245,8 @@ data_dir = "{self.tmp_path / "worker"}"
         assert not wrong, f"{len(wrong)} positions differ (served, expected): {wrong}"
 
 
-async def _publish(bootstrap: str, events: Sequence[Event]) -> None:
-    async with VarianceProducer(kafka=KafkaConfig(bootstrap=bootstrap)) as producer:
+async def _publish(kafka: KafkaConfig, events: Sequence[Event]) -> None:
+    async with VarianceProducer(kafka=kafka) as producer:
         for start in range(0, len(events), 50):
             await producer.publish_many(events[start : start + 50])
 
