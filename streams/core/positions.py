@@ -92,6 +92,18 @@ class Pruning:
 KEEP_ALL = Pruning({}, 0)
 
 
+def may_have_forgotten(
+    entry: list[Any], named: Entries, horizon_ms: int, limits: PositionLimits
+) -> bool:
+    """Whether a position that names `named` may have forgotten `entry`, whatever floors
+    its worker had: only an entry older than the horizon before the newest it names, or
+    any below the floor once it names as many as it may."""
+    if limits.max_entries and len(named) >= limits.max_entries:
+        return True
+    newest = max((other[2] for other in named.values()), default=None)
+    return horizon_ms > 0 and newest is not None and entry[2] < newest - horizon_ms
+
+
 @dataclass(frozen=True, slots=True)
 class Position:
     facility_id: str

@@ -10,8 +10,9 @@ ledger, not yet renamed into `csv/`), `promoted`, `recorded` and `released`
 (docs/publish-protocol.md); of the table protocol, `changelog-unsent` (a flush has taken
 its records and sent none yet), `changelog-sent` (in a transaction: sent, not committed)
 and `changelog-acked` (acks applied to the local store, events not yet marked durable)
-(docs/table-protocol.md); and `pruned`, a flush that carries a position write which
-forgot a named event, once it is durable (docs/table-protocol.md, "Exact dedupe").
+(docs/table-protocol.md); and, for a flush that carries a position write which forgot a
+named event, `pruning` (taken, not sent) and `pruned` (durable, not yet marked so)
+(docs/table-protocol.md, "Exact dedupe").
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ STEPS = (
     "changelog-unsent",
     "changelog-sent",
     "changelog-acked",
+    "pruning",
     "pruned",
 )
 ACTIONS = {"kill": signal.SIGKILL, "stop": signal.SIGSTOP}

@@ -21,7 +21,7 @@ from aiokafka import TopicPartition
 from streams.config import Settings
 from streams.core.dead_letter import SourceRecord, decode_headers
 from streams.core.decision import Apply, Outcome, Rules, decide
-from streams.core.positions import position_key
+from streams.core.positions import may_have_forgotten, position_key
 from streams.core.progress import Progress
 from streams.kafka.broker import TopicNames
 from streams.kafka.changelog import RebuiltTable, scan
@@ -33,8 +33,7 @@ from streams.output import progress
 # Set by whichever event touched a position last. The worker interleaves the two input
 # topics in an order nobody records, so these may end as either topic's last event left them.
 ORDER_SENSITIVE = ("last_event_id", "last_event_at", "netsuite_location_id", "netsuite_item_id")
-# The copies a position names: the worker forgets them later than the fold may (its floors
-# trail the fold's), so the changelog may name more, never other ones.
+# The copies a position names, which the worker and the fold forget by different floors.
 BOOKKEEPING = "applied_events"
 
 
@@ -50,7 +49,7 @@ class InputFold:
         # Every row the worker exports for the folded events, in input order.
         self.exported: list[ExportedRow] = []
         self._kinds = topics.kinds
-        self._rules = Rules.from_settings(settings)
+        self.rules = Rules.from_settings(settings)
         self._dead_lettered = dead_lettered
         self._next: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset
 
@@ -68,7 +67,7 @@ class InputFold:
             progress=Progress(),
             positions=self.inventory,
             floors=floors,
-            rules=self._rules,
+            rules=self.rules,
         )
         if not isinstance(decision, Apply):
             self.skipped += 1  # the worker dead-letters it
@@ -223,8 +222,10 @@ def compare(
     rebuilt: Mapping[str, Any],
     folded: Mapping[str, Any],
     endings: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    rules: Rules | None = None,
 ) -> Comparison:
-    """Keys only on one side, and per-field differences for keys on both."""
+    """Keys only on one side, and per-field differences for keys on both. With `rules`,
+    a name a position forgot is a difference only if no floor could have let it go."""
     result = Comparison(table)
     for key in sorted(set(rebuilt) | set(folded)):
         result.compared += 1
@@ -235,7 +236,9 @@ def compare(
             result.extra += 1
             result.differences.append(Difference(table, key, Kind.EXTRA, None, rebuilt[key], None))
         else:
-            found = _differences(table, key, rebuilt[key], folded[key], (endings or {}).get(key))
+            found = _differences(
+                table, key, rebuilt[key], folded[key], endings=(endings or {}).get(key), rules=rules
+            )
             result.differences += found
             result.differing += bool(found)
             result.equal += not found
@@ -243,7 +246,13 @@ def compare(
 
 
 def _differences(
-    table: str, key: str, ours: Any, theirs: Any, endings: Mapping[str, Mapping[str, Any]] | None
+    table: str,
+    key: str,
+    ours: Any,
+    theirs: Any,
+    *,
+    endings: Mapping[str, Mapping[str, Any]] | None,
+    rules: Rules | None,
 ) -> list[Difference]:
     if not (isinstance(ours, dict) and isinstance(theirs, dict)):
         return [] if ours == theirs else [Difference(table, key, Kind.DIFFERS, None, ours, theirs)]
@@ -253,13 +262,23 @@ def _differences(
     return [
         Difference(table, key, Kind.DIFFERS, name, ours.get(name), theirs.get(name))
         for name in names
-        if not _agrees(name, ours.get(name), theirs.get(name))
+        if not _agrees(name, ours.get(name), theirs.get(name), rules)
     ]
 
 
-def _agrees(name: str, ours: Any, theirs: Any) -> bool:
+def _agrees(name: str, ours: Any, theirs: Any, rules: Rules | None) -> bool:
     if name == BOOKKEEPING and isinstance(ours, dict) and isinstance(theirs, dict):
-        return all(ours.get(event_id) == entry for event_id, entry in theirs.items())
+        # The worker prunes by its durable floors, which trail or lead the fold's (it
+        # interleaves the topics in its own order): names may be more or fewer, never other.
+        return all(
+            ours.get(event_id) == entry
+            or (
+                event_id not in ours
+                and rules is not None
+                and may_have_forgotten(entry, ours, rules.horizon_ms, rules.positions)
+            )
+            for event_id, entry in theirs.items()
+        )
     return bool(ours == theirs)
 
 

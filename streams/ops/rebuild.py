@@ -202,7 +202,7 @@ async def rebuild(settings: Settings, *, verify_only: bool) -> Report:
             reads,
             fold,
             # Progress is the workers' own bookkeeping, which no fold of the inputs gives.
-            [compare(INVENTORY_TABLE, inventory.values, fold.inventory, fold.endings)],
+            [compare(INVENTORY_TABLE, inventory.values, fold.inventory, fold.endings, fold.rules)],
         )
         if not drops_state:
             return report

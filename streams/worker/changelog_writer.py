@@ -418,6 +418,8 @@ class ChangelogWriter:
             try:
                 if pending:
                     await self._faults("changelog-unsent")
+                    if pending.pruning:
+                        await self._faults("pruning")
                     await self._write(found, pending)
                     await self._faults("changelog-acked")
                     if pending.pruning:

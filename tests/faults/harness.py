@@ -55,6 +55,8 @@ class FaultStack:
     # The whole [kafka] body and more sections (a secured broker, other topic names);
     # None: the plain broker's address.
     kafka_toml: str | None = None
+    batching_toml: str = ""  # more [batching] settings
+    extra_toml: str = ""  # more sections
     workers: list[WorkerProcess] = field(default_factory=list)
 
     @property
@@ -84,6 +86,7 @@ class FaultStack:
             + f"""
 [batching]
 window_seconds = {WINDOW_SECONDS}
+{self.batching_toml}
 
 [kafka]
 {self.kafka_toml or f'bootstrap = "{self.broker.bootstrap}"'}
@@ -102,7 +105,7 @@ retry_max_seconds = 2
 [worker]
 store = "rocksdb"
 data_dir = "{self.tmp_path / "worker"}"
-"""
+{self.extra_toml}"""
         )
 
     def traffic(self, seed: int, prefix: str = "t", products: int = 40) -> Traffic:
@@ -246,8 +249,10 @@ data_dir = "{self.tmp_path / "worker"}"
 
     def assert_tables_exact(self) -> None:
         """The table changelogs, which any next owner recovers, equal a fold of the inputs."""
-        code = cli(["rebuild-table", "--verify-only", "--config", str(self.config)])
-        assert code == 0, "rebuild-table --verify-only found the tables differ from the inputs"
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = cli(["rebuild-table", "--verify-only", "--json", "--config", str(self.config)])
+        assert code == 0, f"rebuild-table --verify-only found differences: {out.getvalue()[-3000:]}"
 
     def assert_positions(self, worker: WorkerProcess, expected: Expected) -> None:
         """What `worker` serves for every position is the fold of the distinct events."""
