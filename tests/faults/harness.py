@@ -152,7 +152,9 @@ data_dir = "{self.tmp_path / "worker"}"
                     found.update(row[0] for row in rows[1:])
         return found
 
-    def wait_published(self, expected: Expected, timeout: float = 120) -> None:
+    def wait_published(
+        self, expected: Expected, timeout: float = 120, *, settle: bool = True
+    ) -> None:
         want = set(expected.references)
         try:
             wait_for(
@@ -164,7 +166,8 @@ data_dir = "{self.tmp_path / "worker"}"
         except AssertionError as exc:
             missing = sorted(want - set(self.published_references()))
             raise AssertionError(f"{len(missing)} never published: {missing[:30]}\n{exc}") from None
-        time.sleep(3 * WINDOW_SECONDS)  # anything extra would show up now
+        if settle:
+            time.sleep(3 * WINDOW_SECONDS)  # anything extra would show up now
 
     def import_all(self) -> None:
         code = cli(
