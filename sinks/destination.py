@@ -46,6 +46,10 @@ class Destination(Protocol):
         """The file's size in bytes, or None if it does not exist."""
         ...
 
+    async def modified(self, path: str) -> float | None:
+        """When the file was last written (unix seconds), or None if it does not exist."""
+        ...
+
     async def write(self, path: str, data: bytes) -> None:
         """Create or truncate `path` and write `data`. Not atomic: use for staging only."""
         ...

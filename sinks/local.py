@@ -78,6 +78,13 @@ class LocalDestination:
 
         return await self._run("stat", path, size_of)
 
+    async def modified(self, path: str) -> float | None:
+        def mtime_of(target: Path) -> float | None:
+            st = _stat_or_none(target)
+            return None if st is None else st.st_mtime
+
+        return await self._run("stat", path, mtime_of)
+
     async def write(self, path: str, data: bytes) -> None:
         def write_synced(target: Path) -> None:
             with target.open("wb") as f:

@@ -162,6 +162,15 @@ class SFTPDestination:
             raise DestinationRefused(f"SFTP server {self.description} gave no size for {remote}")
         return attrs.size
 
+    async def modified(self, path: str) -> float | None:
+        remote = self._remote(path)
+        async with self._session("stat", remote) as sftp:
+            try:
+                attrs = await sftp.stat(remote)
+            except _MISSING:
+                return None
+        return None if attrs.mtime is None else float(attrs.mtime)
+
     async def write(self, path: str, data: bytes) -> None:
         remote = self._remote(path)
         async with self._session("write", remote) as sftp, sftp.open(remote, "wb") as f:

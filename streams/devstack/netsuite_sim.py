@@ -38,10 +38,13 @@ from streams.netsuite.import_rules import (
 )
 from streams.netsuite.ledger import (
     open_books,
+    open_ledger,
     record_failure,
     record_import,
+    transactions,
     transfer_exists,
 )
+from streams.netsuite.saved_search import render_export
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +218,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     mode.add_argument(
         "--report", action="store_true", help="summarise the books (--full: every line)"
     )
+    mode.add_argument(
+        "--export",
+        metavar="PATH",
+        help="write the books as NetSuite's saved-search export, to PATH under the base folder",
+    )
     parser.add_argument(
         "--full", action="store_true", help="with --report: every balance and the import log"
     )
@@ -232,6 +240,8 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
     settings = load_settings(args.config)
     dest = make_destination(settings)
+    if args.export is not None:
+        return asyncio.run(_export(dest, args.ledger, args.export))
     if not args.once:
         asyncio.run(_serve_until_signalled(dest, args.ledger, args.interval))
         return 0
@@ -280,6 +290,26 @@ async def _serve_until_signalled(dest: Destination, ledger_path: Path, interval:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await serve(dest, ledger_path, interval, stop)
+
+
+async def _export(dest: Destination, ledger_path: Path, target: str) -> int:
+    """What a NetSuite administrator does: run the saved search and drop its CSV on the
+    server, for `variance-sync reconcile --netsuite-export`."""
+    with open_ledger(ledger_path) as ledger:
+        data = render_export(transactions(ledger))
+    folder, _, name = target.rpartition("/")
+    try:
+        if folder:
+            await dest.makedirs(folder)
+        temp = f"{folder}/.{name}.part" if folder else f".{name}.part"
+        await dest.write(temp, data)
+        await dest.rename_replace(temp, target)
+    except SinkError as exc:
+        raise UsageError(f"netsuite-sim: {exc}") from None
+    finally:
+        await dest.close()
+    print(f"netsuite-sim: exported the books to {target}", flush=True)
+    return 0
 
 
 async def _one_pass(dest: Destination, ledger_path: Path) -> PassResult:

@@ -16,7 +16,11 @@ import argparse
 import asyncio
 import csv
 import io
+import json
 import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
@@ -26,6 +30,7 @@ from rich.table import Column, Table
 from sinks.destination import Destination
 from sinks.exceptions import SinkError
 from sinks.feeds import Feed
+from sinks.ledger import manifests_dir
 from sinks.rejections import RejectionReader
 from streams.config import Settings
 from streams.destination_factory import make_destination
@@ -34,13 +39,24 @@ from streams.kafka.broker import TopicNames
 from streams.kafka.offsets import OffsetReader
 from streams.netsuite.import_rules import ACK_HEADER, FileRejected, parse_import_file
 from streams.netsuite.ledger import Transaction, open_ledger, transactions
+from streams.netsuite.saved_search import parse_export
 from streams.ops.common import add_connection_options, settings_from
 from streams.ops.fold import fold_inputs
-from streams.ops.reconcile_model import Cause, InFlight, KafkaSide, NetSuiteSide, Report, reconcile
+from streams.ops.reconcile_model import (
+    Cause,
+    ExportedRow,
+    InFlight,
+    KafkaSide,
+    NetSuiteSide,
+    Report,
+    reconcile,
+    unbooked_archived,
+)
 from streams.output import print_json
 
-EXPORT_HEADER = ("Type", "Reference No", "Item", "Location", "To Location", "Quantity")
-EXPORT_KINDS = {"Inventory Adjustment": "adjustment", "Inventory Transfer": "transfer"}
+# NetSuite's scheduled imports run every 15 minutes, then queue: a file in csv/ before an
+# export was taken may still have been imported after it.
+IMPORT_LAG_MINUTES = 30.0
 ACK_DIR = f"{Feed.ADJUSTMENT.value}/cycle_count"
 
 
@@ -53,6 +69,20 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     source.add_argument("--netsuite-ledger", type=Path, help="the simulator's SQLite ledger")
     source.add_argument(
         "--netsuite-export", help="NetSuite's CSV export, a path under sftp.base_dir"
+    )
+    parser.add_argument(
+        "--export-taken-at",
+        type=_moment,
+        metavar="ISO",
+        help="when the export's saved search ran (default: when its file was written)",
+    )
+    parser.add_argument(
+        "--import-lag",
+        type=float,
+        default=IMPORT_LAG_MINUTES,
+        metavar="MINUTES",
+        help="how long NetSuite may take to import a file (default %(default)g): files "
+        "published this close before the export may be imported after it",
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--metrics-file", type=Path, help="write Prometheus text metrics here")
@@ -83,6 +113,7 @@ async def gather(args: argparse.Namespace, settings: Settings) -> Report:
             marks = await reader.high_watermarks(tps)
             fold, _ = await fold_inputs(reader, settings, {tp: marks[tp] - 1 for tp in tps})
             starts = await reader.log_starts(tps)
+            late = await after_export(args, destination, fold.exported, netsuite)
     except SinkError as exc:
         raise UsageError(
             f"cannot read NetSuite's folders at {destination.description}: {exc}"
@@ -94,7 +125,47 @@ async def gather(args: argparse.Namespace, settings: Settings) -> Report:
         committed={(tp.topic, tp.partition): committed[tp] for tp in tps},
         log_starts={(tp.topic, tp.partition): starts[tp] for tp in tps},
     )
-    return reconcile(side, netsuite)
+    return reconcile(side, replace(netsuite, imported_after_export=late))
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 date-time") from None
+    if moment.utcoffset() is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset (add Z or +hh:mm)")
+    return moment
+
+
+async def after_export(
+    args: argparse.Namespace, dest: Destination, rows: Sequence[ExportedRow], side: NetSuiteSide
+) -> frozenset[str]:
+    """The archived files holding rows the export lacks that NetSuite may have imported
+    after the export was taken: published less than the import lag before it, or later
+    (their audit manifests say when)."""
+    if args.netsuite_export is None:
+        return frozenset()
+    taken = args.export_taken_at
+    if taken is None:
+        written = await dest.modified(args.netsuite_export)
+        taken = datetime.fromtimestamp(written or time.time(), UTC)
+    earliest = taken - timedelta(minutes=args.import_lag)
+    late = set()
+    for name in unbooked_archived(rows, side.imported, side.archived):
+        published = await published_at(dest, name)
+        if published is None or published > earliest:
+            late.add(name)
+    return frozenset(late)
+
+
+async def published_at(dest: Destination, name: str) -> datetime | None:
+    """When `name` reached csv/, from its audit manifest (None: no manifest)."""
+    for feed in Feed:
+        data = await dest.read(f"{manifests_dir(feed)}/{name.removesuffix('.csv')}.json")
+        if data is not None:
+            return datetime.fromisoformat(json.loads(data)["published_at"])
+    return None
 
 
 async def netsuite_side(args: argparse.Namespace, dest: Destination) -> NetSuiteSide:
@@ -156,38 +227,6 @@ async def acknowledged_counts(dest: Destination) -> frozenset[str]:
         if rows and tuple(rows[0]) == ACK_HEADER:
             counts.update(row[0] for row in rows[1:] if row)
     return frozenset(counts)
-
-
-def parse_export(data: bytes, name: str) -> list[Transaction]:
-    """NetSuite's saved-search export: one line per transaction line of this integration."""
-    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
-    if not rows or tuple(rows[0]) != EXPORT_HEADER:
-        raise UsageError(f"{name}: the header must be {','.join(EXPORT_HEADER)}")
-    found = []
-    for number, row in enumerate(rows[1:], start=2):
-        if len(row) != len(EXPORT_HEADER) or row[0] not in EXPORT_KINDS:
-            raise UsageError(f"{name}: line {number} is not a {' or '.join(EXPORT_KINDS)} line")
-        kind, reference, item, location, to_location, quantity = row
-        try:
-            amount = int(quantity)
-        except ValueError:
-            raise UsageError(
-                f"{name}: line {number}: quantity {quantity!r} is not an integer"
-            ) from None
-        found.append(
-            Transaction(
-                EXPORT_KINDS[kind],
-                reference,
-                item,
-                location,
-                to_location or None,
-                amount,
-                "",
-                "",
-                name,
-            )
-        )
-    return found
 
 
 def write_metrics(path: Path, report: Report) -> None:

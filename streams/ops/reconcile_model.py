@@ -73,6 +73,7 @@ class Cause(StrEnum):
 class InFlight(StrEnum):
     IN_CSV = "in csv/, not imported yet"
     IN_VARIANCE_SYNC = "in variance-sync: an open batch, or a sealed one being published"
+    AFTER_EXPORT = "in archive/, imported after the NetSuite export was taken"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,9 @@ class NetSuiteSide:
     errors: Mapping[str, str] = field(default_factory=dict)  # failed/ file -> error/ reason
     archived: frozenset[str] = frozenset()  # file names in archive/
     acknowledged: frozenset[str] = frozenset()  # count ids from cycle_count/ files
+    # With an export (a snapshot), the archived files that NetSuite may have imported
+    # after it was taken: their rows are in flight, not missing.
+    imported_after_export: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -240,6 +244,7 @@ class _Places:
         self._failed = _by_identity(netsuite.failed)
         self._errors = netsuite.errors
         self._archived = netsuite.archived
+        self._after_export = netsuite.imported_after_export
         self._committed = committed
 
     def of(self, row: ExportedRow) -> InFlight | Finding:
@@ -252,23 +257,46 @@ class _Places:
         committed = self._committed.get((row.topic, row.partition))
         if committed is None or row.offset >= committed:
             return InFlight.IN_VARIANCE_SYNC
-        return self._finding(row, Cause.MISSING, self._missing_detail(row))
-
-    def _missing_detail(self, row: ExportedRow) -> str:
-        for name in sorted(self._archived):
-            parsed = parse_batch_file_name(name)
-            if (
-                parsed is not None
-                and SourcePartition(row.topic, row.partition).tag == parsed.topic_tag
-                and parsed.partition == row.partition
-                and parsed.start <= row.offset <= parsed.end
-            ):
-                return f"its file archive/{name} was imported, yet the books lack the row"
-        return "published (its offset is committed), yet in no NetSuite folder or book"
+        archived = archived_file_of(row, self._archived)
+        if archived is not None and archived in self._after_export:
+            return InFlight.AFTER_EXPORT
+        if archived is not None:
+            detail = f"its file archive/{archived} was imported, yet the books lack the row"
+            return self._finding(row, Cause.MISSING, detail)
+        detail = "published (its offset is committed), yet in no NetSuite folder or book"
+        return self._finding(row, Cause.MISSING, detail)
 
     @staticmethod
     def _finding(row: ExportedRow, cause: Cause, detail: str) -> Finding:
         return Finding(cause, row.reference, row.location, row.item, row.quantity, 0, detail)
+
+
+def archived_file_of(row: ExportedRow, archived: Iterable[str]) -> str | None:
+    """The file in archive/ whose offsets hold `row`, if any."""
+    tag = SourcePartition(row.topic, row.partition).tag
+    for name in sorted(archived):
+        parsed = parse_batch_file_name(name)
+        if (
+            parsed is not None
+            and (parsed.topic_tag, parsed.partition) == (tag, row.partition)
+            and parsed.start <= row.offset <= parsed.end
+        ):
+            return name
+    return None
+
+
+def unbooked_archived(
+    rows: Sequence[ExportedRow], imported: Sequence[Transaction], archived: Iterable[str]
+) -> set[str]:
+    """The archived files holding exported rows that the books lack: with an export, the
+    ones whose publishing time says whether they could be in it."""
+    booked = {(t.reference, t.location, t.item) for t in imported}
+    kept = sorted(archived)
+    return {
+        name
+        for row in rows
+        if row.identity not in booked and (name := archived_file_of(row, kept)) is not None
+    }
 
 
 def _unexplained(

@@ -240,5 +240,27 @@ def test_dead_letters_are_listed_redriven_after_a_fix_and_fail_again_with_both_e
             "variance-sync: error: no record at offset 99 in variance-sync.dlq "
             f"(it holds offsets 0-{third})\n"
         )
+        # After the documented flow (fix the config, re-drive), the checks agree: the fold
+        # skips the first copy, which the worker dead-lettered, and applies the re-driven one.
+        ledger = tmp_path / "books.sqlite"
+        sim = ["netsuite-sim", "--config", str(fixed), "--ledger", str(ledger), "--once"]
+        assert main(sim) == 0
+        wait_until(lambda: committed_all(broker.bootstrap), 30, "every offset committed", worker)
+        capsys.readouterr()
+        verify = ["rebuild-table", "--verify-only", "--config", str(fixed)]
+        assert main(verify) == 0, capsys.readouterr().out
+        books = ["reconcile", "--config", str(fixed), "--netsuite-ledger", str(ledger)]
+        assert main(books) == 0, capsys.readouterr().out
     finally:
         worker.stop()
+
+
+def committed_all(bootstrap: str) -> bool:
+    async def lag() -> int:
+        async with OffsetReader(KafkaConfig(bootstrap=bootstrap)) as reader:
+            tps = await reader.partitions(VARIANCE_TOPIC)
+            committed = await reader.committed("variance-sync", tps)
+            marks = await reader.high_watermarks(tps)
+        return sum(marks[tp] - (committed[tp] or 0) for tp in tps)
+
+    return asyncio.run(lag()) == 0

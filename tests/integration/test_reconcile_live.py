@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,7 @@ def test_reconcile_is_clean_under_traffic_and_names_each_real_difference(
         assert code == 1
         found = {f["reference"]: f["cause"] for f in report["findings"]}
         assert found == expected, report["findings"]
-        assert report["in_flight"] == {"in_csv": 0, "in_variance_sync": 0}
+        assert report["in_flight"] == {"in_csv": 0, "in_variance_sync": 0, "after_export": 0}
         assert "variance_sync_reconcile_drift_positions 0.0" not in metrics.read_text()
     finally:
         sender.stop.set()
@@ -178,3 +179,69 @@ def make_differences(
 async def publish(bootstrap: str, event: Event) -> None:
     async with VarianceProducer(kafka=KafkaConfig(bootstrap=bootstrap)) as producer:
         await producer.publish(event)
+
+
+EXPORT = "exports/books.csv"
+
+
+def export_books(config: Path, ledger: Path) -> None:
+    argv = ["netsuite-sim", "--config", str(config), "--ledger", str(ledger), "--export", EXPORT]
+    assert main(argv) == 0
+
+
+def reconcile_export(
+    capsys: pytest.CaptureFixture[str], config: Path, *extra: str
+) -> tuple[int, dict[str, Any]]:
+    args = ["reconcile", "--config", str(config), "--netsuite-export", EXPORT, "--json"]
+    code = main([*args, *extra])
+    out, err = capsys.readouterr()
+    assert err == "", err
+    return code, json.loads(out)
+
+
+def test_a_netsuite_export_taken_while_files_keep_moving_is_not_drift(
+    tmp_path: Path, broker: LocalBroker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = stack_config(tmp_path, f'bootstrap = "{broker.bootstrap}"\n')
+    asyncio.run(prepare_broker(load_settings(config).kafka))
+    ledger = tmp_path / "netsuite-sim.sqlite"
+    worker = WorkerProcess(config, tmp_path / "worker.log").start()
+    simulator = start_simulator(config, ledger, tmp_path / "sim.log")
+    sender = Traffic(broker.bootstrap)
+    try:
+        worker.wait_ready()
+        sender.start()
+        wait_for(lambda: ledger.exists() and sender.sent > 40, 60, "imports", worker)
+        export_books(config, ledger)
+        capsys.readouterr()
+        sent = sender.sent
+        # Files keep coming and NetSuite keeps importing them after its export was taken.
+        wait_for(lambda: sender.sent > sent + 60, 60, "more traffic", worker)
+        sender.stop.set()
+        sender.join(30)
+        time.sleep(3)  # the last batches reach archive/
+        code, report = reconcile_export(capsys, config)
+        assert (code, report["findings"]) == (0, []), report
+        assert report["in_flight"]["after_export"] > 0, "nothing moved after the export"
+        # The rule hides no real difference: an export taken once everything settled, a
+        # line missing from it, and no room for late imports.
+        simulator.terminate()
+        simulator.wait(30)
+        assert (
+            main(["netsuite-sim", "--config", str(config), "--ledger", str(ledger), "--once"]) == 0
+        )
+        export_books(config, ledger)
+        path = tmp_path / "netsuite" / EXPORT
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        dropped = lines.pop(1)
+        path.write_text("".join(lines), encoding="utf-8")
+        capsys.readouterr()
+        code, report = reconcile_export(capsys, config, "--import-lag", "0")
+        assert code == 1
+        assert [(f["reference"], f["cause"]) for f in report["findings"]] == [
+            (dropped.split(",")[1], "missing")
+        ]
+    finally:
+        sender.stop.set()
+        simulator.terminate()
+        worker.stop()
