@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.config import KafkaConfig, Settings
-from streams.core.dead_letter import ErrorClass
+from streams.core.dead_letter import TRUNCATED_FROM, ErrorClass, find_header
 from streams.kafka.broker import BrokerError, TopicNames, client_options, ensure_topics
 from streams.kafka.offsets import OffsetReader
 from streams.ops.common import add_connection_options, settings_from
@@ -218,22 +218,32 @@ async def redrive_dlq(args: argparse.Namespace, settings: Settings) -> int:
         if selection.already:
             offsets = ", ".join(str(e.latest.offset) for e in selection.already)
             print(f"skipping already re-driven {offsets} (--again sends them again)")
-        if not selection.chosen:
+        whole = []
+        for event in selection.chosen:
+            cut = find_header(event.latest.headers, TRUNCATED_FROM)
+            if cut is None:
+                whole.append(event)
+                continue
+            print(
+                f"skipping {event.latest.offset}: its dead letter was cut to fit the DLQ "
+                f"(the event was {cut.decode()} bytes); publish it again from its source"
+            )
+        if not whole:
             print("nothing to re-drive")
             return 0
         partitions = {t: len(await reader.partitions(t)) for t in topics.inputs}
         if args.dry_run:
-            for record in (event.latest for event in selection.chosen):
+            for record in (event.latest for event in whole):
                 partition = target_partition(record, partitions[record.source_topic or ""])
                 where = f"{record.source_topic}[{'by key' if partition is None else partition}]"
                 why = f"{record.error_class or UNKNOWN}: {record.error or UNKNOWN}"
                 print(f"would re-drive {record.offset} -> {where}: {why}")
-            print(f"dry run: {len(selection.chosen)} to re-drive; nothing sent")
+            print(f"dry run: {len(whole)} to re-drive; nothing sent")
             return 0
         if topics.dlq_redrives not in await reader.topics():
             # Workers create it too; this covers a re-drive before any worker ran this version.
             await ensure_topics(reader.admin, settings.kafka, {topics.dlq_redrives: 1})
-    chosen = [event.latest for event in selection.chosen]
+    chosen = [event.latest for event in whole]
     sent = await send_back(settings.kafka, topics, chosen, partitions)
     print(f"re-drove {sent} record(s)")
     return 0

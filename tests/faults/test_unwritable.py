@@ -12,8 +12,10 @@ row, position and dead letter ends exact.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import hashlib
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streams.cli import main as cli
 from streams.config import KafkaConfig
 from streams.core.dead_letter import ORIGINAL_SHA256, TRUNCATED_FROM
 from streams.devstack.kafka_broker import KafkaBroker
@@ -77,6 +80,11 @@ def test_a_dead_letter_too_large_for_the_dlq_is_cut_to_fit(stack: FaultStack) ->
     assert huge.startswith(letter.value)
     assert len(letter.value) < 33 * 1024 * 1024
     assert worker.alive
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        argv = ["dlq", "redrive", "--offset", str(letter.offset), "--config", str(stack.config)]
+        assert cli(argv) == 0
+    assert f"skipping {letter.offset}: its dead letter was cut to fit the DLQ" in out.getvalue()
     stack.assert_exact(traffic.expected(before + after))
 
 
