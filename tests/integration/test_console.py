@@ -249,6 +249,7 @@ def read_page(browser: Chrome) -> dict[str, Any]:
         "pipeline": rows("#feeds"),
         "open_batches": rows("#open-batches"),
         "writers": rows("#writers"),
+        "halted": rows("#halted"),
         "dlq_total": text("dlq-total"),
         "dlq_redriven": text("dlq-redriven"),
         "dlq_classes": rows("#dlq-classes"),
@@ -328,6 +329,17 @@ def expected_page(views: dict[str, Any]) -> dict[str, Any]:
                 w["error"],
             ]
             for w in group["failing_writers"]
+        ],
+        "halted": [
+            [
+                h["worker"],
+                str(h["partition"]),
+                number(h["offset"]),
+                str(h["attempts"]),
+                moment(h["since"]),
+                h["reason"],
+            ]
+            for h in group["halted_partitions"]
         ],
         "dlq_total": str(tally["dead_letters"]),
         "dlq_redriven": str(tally["redriven"]),

@@ -120,6 +120,15 @@ function renderPipeline(lag, batches) {
     { text: w.error, cls: "wrap" },
   ]);
   fill(byId("writers"), writers, "every writer is healthy");
+  const halted = (group.halted_partitions || []).map((h) => [
+    h.worker,
+    number(h.partition),
+    number(h.offset),
+    number(h.attempts),
+    moment(h.since),
+    { text: h.reason, cls: "wrap" },
+  ]);
+  fill(byId("halted"), halted, "no partition is halted");
 }
 
 function renderDeadLetters(tally) {
