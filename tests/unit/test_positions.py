@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from sinks.rows import AdjustmentRow
 from streams.core.positions import (
     Applied,
     Position,
+    PositionLimits,
     Pruning,
     apply_change,
     horizon_warning,
+    may_have_forgotten,
     position_key,
 )
 from streams.core.routing import Change
@@ -120,3 +123,40 @@ def test_a_dlq_that_outlives_the_duplicate_horizon_is_warned_about() -> None:
         "the DLQ keeps records 14 days, longer than [dedupe] horizon_days (7)"
     )
     assert "forever" in (horizon_warning(-1, 7) or "")
+
+
+def test_analytics_keep_the_days_within_retention_of_each_event() -> None:
+    position = None
+    limits = PositionLimits(analytics_days=30)
+    for day in (0, 20, 45):
+        change = replace(CHANGE, day=(date(2024, 1, 1) + timedelta(days=day)).isoformat())
+        position = apply_change(position, change, applied(day), Pruning({}, 0, limits))
+    assert position is not None
+    days = sorted(key.rpartition("|")[2] for key in position.analytics)
+    # 45 days in: 2024-01-21 is within 30 days of 2024-02-15; 2024-01-01 is not.
+    assert days == ["2024-01-21", "2024-01-21", "2024-02-15", "2024-02-15"]
+    assert position.net_variance == -9  # the units themselves are never forgotten
+
+
+def test_past_the_bound_the_oldest_names_below_the_floor_go_first() -> None:
+    limits = PositionLimits(max_entries=3)
+    position = None
+    for offset in range(6):
+        pruning = Pruning({"counts": 4}, before_ms=0, limits=limits)  # no age horizon at all
+        position = apply_change(position, CHANGE, applied(offset), pruning)
+    assert position is not None
+    # Offsets 4 and 5 are at or above the floor: kept whatever the bound.
+    assert sorted(position.applied_events) == ["e3", "e4", "e5"]
+    above = Pruning({"counts": 0}, before_ms=0, limits=limits)
+    crowded = apply_change(position, CHANGE, applied(6), above)
+    assert sorted(crowded.applied_events) == ["e3", "e4", "e5", "e6"]
+
+
+def test_a_name_is_forgettable_only_past_the_horizon_or_the_bound() -> None:
+    hour = 3_600_000
+    named = {"new": ["counts", 9, 10 * hour]}
+    old, young = ["counts", 1, 1 * hour], ["counts", 8, 9 * hour]
+    assert may_have_forgotten(old, named, 2 * hour, PositionLimits())
+    assert not may_have_forgotten(young, named, 2 * hour, PositionLimits())
+    assert not may_have_forgotten(old, named, 0, PositionLimits())  # horizon 0: never
+    assert may_have_forgotten(young, named, 0, PositionLimits(max_entries=1))

@@ -16,6 +16,7 @@ from streams.ops.reconcile_model import (
     KafkaSide,
     NetSuiteSide,
     reconcile,
+    unbooked_archived,
 )
 from tests.factories import NOON_UTC
 
@@ -57,7 +58,7 @@ def test_books_that_hold_every_row_once_are_clean() -> None:
     report = reconcile(kafka(), NetSuiteSide([booked(r) for r in ROWS]))
     assert report.clean
     assert (report.positions, report.matched, report.drift_positions) == (2, 2, 0)
-    assert report.to_json()["in_flight"] == {"in_csv": 0, "in_variance_sync": 0}
+    assert report.to_json()["in_flight"] == {"in_csv": 0, "in_variance_sync": 0, "after_export": 0}
 
 
 def test_rows_in_flight_are_counted_never_reported() -> None:
@@ -155,3 +156,18 @@ def test_cycle_counts_are_acknowledged_by_count_id() -> None:
     assert (report.acknowledged_counts, report.unacknowledged_counts) == (1, ())
     report = reconcile(side_kafka, NetSuiteSide(imported))
     assert report.unacknowledged_counts == ("CC1",)
+
+
+def test_with_an_export_rows_imported_after_it_was_taken_are_in_flight() -> None:
+    # VL-a and VL-c sit in one archived file that NetSuite may have imported after the
+    # export was taken; VL-b's file was imported long before, so its absence is drift.
+    late, early = file_of(TOPIC, 0, 10, 10), file_of(TOPIC, 0, 11, 12)
+    archived = frozenset({late, early})
+    export = NetSuiteSide([booked(ROWS[2])], archived=archived)
+    assert unbooked_archived(ROWS, export.imported, archived) == {late, early}
+    side = NetSuiteSide(
+        [booked(ROWS[2])], archived=archived, imported_after_export=frozenset({late})
+    )
+    report = reconcile(kafka(), side)
+    assert report.in_flight == {InFlight.AFTER_EXPORT: 1}
+    assert [(f.cause, f.reference) for f in report.findings] == [(Cause.MISSING, "VL-b")]

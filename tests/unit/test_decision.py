@@ -1,0 +1,85 @@
+"""The per-record decision is a function of the record, its partition's progress, the
+positions it touches and the config: never of the clock of the machine deciding."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.codec import encode_avro
+from schemas.models import EventKind
+from streams.core.dead_letter import ErrorClass, SourceRecord
+from streams.core.decision import Apply, Outcome, Reject, Rules, Skip, decide
+from streams.core.progress import DeadLetterMark, Progress
+from tests.factories import make_settings, variance
+
+TOPIC = "hotwax.inventory.variance-logged"
+LIMIT = timedelta(minutes=10)  # validation.max_future_seconds
+
+
+@pytest.fixture(scope="module")
+def rules(tmp_path_factory: pytest.TempPathFactory) -> Rules:
+    return Rules.from_settings(make_settings(tmp_path_factory.mktemp("rules")))
+
+
+def at(moment: datetime, event_id: str = "f") -> bytes:
+    """A logged variance that happened at `moment`, as Avro (built without the model's own
+    check, which judges against this machine's clock, as a producer would)."""
+    event = variance(-1, "VAR_LOST", event_id=event_id)
+    return encode_avro(event.model_copy(update={"occurred_at": moment}))
+
+
+def record(value: bytes, timestamp_ms: int | None, offset: int = 0) -> SourceRecord:
+    return SourceRecord(TOPIC, 0, offset, timestamp_ms, b"STORE_1", value)
+
+
+def decided(rules: Rules, record: SourceRecord, progress: Progress | None = None) -> object:
+    return decide(
+        record,
+        EventKind.VARIANCE_LOGGED,
+        progress=progress or Progress(),
+        positions={},
+        floors={},
+        rules=rules,
+    )
+
+
+# Record times from 2001 to 2099, far from today either way: a decision that read this
+# machine's clock would refuse the late ones or take the early ones wrongly. (Whole
+# workers under a faked clock: tests/faults/test_time.py.)
+@settings(max_examples=60, deadline=None)
+@given(
+    sent=st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2099, 1, 1)),
+    lead_seconds=st.integers(min_value=-86_400, max_value=86_400),
+)
+def test_the_future_is_judged_against_the_record_time_alone(
+    rules: Rules, sent: datetime, lead_seconds: int
+) -> None:
+    sent = sent.replace(tzinfo=UTC, microsecond=0)
+    value = at(sent + timedelta(seconds=lead_seconds))
+    decision = decided(rules, record(value, round(sent.timestamp() * 1000)))
+    if timedelta(seconds=lead_seconds) > LIMIT:
+        assert isinstance(decision, Reject)
+        assert decision.letter.error_class is ErrorClass.INVALID
+        assert "occurred_at" in decision.letter.reason
+    else:
+        assert isinstance(decision, Apply)
+
+
+def test_a_record_without_a_usable_timestamp_is_not_judged_for_the_future(rules: Rules) -> None:
+    value = at(datetime(2099, 1, 1, tzinfo=UTC))
+    for stamp in (None, -1, 0):
+        assert isinstance(decided(rules, record(value, stamp)), Apply)
+
+
+def test_progress_decides_before_anything_is_read(rules: Rules) -> None:
+    garbage = record(b"\\xc3\\x01\\x00", 1, offset=5)
+    assert decided(rules, garbage, Progress(floor=6)) == Skip(Outcome.PROCESSED_BEFORE)
+    sent = Progress(dead_letters={5: DeadLetterMark(with_transaction=True)})
+    assert decided(rules, garbage, sent) == Skip(Outcome.DEAD_LETTERED_BEFORE)
+    pending = decided(rules, garbage, Progress(dead_letters={5: DeadLetterMark(pending_from=9)}))
+    assert isinstance(pending, Reject)
+    assert pending.pending_from == 9
