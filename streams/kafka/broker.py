@@ -26,11 +26,14 @@ from aiokafka.errors import (
     GroupAuthorizationFailedError,
     KafkaConnectionError,
     KafkaError,
+    NodeNotReadyError,
     ProducerFenced,
+    RequestTimedOutError,
     SaslAuthenticationFailed,
     TopicAuthorizationFailedError,
     TransactionalIdAuthorizationFailed,
 )
+from aiokafka.protocol.metadata import MetadataRequest
 
 from schemas.models import EventKind
 from sinks.feeds import Feed
@@ -298,9 +301,26 @@ async def detect_flavor(admin: AIOKafkaAdminClient, kafka: KafkaConfig) -> Broke
     """The configured flavor, or for "auto" Tansu when its cluster id says so."""
     if kafka.flavor != "auto":
         return BrokerFlavor(kafka.flavor)
-    cluster = await admin.describe_cluster()
+    cluster = await _describe_cluster(admin)
     cluster_id = str(cluster.get("cluster_id") or "")
     return BrokerFlavor.TANSU if "tansu" in cluster_id.lower() else BrokerFlavor.KAFKA
+
+
+async def _describe_cluster(admin: AIOKafkaAdminClient) -> dict[str, Any]:
+    """aiokafka's `describe_cluster` asks one node at random, so a cluster with one node
+    down failed it as often as that node was drawn; ask every known node in turn."""
+    error: KafkaError | None = None
+    for node in [None, *(b.nodeId for b in admin._client.cluster.brokers())]:
+        try:
+            # aiokafka's own request, sent to the node we pick (no public call takes one).
+            response = await admin._send_request(MetadataRequest(None), node)
+        except (KafkaConnectionError, NodeNotReadyError, RequestTimedOutError) as exc:
+            error = exc
+            continue
+        described: dict[str, Any] = response.to_object()
+        return described
+    assert error is not None  # noqa: S101 - the first attempt always runs
+    raise error
 
 
 async def ensure_topics(

@@ -8,13 +8,11 @@ which never lets an error move the stream past an event.
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any
-
-from aiokafka.errors import IllegalStateError
 
 from sinks.source_partition import SourcePartition
 from streams.kafka.changelog_ends import end_changelogs
+from streams.worker.transport import on_flow_resumed
 
 if TYPE_CHECKING:
     from streams.worker.app import Runtime
@@ -50,25 +48,12 @@ def register_ingest_agent(runtime: Runtime) -> None:
         if not runtime.traits.exact_list_offsets:
             await end_changelogs(runtime.settings.kafka)
 
-    async def on_rebalance_complete(_app: Any, **_: Any) -> None:
-        # Sent just before Faust seeks each partition back to its committed offset, which
-        # re-delivers events the stream dropped while recovery held it. aiokafka skips
-        # that seek where the committed offset is 0 or missing, so those events would
-        # never come back: start such partitions from the beginning here, and let
-        # Faust's seek move the others on to their committed offsets.
-        consumer = app.consumer
-        for tp in consumer.assignment():
-            if tp.topic in topics.inputs:
-                with contextlib.suppress(IllegalStateError):  # rebalancing again
-                    await consumer.seek(tp, 0)
-
     # Faust's signal and task signatures are looser than mypy can see through.
     assigned_signal: Any = app.on_partitions_assigned
     revoked_signal: Any = app.on_partitions_revoked
     assigned_signal.connect(on_assigned)
     revoked_signal.connect(on_revoked)
-    complete_signal: Any = app.on_rebalance_complete
-    complete_signal.connect(on_rebalance_complete)
+    on_flow_resumed(app, ingest.realign)
 
     async def on_shutdown(_app: Any, **_: Any) -> None:
         await ingest.close()

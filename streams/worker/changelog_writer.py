@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import ProducerFenced
+from aiokafka.errors import IllegalOperation, KafkaError, ProducerFenced
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import RecordMetadata, TopicPartition
 
@@ -478,10 +478,19 @@ class ChangelogWriter:
         self, producer: AIOKafkaProducer, pending: _Pending
     ) -> list[tuple[TopicPartition, _Batch, RecordMetadata]]:
         futures = []
-        for tp, batches in pending.batches.items():
-            for batch in batches:
-                future = await producer.send_batch(batch.builder, tp.topic, partition=tp.partition)
-                futures.append((tp, batch, future))
+        try:
+            for tp, batches in pending.batches.items():
+                for batch in batches:
+                    future = await producer.send_batch(
+                        batch.builder, tp.topic, partition=tp.partition
+                    )
+                    futures.append((tp, batch, future))
+        except (KafkaError, IllegalOperation):
+            # A batch the broker refused fails the transaction, and every later send then
+            # says only "not in transaction": the refused batch's error is the reason.
+            for _, _, earlier in futures:
+                await earlier
+            raise
         return [(tp, batch, await future) for tp, batch, future in futures]
 
     def _persisted(self, sent: Sequence[tuple[TopicPartition, _Batch, RecordMetadata]]) -> None:

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from aiokafka.errors import IllegalStateError
 from faust.types import TP
 
 from schemas.models import EventKind
@@ -158,6 +159,7 @@ class Ingest:
         self._recoveries: dict[int, asyncio.Task[None]] = {}
         self._backoffs: dict[int, Backoff] = {}  # per partition number, while it fails
         self._halted_at: dict[int, int] = {}
+        self._realigning: asyncio.Task[None] | None = None
 
     # -- the agent's loop calls this for every event ------------------------------------
 
@@ -251,7 +253,38 @@ class Ingest:
         await self._seek(state.source, expected)
         return False
 
+    def realign(self) -> None:
+        """The flow resumed after a rebalance: make every owned partition deliver from
+        the next record it needs. Records Faust dropped while its flow was stopped would
+        otherwise come back only once a later record showed the gap, and never for a
+        partition that receives nothing more."""
+        if self._realigning is not None:
+            self._realigning.cancel()
+        self._realigning = asyncio.create_task(self._realign())
+
+    async def _realign(self) -> None:
+        for state in list(self._sources):
+            if state.paused or not self._sources.owns(state):
+                continue  # its unpause seeks it
+            try:
+                await self._seek_to_next(state)
+            except IllegalStateError:
+                return  # rebalancing again: the flow resumes, and this runs, once more
+            except Exception as exc:
+                self.halt(state.source.partition, state.next_offset or 0, exc)
+
+    async def _seek_to_next(self, state: SourceState) -> None:
+        """Seek to the record after the last one taken, or before anything was taken, to
+        where the group resumes."""
+        offset = state.next_offset
+        if offset is None:
+            offset = await self._broker.start_of(state.source)
+        if self._sources.owns(state):
+            await self._seek(state.source, offset)
+
     async def close(self) -> None:
+        if self._realigning is not None:
+            self._realigning.cancel()
         for task in self._recoveries.values():
             task.cancel()
         await self._broker.close()
@@ -346,8 +379,7 @@ class Ingest:
         state.paused.discard(cause)
         self._count_pauses()
         if not state.paused and self._sources.owns(state):
-            if state.next_offset is not None:
-                await self._seek(state.source, state.next_offset)
+            await self._seek_to_next(state)
             self._consumer().resume_partitions([_tp(state.source)])
 
     def _relieve_or_hold(self, state: SourceState) -> None:
@@ -437,8 +469,13 @@ class Ingest:
             log.info("partition %d: consuming again after its halt", partition)
             for state in self._sources.of_partition(partition):
                 await self._unpause(state, HALTED)
-        finally:
+        except Exception as exc:
+            # Halted again (the broker question of a seek failed, say): a new attempt.
             self._recoveries.pop(partition, None)
+            self.halt(partition, self._halted_at.get(partition, 0), exc)
+        finally:
+            if self._recoveries.get(partition) is asyncio.current_task():
+                del self._recoveries[partition]
 
     async def _roll_back(self, partition: int) -> None:
         await self._writer.rollback(partition)

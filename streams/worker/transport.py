@@ -1,22 +1,25 @@
-"""Faust's aiokafka transport, reading committed records only; and asking for a new
-assignment.
+"""Faust's aiokafka transport, reading committed records only, seeking in the consumer's
+own thread, telling when the flow of records resumes after a rebalance; and asking for a
+new assignment.
 
 Where the broker has transactions the worker writes its changelogs and dead letters in
 them (`streams.worker.changelog_writer`), and a fenced owner's aborted writes must never
 reach a table. Faust reads committed records only in its own exactly-once mode, which
 also turns on its transactional producer, commits and recovery waits that the worker does
 not use; and it picks the isolation level where it builds its consumer. So this module
-gives the app the same transport with one difference: the consumer it builds reads
-committed (`isolation.level=read_committed`). For topics written without transactions
-(Tansu, and producers that use none) it reads exactly what it read before.
+gives the app the same transport, whose consumer reads committed
+(`isolation.level=read_committed`). For topics written without transactions (Tansu, and
+producers that use none) it reads exactly what it read before.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as driver
+from faust.types import TP
 
 
 class _CommittedReadThread(driver.AIOKafkaConsumerThread):
@@ -28,8 +31,23 @@ class _CommittedReadThread(driver.AIOKafkaConsumerThread):
 
 
 class _CommittedReadConsumer(driver.Consumer):
+    #: Called each time the flow resumes after a rebalance (`on_flow_resumed`).
+    flow_resumed: Callable[[], None] | None = None
+
     def _new_consumer_thread(self) -> Any:
         return _CommittedReadThread(self, loop=self.loop, beacon=self.beacon)
+
+    def resume_flow(self) -> None:
+        super().resume_flow()
+        if self.flow_resumed is not None:
+            self.flow_resumed()
+
+    async def _seek(self, partition: TP, offset: int) -> None:
+        # Faust seeks aiokafka's consumer from the app's thread, while the consumer's own
+        # thread may be draining the fetched records that a seek discards: aiokafka then
+        # raised KeyError there, and the worker crashed. Seek in the consumer's thread.
+        thread: Any = self._thread
+        await thread.call_thread(thread.seek, partition, offset)
 
 
 class CommittedReadTransport(driver.Transport):
@@ -39,6 +57,16 @@ class CommittedReadTransport(driver.Transport):
 def read_committed(app: faust.App) -> None:
     """Give `app` the transport above (before its consumer is built)."""
     app.transport = CommittedReadTransport(app.conf.broker_consumer, app)
+
+
+def on_flow_resumed(app: faust.App, callback: Callable[[], None]) -> None:
+    """Call `callback` whenever `app`'s consumer lets records through again after a
+    rebalance. While the flow is stopped Faust fetches and drops records, and marks them
+    read; its seek back to the committed offsets misses partitions with none committed,
+    and records of an earlier fetch can still be dropped after that seek. Only once the
+    flow runs again can a seek bring them back for certain."""
+    consumer: Any = app.consumer
+    consumer.flow_resumed = callback
 
 
 async def rejoin_group(app: faust.App) -> None:

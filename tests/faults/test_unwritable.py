@@ -185,7 +185,8 @@ def test_changelogs_that_refuse_writes_halt_until_they_take_them_again(
         during = traffic.events(15) + traffic.bad_events(2)
         stack.publish(during)
         wait_for(lambda: bool(halted(worker)), 60, "a partition to halt", worker)
-        assert all("Authorization" in reason for reason in halted(worker).values())
+        reasons = halted(worker)
+        assert all("Authorization" in reason for reason in reasons.values()), reasons
     finally:
         for topic in changelogs:
             secure_kafka.undeny("worker", "Write", topic)

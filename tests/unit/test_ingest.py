@@ -309,6 +309,22 @@ async def test_a_partition_whose_rows_pile_up_pauses_alone(tmp_path: Path) -> No
     assert (VARIANCES, 1) in stage.consumer.paused
 
 
+async def test_when_the_flow_resumes_every_partition_is_sought_to_the_record_it_needs(
+    stage: Stage,
+) -> None:
+    # Faust drops what it fetches while its flow is stopped (a rebalance) and marks it
+    # read: the tail of a partition would never come, nothing later showing the gap.
+    untouched, halted = SourcePartition(COUNTS, 0), SourcePartition(VARIANCES, 1)
+    stage.assign(halted)
+    stage.broker.starts[untouched] = 3
+    await stage.send(VARIANCES, lost(1, "f0"), offset=0)
+    await stage.send(VARIANCES, lost(1, "f1"), offset=1)
+    stage.state(VARIANCES, 1).paused.add("halted")  # its own unpause seeks it
+    stage.ingest.realign()
+    await asyncio.sleep(0.05)
+    assert sorted(stage.consumer.seeks) == [(COUNTS, 0, 3), (VARIANCES, 0, 2)]
+
+
 async def test_events_of_revoked_partitions_are_left_alone(stage: Stage) -> None:
     stage.revoke(SOURCE)
     held = await stage.send(VARIANCES, lost(1))
