@@ -118,6 +118,16 @@ class SourceState:
         # A refused gap: the offset consumption must resume at, and the first record the
         # broker holds at or after it (None: not looked up yet).
         self.awaiting: tuple[int, int | None] | None = None
+        # The highest offset counted in the metrics: a rewind takes events again, and
+        # they are still one event each.
+        self.counted_through = -1
+
+    def first_count(self, offset: int) -> bool:
+        """Whether `offset` is taken for the first time by this assignment."""
+        if offset <= self.counted_through:
+            return False
+        self.counted_through = offset
+        return True
 
     @property
     def pending_rows(self) -> int:

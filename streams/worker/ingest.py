@@ -294,14 +294,16 @@ class Ingest:
     async def _carry_out(
         self, state: SourceState, record: SourceRecord, event: Any, decision: Decision
     ) -> None:
-        kind = self._kinds[record.topic].value
-        metrics.events(kind, decision.outcome.value).inc()
+        first = state.first_count(record.offset)
+        if first:
+            metrics.events(self._kinds[record.topic].value, decision.outcome.value).inc()
         rows: Mapping[Any, Any] = {}
         if isinstance(decision, Apply):
             for key, value in decision.writes:
                 self._inventory.put(key, value, record.partition)
-            if decision.writes and decision.routed.unexported_reason is not None:
-                metrics.unexported(decision.routed.unexported_reason).inc()
+            unexported = decision.routed.unexported_reason
+            if first and decision.writes and unexported is not None:
+                metrics.unexported(unexported).inc()
             if decision.pruned:
                 self._writer.note_prune(record.partition)
             rows = decision.rows

@@ -14,6 +14,7 @@ import pytest
 from schemas.codec import encode_avro, encode_json
 from sinks.feeds import Feed
 from sinks.source_partition import SourcePartition
+from streams import metrics
 from streams.core.dead_letter import ORIGINAL_SHA256, TRUNCATED_FROM
 from tests.factories import count, line, variance
 from tests.unit.ingest_stage import COUNTS, VARIANCES, Stage
@@ -65,6 +66,22 @@ async def test_a_record_delivered_again_counts_once_and_sends_the_consumer_on(
     await stage.send(VARIANCES, lost(1, "r2"), offset=1)
     assert stage.inventory["STORE_1/10017"]["net_variance"] == -3
     assert stage.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-r1", "VL-r2"]
+
+
+def events_counted() -> float:
+    return sum(
+        sample.value
+        for family in metrics.EVENTS.collect()
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    )
+
+
+async def test_events_taken_again_after_a_rewind_are_counted_once(stage: Stage) -> None:
+    before = events_counted()
+    for offset in (0, 1, 0, 1):  # the consumer went back after the first two
+        await stage.send(VARIANCES, lost(1, f"m{offset}"), offset=offset)
+    assert events_counted() - before == 2
 
 
 async def test_a_record_past_a_gap_is_refused_until_the_consumer_goes_back(stage: Stage) -> None:
