@@ -3,11 +3,15 @@ whether an earlier attempt wrote a dead letter (`streams.worker.ingest.Broker`).
 
 One reader, opened at the first question and kept: these are rare (a partition's first
 record after an assignment, a gap, a pending dead-letter mark), and each must not pay for
-a new connection. A failure closes it, so that the next question opens a fresh one.
+a new connection. A failure closes it, so that the next question opens a fresh one. One
+question at a time: the reader's consumer is pointed at one partition per question, and
+two at once (the agent's and the seek after a rebalance) stole each other's answers until
+a fetch timed out, and opened two readers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiokafka import TopicPartition
@@ -27,6 +31,7 @@ class BrokerReads:
         self._kafka = kafka
         self._dlq_topic = dlq_topic
         self._reader: OffsetReader | None = None
+        self._lock = asyncio.Lock()
 
     async def start_of(self, source: SourcePartition) -> int:
         tp = TopicPartition(source.topic, source.partition)
@@ -73,11 +78,22 @@ class _Opened:
         self._owner = owner
 
     async def __aenter__(self) -> OffsetReader:
+        await self._owner._lock.acquire()
+        try:
+            return await self._reader()
+        except BaseException:
+            self._owner._lock.release()
+            raise
+
+    async def _reader(self) -> OffsetReader:
         if self._owner._reader is None:
             reader = OffsetReader(self._owner._kafka)
             self._owner._reader = await reader.__aenter__()
         return self._owner._reader
 
     async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc is not None:
-            await self._owner.close()
+        try:
+            if exc is not None:
+                await self._owner.close()
+        finally:
+            self._owner._lock.release()

@@ -41,6 +41,9 @@ from streams.worker.tables import ChangelogTable
 
 log = logging.getLogger(__name__)
 
+# How long a refused gap waits for the consumer to come back before it is sought again.
+RESEEK_SECONDS = 0.5
+
 HALTED, ROWS, CHANGELOG = "halted", "rows", "changelog"
 
 
@@ -160,6 +163,8 @@ class Ingest:
         self._backoffs: dict[int, Backoff] = {}  # per partition number, while it fails
         self._halted_at: dict[int, int] = {}
         self._realigning: asyncio.Task[None] | None = None
+        # Per partition with a refused gap: the offset it waits for, and who seeks it again.
+        self._gap_watches: dict[SourcePartition, tuple[int, asyncio.Task[None]]] = {}
 
     # -- the agent's loop calls this for every event ------------------------------------
 
@@ -247,11 +252,33 @@ class Ingest:
         if first is None or first >= record.offset:
             state.skip_to(record.offset)
             return True
-        # Faust passes on no record below the last one it delivered: every stale record
-        # that comes through moves that mark up again, so each one is answered with a
-        # seek back, until the consumer delivers from `expected`.
-        await self._seek(state.source, expected)
+        # Faust passes on no record below the last one it delivered, and every stale
+        # record that comes through moves that mark up again: the consumer is sought back
+        # to `expected` now and then again, until it delivers from there. Not at every
+        # stale record: thousands may be queued, and each seek restarts the fetch.
+        watching = self._gap_watches.get(state.source)
+        if watching is None or watching[0] != expected:
+            if watching is not None:
+                watching[1].cancel()
+            await self._seek(state.source, expected)
+            watch = asyncio.create_task(self._reseek(state, expected))
+            self._gap_watches[state.source] = (expected, watch)
         return False
+
+    async def _reseek(self, state: SourceState, expected: int) -> None:
+        """Seek `state` back to `expected` every `RESEEK_SECONDS` until it takes it."""
+        try:
+            while True:
+                await asyncio.sleep(RESEEK_SECONDS)
+                waiting = state.next_offset == expected and state.awaiting is not None
+                if not waiting or state.paused or not self._sources.owns(state):
+                    return
+                await self._seek(state.source, expected)
+        except IllegalStateError:
+            return  # revoked meanwhile: the next owner starts where the group resumes
+        finally:
+            if self._gap_watches.get(state.source, (None,))[0] == expected:
+                del self._gap_watches[state.source]
 
     def realign(self) -> None:
         """The flow resumed after a rebalance: make every owned partition deliver from
@@ -285,7 +312,7 @@ class Ingest:
     async def close(self) -> None:
         if self._realigning is not None:
             self._realigning.cancel()
-        for task in self._recoveries.values():
+        for task in [*self._recoveries.values(), *(t for _, t in self._gap_watches.values())]:
             task.cancel()
         await self._broker.close()
 

@@ -14,6 +14,7 @@ producers that use none) it reads exactly what it read before.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -45,9 +46,18 @@ class _CommittedReadConsumer(driver.Consumer):
     async def _seek(self, partition: TP, offset: int) -> None:
         # Faust seeks aiokafka's consumer from the app's thread, while the consumer's own
         # thread may be draining the fetched records that a seek discards: aiokafka then
-        # raised KeyError there, and the worker crashed. Seek in the consumer's thread.
+        # raised KeyError there, and the worker crashed. Seek on the consumer's own loop,
+        # as soon as it is idle; not through Faust's request queue, which would wait for
+        # the fetch in progress to end.
         thread: Any = self._thread
-        await thread.call_thread(thread.seek, partition, offset)
+        done = asyncio.run_coroutine_threadsafe(
+            _seek_on(thread, partition, offset), thread.thread_loop
+        )
+        await asyncio.wrap_future(done)
+
+
+async def _seek_on(thread: Any, partition: TP, offset: int) -> None:
+    thread.seek(partition, offset)
 
 
 class CommittedReadTransport(driver.Transport):

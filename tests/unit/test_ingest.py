@@ -16,6 +16,7 @@ from sinks.feeds import Feed
 from sinks.source_partition import SourcePartition
 from streams import metrics
 from streams.core.dead_letter import ORIGINAL_SHA256, TRUNCATED_FROM
+from streams.worker.ingest import RESEEK_SECONDS
 from tests.factories import count, line, variance
 from tests.unit.ingest_stage import COUNTS, VARIANCES, Stage
 
@@ -99,6 +100,21 @@ async def test_a_record_past_a_gap_is_refused_until_the_consumer_goes_back(stage
     stage.flush()
     stage.publish(VARIANCES)
     assert not skipped.acked  # only the copy taken in order is acked
+
+
+async def test_a_run_of_stale_records_seeks_once_and_again_only_while_nothing_comes(
+    stage: Stage,
+) -> None:
+    await stage.send(VARIANCES, lost(1, "s0"), offset=0)
+    for offset in range(5, 40):  # queued before the seek took effect
+        await stage.send(VARIANCES, lost(1, f"s{offset}"), offset=offset)
+    assert stage.consumer.seeks == [(VARIANCES, 0, 1)]
+    await asyncio.sleep(RESEEK_SECONDS * 1.5)  # the consumer did not come back: again
+    assert stage.consumer.seeks == [(VARIANCES, 0, 1)] * 2
+    await stage.send(VARIANCES, lost(1, "s1"), offset=1)
+    await asyncio.sleep(RESEEK_SECONDS * 1.5)
+    assert stage.consumer.seeks == [(VARIANCES, 0, 1)] * 2
+    assert stage.state(VARIANCES).consumed_through == 1
 
 
 async def test_a_gap_the_broker_holds_nothing_in_is_taken(stage: Stage) -> None:
