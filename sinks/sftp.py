@@ -152,24 +152,25 @@ class SFTPDestination:
             return data
 
     async def size(self, path: str) -> int | None:
-        remote = self._remote(path)
-        async with self._session("stat", remote) as sftp:
-            try:
-                attrs = await sftp.stat(remote)
-            except _MISSING:
-                return None
+        attrs = await self._stat(path)
+        if attrs is None:
+            return None
         if attrs.size is None:
+            remote = self._remote(path)
             raise DestinationRefused(f"SFTP server {self.description} gave no size for {remote}")
         return attrs.size
 
     async def modified(self, path: str) -> float | None:
+        attrs = await self._stat(path)
+        return None if attrs is None or attrs.mtime is None else float(attrs.mtime)
+
+    async def _stat(self, path: str) -> asyncssh.SFTPAttrs | None:
         remote = self._remote(path)
         async with self._session("stat", remote) as sftp:
             try:
-                attrs = await sftp.stat(remote)
+                return await sftp.stat(remote)
             except _MISSING:
                 return None
-        return None if attrs.mtime is None else float(attrs.mtime)
 
     async def write(self, path: str, data: bytes) -> None:
         remote = self._remote(path)

@@ -5,6 +5,7 @@ kind of real difference, made on purpose, is reported with its reference and cau
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import shutil
@@ -14,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,9 +94,19 @@ def start_simulator(config: Path, ledger: Path, log: Path) -> subprocess.Popen[b
         )
 
 
-def test_reconcile_is_clean_under_traffic_and_names_each_real_difference(
-    tmp_path: Path, broker: LocalBroker, capsys: pytest.CaptureFixture[str]
-) -> None:
+@dataclass
+class LiveStack:
+    config: Path
+    ledger: Path
+    worker: WorkerProcess
+    simulator: subprocess.Popen[bytes]
+    sender: Traffic
+
+
+@contextlib.contextmanager
+def live_stack(tmp_path: Path, broker: LocalBroker) -> Iterator[LiveStack]:
+    """A worker, NetSuite's simulator importing its files, and traffic that keeps coming,
+    once the first imports are in."""
     config = stack_config(tmp_path, f'bootstrap = "{broker.bootstrap}"\n')
     asyncio.run(prepare_broker(load_settings(config).kafka))
     ledger = tmp_path / "netsuite-sim.sqlite"
@@ -105,6 +117,19 @@ def test_reconcile_is_clean_under_traffic_and_names_each_real_difference(
         worker.wait_ready()
         sender.start()
         wait_for(lambda: ledger.exists() and sender.sent > 40, 60, "imports", worker)
+        yield LiveStack(config, ledger, worker, simulator, sender)
+    finally:
+        sender.stop.set()
+        simulator.terminate()
+        worker.stop()
+
+
+def test_reconcile_is_clean_under_traffic_and_names_each_real_difference(
+    tmp_path: Path, broker: LocalBroker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with live_stack(tmp_path, broker) as live:
+        config, ledger, worker = live.config, live.ledger, live.worker
+        simulator, sender = live.simulator, live.sender
         in_flight = []
         for _ in range(RUNS_UNDER_TRAFFIC):
             code, report = reconcile(capsys, config, ledger)
@@ -130,10 +155,6 @@ def test_reconcile_is_clean_under_traffic_and_names_each_real_difference(
         assert found == expected, report["findings"]
         assert report["in_flight"] == {"in_csv": 0, "in_variance_sync": 0, "after_export": 0}
         assert "variance_sync_reconcile_drift_positions 0.0" not in metrics.read_text()
-    finally:
-        sender.stop.set()
-        simulator.terminate()
-        worker.stop()
 
 
 def make_differences(
@@ -202,16 +223,9 @@ def reconcile_export(
 def test_a_netsuite_export_taken_while_files_keep_moving_is_not_drift(
     tmp_path: Path, broker: LocalBroker, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = stack_config(tmp_path, f'bootstrap = "{broker.bootstrap}"\n')
-    asyncio.run(prepare_broker(load_settings(config).kafka))
-    ledger = tmp_path / "netsuite-sim.sqlite"
-    worker = WorkerProcess(config, tmp_path / "worker.log").start()
-    simulator = start_simulator(config, ledger, tmp_path / "sim.log")
-    sender = Traffic(broker.bootstrap)
-    try:
-        worker.wait_ready()
-        sender.start()
-        wait_for(lambda: ledger.exists() and sender.sent > 40, 60, "imports", worker)
+    with live_stack(tmp_path, broker) as live:
+        config, ledger, worker = live.config, live.ledger, live.worker
+        simulator, sender = live.simulator, live.sender
         export_books(config, ledger)
         capsys.readouterr()
         sent = sender.sent
@@ -241,7 +255,3 @@ def test_a_netsuite_export_taken_while_files_keep_moving_is_not_drift(
         assert [(f["reference"], f["cause"]) for f in report["findings"]] == [
             (dropped.split(",")[1], "missing")
         ]
-    finally:
-        sender.stop.set()
-        simulator.terminate()
-        worker.stop()
