@@ -12,7 +12,9 @@ a fetch timed out, and opened two readers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from aiokafka import TopicPartition
 
@@ -62,38 +64,19 @@ class BrokerReads:
     async def find_dead_letter(self, record: SourceRecord, from_offset: int) -> int | None:
         return await find_dead_letter(self._kafka, self._dlq_topic, record, from_offset)
 
-    def _open(self) -> _Opened:
-        return _Opened(self)
+    @contextlib.asynccontextmanager
+    async def _open(self) -> AsyncIterator[OffsetReader]:
+        """The kept reader, for one question at a time; closed on any failure."""
+        async with self._lock:
+            if self._reader is None:
+                self._reader = await OffsetReader(self._kafka).__aenter__()
+            try:
+                yield self._reader
+            except BaseException:
+                await self.close()
+                raise
 
     async def close(self) -> None:
         if self._reader is not None:
             reader, self._reader = self._reader, None
             await reader.__aexit__(None, None, None)
-
-
-class _Opened:
-    """The kept reader for one question; closed on any failure."""
-
-    def __init__(self, owner: BrokerReads) -> None:
-        self._owner = owner
-
-    async def __aenter__(self) -> OffsetReader:
-        await self._owner._lock.acquire()
-        try:
-            return await self._reader()
-        except BaseException:
-            self._owner._lock.release()
-            raise
-
-    async def _reader(self) -> OffsetReader:
-        if self._owner._reader is None:
-            reader = OffsetReader(self._owner._kafka)
-            self._owner._reader = await reader.__aenter__()
-        return self._owner._reader
-
-    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
-        try:
-            if exc is not None:
-                await self._owner.close()
-        finally:
-            self._owner._lock.release()

@@ -276,6 +276,8 @@ class Ingest:
                 await self._seek(state.source, expected)
         except IllegalStateError:
             return  # revoked meanwhile: the next owner starts where the group resumes
+        except Exception as exc:
+            self.halt(state.source.partition, expected, exc)
         finally:
             if self._gap_watches.get(state.source, (None,))[0] == expected:
                 del self._gap_watches[state.source]
