@@ -7,7 +7,7 @@ KAFKA_LIBS := var/kafka/libs
 KAFKA_STAMP := $(KAFKA_LIBS)/.copied
 
 .DEFAULT_GOAL := help
-.PHONY: help install kafka kafka-if-possible run test unit lint bench clean
+.PHONY: help install kafka kafka-if-possible run test unit lint bench clean clean-data
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -63,7 +63,22 @@ BENCH_BROKER ?= tansu
 bench: $(STAMP) ## run the benchmarks (not part of the tests); BENCH_BROKER=kafka for Apache Kafka
 	BENCH_BROKER=$(BENCH_BROKER) $(BIN)/python -m bench
 
-clean: ## remove the virtualenv, caches and local state
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis
+clean: ## remove the virtualenv, caches, build output and Kafka's jars (never data: see clean-data)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist *.egg-info var/kafka
 
-.PHONY: help install kafka run test unit lint bench clean
+# Everything else under var/ is data someone may need: the seal ledger on the SFTP servers
+# decides what is published again after a rebuild. So it is named, and it asks.
+
+clean-data: ## delete var/: dev and compose SFTP data (CSVs, seal ledger), table state, simulator ledger; asks, or CONFIRM=yes
+	@echo "This deletes, for good:"
+	@echo "  var/sftp/          make run's SFTP folder: published CSVs and the seal ledger"
+	@echo "  var/compose-sftp/  docker compose's SFTP folder: published CSVs and the seal ledger"
+	@echo "  var/worker/        the worker's RocksDB table state"
+	@echo "  var/netsuite-sim.sqlite and everything else under var/"
+	@echo "(docker compose's volumes stay: 'docker compose down -v' removes those.)"
+	@if [ "$(CONFIRM)" != yes ]; then \
+		printf 'Type yes to delete them: '; read answer; [ "$$answer" = yes ] || { echo "nothing deleted"; exit 1; }; \
+	fi
+	rm -rf var
+
+.PHONY: help install kafka run test unit lint bench clean clean-data

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,25 @@ STAGED_SUFFIX = ".part"
 
 async def no_faults(step: str) -> None:
     """The production fault hook: does nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileAttempt:
+    """One attempt to publish one file, reported to the caller for its metrics."""
+
+    feed: Feed
+    seconds: float
+    # When this attempt renamed the file into csv/, and the broker timestamps of its rows'
+    # source records; None and () when it failed or another publisher got there first.
+    landed_at: datetime | None = None
+    record_times: tuple[datetime, ...] = ()
+
+
+AttemptHook = Callable[[FileAttempt], None]
+
+
+def ignore_attempt(attempt: FileAttempt) -> None:
+    """The default attempt hook: reports nowhere."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +105,8 @@ class FeedPublisher:
         *,
         faults: FaultHook = no_faults,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        timer: Callable[[], float] = time.perf_counter,
+        observe: AttemptHook = ignore_attempt,
     ) -> None:
         self.feed = feed
         self.source = source
@@ -93,6 +115,8 @@ class FeedPublisher:
         self._options = options
         self._faults = faults
         self._clock = clock
+        self._timer = timer
+        self._observe = observe
         self._log = _Context(
             log, {"feed": feed.value, "topic": source.topic, "partition": source.partition}
         )
@@ -172,7 +196,7 @@ class FeedPublisher:
             if where is None:
                 if contents is None:
                     contents = self._rebuild(seal, rows)
-                where = await self._publish_file(seal, file, contents[index])
+                where = await self._attempt(seal, file, contents[index], _times(seal, rows, index))
             if where is not None:
                 self._log.info("%s already in %s; not publishing it again", file.name, where)
                 progress.present.append(file.name)
@@ -215,6 +239,23 @@ class FeedPublisher:
             if await self._dest.exists(f"{folder}/{name}"):
                 return folder
         return None
+
+    async def _attempt(
+        self, seal: Seal, file: BatchFile, data: bytes, record_times: tuple[datetime, ...]
+    ) -> str | None:
+        """`_publish_file`, timed and reported through the attempt hook."""
+        started = self._timer()
+        try:
+            where = await self._publish_file(seal, file, data)
+        except SinkError:
+            self._observe(FileAttempt(self.feed, self._timer() - started))
+            raise
+        seconds = self._timer() - started
+        if where is None:
+            self._observe(FileAttempt(self.feed, seconds, self._clock(), record_times))
+        else:
+            self._observe(FileAttempt(self.feed, seconds))
+        return where
 
     async def _publish_file(self, seal: Seal, file: BatchFile, data: bytes) -> str | None:
         """Stage, verify and promote one file; the folder it was found in when another
@@ -316,3 +357,10 @@ class _Context(logging.LoggerAdapter[logging.Logger]):
 
 def _within(rows: Sequence[PendingRow], seal: Seal) -> list[PendingRow]:
     return [row for row in rows if seal.start <= row.offset <= seal.end]
+
+
+def _times(seal: Seal, rows: Sequence[PendingRow], index: int) -> tuple[datetime, ...]:
+    """The source record times of the rows in the seal's file `index` (files are chunks of
+    the seal's rows, in order)."""
+    start = sum(file.rows for file in seal.files[:index])
+    return tuple(row.record_at for row in rows[start : start + seal.files[index].rows])

@@ -25,7 +25,15 @@ from enum import StrEnum
 
 from sinks.destination import Destination
 from sinks.exceptions import DestinationUnavailable, SinkError
-from sinks.feed_publisher import FaultHook, FeedPublisher, FlushResult, PublisherOptions, no_faults
+from sinks.feed_publisher import (
+    AttemptHook,
+    FaultHook,
+    FeedPublisher,
+    FlushResult,
+    PublisherOptions,
+    ignore_attempt,
+    no_faults,
+)
 from sinks.feeds import Feed
 from sinks.ledger import BatchLedger
 from sinks.retry import Backoff
@@ -65,10 +73,13 @@ class PartitionWriter:
         backoff: Backoff,
         clock: Callable[[], float],
         faults: FaultHook = no_faults,
+        observe: AttemptHook = ignore_attempt,
     ) -> None:
         self.feed = feed
         self.source = source
-        self._publisher = FeedPublisher(feed, source, dest, ledger, options, faults=faults)
+        self._publisher = FeedPublisher(
+            feed, source, dest, ledger, options, faults=faults, observe=observe
+        )
         self._backoff = backoff
         self._clock = clock
         self._retry_slowly = backoff.maximum

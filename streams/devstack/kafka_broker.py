@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from streams.devstack.broker import BrokerStartError, PortInUseError, free_port, port_open
+from streams.devstack.lifeline import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,7 @@ class KafkaBroker:
         properties: str | None = None,
         format_args: tuple[str, ...] = (),
         cluster_id: str | None = None,
+        lifeline: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -125,6 +127,9 @@ class KafkaBroker:
         self._format_args = format_args
         # The nodes of one cluster share it; a lone node makes up its own.
         self._cluster_id = cluster_id
+        # The JVM dies with this process (see lifeline.py). Off by default: tests start
+        # nodes from worker threads, whose end would then stop them.
+        self._lifeline = lifeline
         self.jars = jars or default_jars()
         self._log_file = log_file or data_dir / "kafka.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -160,11 +165,13 @@ class KafkaBroker:
         self._log_start = self._log_handle.tell()
         self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             [*self._java(), "kafka.Kafka", str(self.config_file)],
+            stdin=subprocess.DEVNULL,
             stdout=self._log_handle,
             stderr=subprocess.STDOUT,
             # Its own session: a terminal's Ctrl-C reaches only `dev`, which stops the
             # stack in order, the broker last.
             start_new_session=True,
+            preexec_fn=die_with_parent() if self._lifeline else None,  # noqa: PLW1509 - see lifeline.py
         )
         self._wait_listening(timeout)
         log.info("Apache Kafka %s listening on %s", KAFKA_VERSION, self.bootstrap)

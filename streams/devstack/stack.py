@@ -4,8 +4,10 @@ Starts a broker (Tansu, in memory; or with `--broker kafka` Apache Kafka, keepin
 in DATA/kafka) and asyncssh's SFTP server (rooted at DATA/sftp, NetSuite tree under
 DATA/sftp/netsuite), creates the topics, then a worker process, sample traffic and the
 NetSuite simulator (`netsuite-sim`, booking into DATA/netsuite-sim.sqlite).
-SIGINT or SIGTERM stops everything it started. `DATA/stack.env` holds the environment a
-separately started `variance-sync worker` needs to join this stack.
+SIGINT, SIGTERM or SIGHUP stops everything it started, in order (stopping.py); if `dev`
+is killed outright, the kernel stops its child processes (lifeline.py). `DATA/stack.env`
+holds the environment a separately started `variance-sync worker` needs to join this
+stack.
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ from streams.config import DEFAULT_CONFIG, Settings, load_settings
 from streams.devstack import netsuite_sim
 from streams.devstack.broker import EmbeddedBroker, LocalBroker
 from streams.devstack.kafka_broker import KafkaBroker
+from streams.devstack.lifeline import die_with_parent
 from streams.devstack.sample import Catalog, SampleGenerator, run_sample_traffic
 from streams.devstack.sftp_server import EmbeddedSFTPServer
+from streams.devstack.stopping import StopRequest, exit_code
 from streams.errors import UsageError
 from streams.kafka.broker import prepare_broker
+from streams.logs import JsonFormatter, LogFormat
 from streams.ports import bind_problem
 from streams.producer.client import VarianceProducer
 
@@ -55,6 +60,7 @@ class DevOptions:
     sample: bool
     worker: bool
     netsuite: bool = True
+    log_format: LogFormat | None = None  # `--log-format`, else the config's
 
 
 def worker_environment(
@@ -100,16 +106,14 @@ async def run_dev(options: DevOptions) -> int:
     settings = load_settings(
         config, {"publish": {"destination": "local", "local_dir": str(netsuite_root)}}
     )
-    web = settings.worker
-    if options.worker and (problem := bind_problem(web.web_host, web.web_port)) is not None:
-        raise UsageError(
-            f"the worker's web port {web.web_port}: {problem}; set another with "
-            "VARIANCE_SYNC_WORKER__WEB_PORT or [worker] web_port in --config"
-        )
+    if options.worker:
+        check_web_port(settings)
     (data / "logs").mkdir(parents=True, exist_ok=True)
     netsuite_root.mkdir(parents=True, exist_ok=True)
     await ensure_layout(LocalDestination(netsuite_root))
 
+    # Caught from here on: a signal during the start lets it finish, then stops in order.
+    stop = StopRequest.installed()
     broker = local_broker(options)
     broker.start()
     sftp = EmbeddedSFTPServer(root=data / "sftp", state_dir=data / "ssh", port=options.sftp_port)
@@ -125,7 +129,7 @@ async def run_dev(options: DevOptions) -> int:
         env = worker_environment(options, sftp, config)
         write_env_file(data / "stack.env", env)
         if options.worker:
-            worker = start_worker(env, data / "logs" / "worker.log")
+            worker = start_worker(env, data / "logs" / "worker.log", options.log_format)
         producer = VarianceProducer(kafka=kafka)
         if options.sample:
             await producer.start()
@@ -135,9 +139,11 @@ async def run_dev(options: DevOptions) -> int:
             )
             traffic = asyncio.create_task(run_sample_traffic(producer, generator))
         if options.netsuite:
-            importer = asyncio.create_task(run_netsuite_sim(sftp, data))
+            importer = asyncio.create_task(
+                run_netsuite_sim(sftp, data, options.log_format or settings.worker.log_format)
+            )
         print_banner(options, broker, sftp, netsuite_root, settings)
-        await wait_for_stop(worker)
+        await wait_for_stop(worker, stop)
     finally:
         # In dependency order: what feeds the worker, the worker, what reads its files,
         # the SFTP server they go to, and the broker under all of it.
@@ -154,20 +160,37 @@ async def run_dev(options: DevOptions) -> int:
         await sftp.stop()
         broker.stop()
     print("variance-sync dev: stopped", flush=True)
-    return 0
+    return exit_code(stop.received)
+
+
+def check_web_port(settings: Settings) -> None:
+    web = settings.worker
+    if (problem := bind_problem(web.web_host, web.web_port)) is not None:
+        raise UsageError(
+            f"the worker's web port {web.web_port}: {problem}; set another with "
+            "VARIANCE_SYNC_WORKER__WEB_PORT or [worker] web_port in --config"
+        )
 
 
 def local_broker(options: DevOptions) -> LocalBroker:
     logs = options.data_dir / "logs"
     if options.broker == "tansu":
-        return EmbeddedBroker(options.kafka_port, log_file=logs / "tansu.log")
-    return KafkaBroker(options.kafka_port, options.data_dir / "kafka", log_file=logs / "kafka.log")
+        return EmbeddedBroker(options.kafka_port, log_file=logs / "tansu.log", lifeline=True)
+    return KafkaBroker(
+        options.kafka_port, options.data_dir / "kafka", log_file=logs / "kafka.log", lifeline=True
+    )
 
 
-async def run_netsuite_sim(sftp: EmbeddedSFTPServer, data: Path) -> None:
+async def run_netsuite_sim(
+    sftp: EmbeddedSFTPServer, data: Path, log_format: LogFormat = "text"
+) -> None:
     """The simulator on this event loop, reading the SFTP folders as NetSuite would."""
     handler = logging.FileHandler(data / "logs" / "netsuite-sim.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setFormatter(
+        JsonFormatter()
+        if log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    )
     sim_log = logging.getLogger(netsuite_sim.__name__)
     sim_log.addHandler(handler)
     sim_log.setLevel(logging.INFO)
@@ -185,21 +208,28 @@ async def run_netsuite_sim(sftp: EmbeddedSFTPServer, data: Path) -> None:
         handler.close()
 
 
-def start_worker(env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    env: dict[str, str], log_file: Path, log_format: LogFormat | None = None
+) -> subprocess.Popen[bytes]:
+    # Without the flag the worker reads `log_format` from the same config and environment.
+    flag = ["--log-format", log_format] if log_format is not None else []
     with log_file.open("ab") as handle:
         return subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
             [
                 sys.executable,
                 "-m",
                 "streams.cli",
+                *flag,
                 "worker",
                 "--config",
                 env["VARIANCE_SYNC_CONFIG"],
             ],
             env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
             stdout=handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # stopped by `dev` in order, not by the terminal
+            preexec_fn=die_with_parent(),  # noqa: PLW1509 - see lifeline.py
         )
 
 
@@ -214,21 +244,15 @@ def stop_worker(worker: subprocess.Popen[bytes] | None, timeout: float = 30.0) -
         worker.wait()
 
 
-async def wait_for_stop(worker: subprocess.Popen[bytes] | None) -> None:
-    """Until SIGINT/SIGTERM, or until the worker dies (then say so and stop too)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    while not stop.is_set():
+async def wait_for_stop(worker: subprocess.Popen[bytes] | None, stop: StopRequest) -> None:
+    """Until a stop signal, or until the worker dies (then say so and stop too)."""
+    while not await stop.wait(seconds=1.0):
         if worker is not None and worker.poll() is not None:
             print(
                 f"variance-sync dev: the worker exited with code {worker.returncode}; see its log",
                 flush=True,
             )
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=1.0)
 
 
 def print_banner(
@@ -243,7 +267,7 @@ def print_banner(
     web = f"http://{settings.worker.web_host}:{settings.worker.web_port}"
     kind = "Tansu, in memory" if options.broker == "tansu" else f"Apache Kafka, {data / 'kafka'}"
     lines = [
-        "variance-sync dev is running (Ctrl-C stops everything)",
+        "variance-sync dev is running (Ctrl-C, SIGTERM or closing the terminal stops everything)",
         f"  Kafka broker             : {broker.bootstrap} ({kind})",
         f"  SFTP (asyncssh)          : {sftp.username}@127.0.0.1:{sftp.port}, root {data / 'sftp'}",
         f"  adjustment CSVs land in  : {root / Feed.ADJUSTMENT.csv_dir}",

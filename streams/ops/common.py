@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from streams.cli_values import bootstrap_arg
 from streams.config import Settings, load_settings, resolve_bootstrap
 
 
@@ -18,19 +19,34 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--bootstrap",
+        type=bootstrap_arg,
         default=None,
+        metavar="HOST:PORT",
         help=(
-            "HOST:PORT (default $VARIANCE_SYNC_KAFKA__BOOTSTRAP, $KAFKA_BOOTSTRAP, "
-            "then the config's kafka.bootstrap)"
+            "broker list, overriding $VARIANCE_SYNC_KAFKA__BOOTSTRAP, $KAFKA_BOOTSTRAP "
+            "and the config's kafka.bootstrap"
         ),
     )
 
 
+def add_execute_option(parser: argparse.ArgumentParser, action: str) -> None:
+    """The one switch between planning (the default) and acting, for every command whose
+    action an operator cannot take back."""
+    parser.add_argument(
+        "--execute", action="store_true", help=f"{action} (default: only show the plan)"
+    )
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
-    """The settings an ops command runs with, the broker resolved as for every command
-    (`streams.config.resolve_bootstrap`)."""
-    settings = load_settings(args.config)
-    bootstrap = resolve_bootstrap(args.bootstrap, os.environ, settings.kafka)
+    """The settings a command with `add_connection_options` runs with."""
+    return effective_settings(args.config, args.bootstrap)
+
+
+def effective_settings(config: Path | None, bootstrap_flag: str | None) -> Settings:
+    """The config and environment as the worker sees them, the broker resolved as for
+    every command (`streams.config.resolve_bootstrap`)."""
+    settings = load_settings(config)
+    bootstrap = resolve_bootstrap(bootstrap_flag, os.environ, settings.kafka)
     if bootstrap == settings.kafka.bootstrap:
         return settings
     kafka = settings.kafka.model_copy(update={"bootstrap": bootstrap})

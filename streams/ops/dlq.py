@@ -31,7 +31,7 @@ from streams.config import KafkaConfig, Settings
 from streams.core.dead_letter import TRUNCATED_FROM, ErrorClass, find_header
 from streams.kafka.broker import BrokerError, TopicNames, client_options, ensure_topics
 from streams.kafka.offsets import OffsetReader
-from streams.ops.common import add_connection_options, settings_from
+from streams.ops.common import add_connection_options, add_execute_option, settings_from
 from streams.ops.dead_letter_groups import SourceEvent, select, source_events
 from streams.ops.dead_letter_reader import (
     LIST_COLUMNS,
@@ -69,7 +69,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     show.add_argument("offset", type=_offset, metavar="N", help="the record's DLQ offset")
     show.add_argument("--json", action="store_true", help="print JSON")
 
-    redrive = actions.add_parser("redrive", help="send dead letters back to their source topic")
+    redrive = actions.add_parser(
+        "redrive", help="send dead letters back to their source topic (a dry run unless --execute)"
+    )
     add_connection_options(redrive)
     _add_filters(redrive)
     redrive.add_argument(
@@ -82,7 +84,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="N",
         help="only these DLQ offsets",
     )
-    redrive.add_argument("--dry-run", action="store_true", help="print what would be sent")
+    add_execute_option(redrive, "send them")
     redrive.add_argument("--again", action="store_true", help="include records re-driven before")
     parser.set_defaults(handler=run)
 
@@ -232,13 +234,13 @@ async def redrive_dlq(args: argparse.Namespace, settings: Settings) -> int:
             print("nothing to re-drive")
             return 0
         partitions = {t: len(await reader.partitions(t)) for t in topics.inputs}
-        if args.dry_run:
+        if not args.execute:
             for record in (event.latest for event in whole):
                 partition = target_partition(record, partitions[record.source_topic or ""])
                 where = f"{record.source_topic}[{'by key' if partition is None else partition}]"
                 why = f"{record.error_class or UNKNOWN}: {record.error or UNKNOWN}"
                 print(f"would re-drive {record.offset} -> {where}: {why}")
-            print(f"dry run: {len(whole)} to re-drive; nothing sent")
+            print(f"dry run: {len(whole)} to re-drive; nothing sent (--execute sends them)")
             return 0
         if topics.dlq_redrives not in await reader.topics():
             # Workers create it too; this covers a re-drive before any worker ran this version.

@@ -1,5 +1,6 @@
 """`variance-sync rebuild-table`: check that the changelogs rebuild the tables exactly, then
-drop the local table state so that the next worker start rebuilds it from them.
+(with `--execute`) drop the local table state so that the next worker start rebuilds it
+from them. Without `--execute` it only checks, and may run while workers run.
 
 The order matters. Everything is read and compared first: the changelogs to their Fetch
 high watermark, and the input topics folded with the worker's own logic (`streams.ops.fold`).
@@ -45,7 +46,7 @@ from streams.kafka.changelog import (
 )
 from streams.kafka.changelog_ends import seal_changelog_ends
 from streams.kafka.offsets import OffsetReader
-from streams.ops.common import add_connection_options, settings_from
+from streams.ops.common import add_connection_options, add_execute_option, settings_from
 from streams.ops.fold import (
     Comparison,
     Difference,
@@ -74,14 +75,13 @@ DIFFERENCE_COLUMNS = ("table", "key", "kind", "field", "changelog", "fold")
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "rebuild-table",
-        help="verify the table changelogs against the input topics, then drop local table state",
+        help="verify the table changelogs against the input topics; with --execute, then "
+        "drop local table state",
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
     add_connection_options(parser)
-    parser.add_argument(
-        "--verify-only",
-        action="store_true",
-        help="compare only; leave local state alone (allowed while workers run)",
+    add_execute_option(
+        parser, "drop the local table state after the check (refused while workers run)"
     )
     parser.add_argument("--json", action="store_true", help="print JSON, with every difference")
     parser.set_defaults(handler=run)
@@ -89,13 +89,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    if settings.worker.store != "rocksdb" and not args.verify_only:
+    if settings.worker.store != "rocksdb" and args.execute:
         raise UsageError(
             f"worker.store is {settings.worker.store!r}: there is no local table state to "
             "rebuild (a worker recovers its tables from the changelogs at every start); "
-            "--verify-only checks the changelogs"
+            "without --execute it checks the changelogs"
         )
-    report = asyncio.run(rebuild(settings, verify_only=args.verify_only))
+    report = asyncio.run(rebuild(settings, verify_only=not args.execute))
     if args.json:
         print_json(report.to_json())
     else:
@@ -221,7 +221,7 @@ def refuse_if_held(worker: WorkerConfig) -> None:
     if held:
         raise UsageError(
             f"a running worker holds {held[0]} open; stop every worker that uses "
-            f"{worker.data_dir} first, or use --verify-only"
+            f"{worker.data_dir} first, or leave out --execute to only verify"
         )
 
 
@@ -234,7 +234,8 @@ async def refuse_if_group_active(reader: OffsetReader, kafka: KafkaConfig) -> No
     if state.active:
         raise UsageError(
             f"group {kafka.group_id} has {len(state.members)} active member(s); a running "
-            "worker owns its local table state: stop every worker first, or use --verify-only"
+            "worker owns its local table state: stop every worker first, or leave out "
+            "--execute to only verify"
         )
 
 
@@ -309,7 +310,7 @@ def _table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]])
 
 def _render_local_state(report: Report) -> None:
     if report.verify_only:
-        print("local state: untouched (--verify-only)")
+        print("local state: untouched (a dry run; --execute drops it)")
     elif report.kept_because is not None:
         print(f"local state: KEPT, {report.kept_because}")
     elif not report.removed:

@@ -2,7 +2,7 @@
 
 The variance-sync side is the input topics folded with the worker's own pipeline, row by
 row with references and source offsets, and the group's committed offsets. The NetSuite
-side is the simulator's SQLite ledger (`--netsuite-ledger`, dev and tests) or, in
+side is the simulator's SQLite ledger (`--ledger`, dev and tests) or, in
 production, a CSV export from a NetSuite saved search dropped on the SFTP server
 (`--netsuite-export`, columns in README "Reconciliation"), with the files in `csv/`,
 `failed/`, `error/`, `archive/` and NetSuite's cycle-count acknowledgements. Rows in flight
@@ -23,7 +23,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 from rich.console import Console
 from rich.table import Column, Table
 
@@ -43,7 +42,6 @@ from streams.netsuite.saved_search import parse_export
 from streams.ops.common import add_connection_options, settings_from
 from streams.ops.fold import fold_inputs
 from streams.ops.reconcile_model import (
-    Cause,
     ExportedRow,
     InFlight,
     KafkaSide,
@@ -52,6 +50,8 @@ from streams.ops.reconcile_model import (
     reconcile,
     unbooked_archived,
 )
+from streams.ops.reconcile_textfile import gauges, write_atomically
+from streams.ops.reconcile_textfile import render as render_textfile
 from streams.output import print_json
 
 # NetSuite's scheduled imports run every 15 minutes, then queue: a file in csv/ before an
@@ -66,7 +66,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_connection_options(parser)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--netsuite-ledger", type=Path, help="the simulator's SQLite ledger")
+    source.add_argument(
+        "--ledger",
+        dest="netsuite_ledger",
+        type=Path,
+        metavar="FILE",
+        help="the NetSuite simulator's SQLite ledger (as in netsuite-sim --ledger)",
+    )
     source.add_argument(
         "--netsuite-export", help="NetSuite's CSV export, a path under sftp.base_dir"
     )
@@ -85,15 +91,22 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "published this close before the export may be imported after it",
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--metrics-file", type=Path, help="write Prometheus text metrics here")
+    parser.add_argument(
+        "--textfile",
+        "--metrics-file",
+        dest="textfile",
+        type=Path,
+        metavar="PATH",
+        help="also write the result here for node-exporter's textfile collector (a .prom file)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     report = asyncio.run(gather(args, settings))
-    if args.metrics_file is not None:
-        write_metrics(args.metrics_file, report)
+    if args.textfile is not None:
+        write_atomically(args.textfile, render_textfile(gauges(report, time.time())))
     if args.json:
         print_json(report.to_json())
     else:
@@ -227,33 +240,6 @@ async def acknowledged_counts(dest: Destination) -> frozenset[str]:
         if rows and tuple(rows[0]) == ACK_HEADER:
             counts.update(row[0] for row in rows[1:] if row)
     return frozenset(counts)
-
-
-def write_metrics(path: Path, report: Report) -> None:
-    registry = CollectorRegistry()
-    twice = sum(f.cause is Cause.IMPORTED_TWICE for f in report.findings)
-    gauges = {
-        "variance_sync_reconcile_drift_positions": (
-            "Store positions with a difference that no change in flight explains.",
-            report.drift_positions,
-        ),
-        "variance_sync_reconcile_drift_units": (
-            "Sum of absolute differences, in units.",
-            report.drift_units,
-        ),
-        "variance_sync_reconcile_double_imports": ("References booked more than once.", twice),
-        "variance_sync_reconcile_in_flight_rows": (
-            "Rows on their way: in variance-sync or in csv/.",
-            sum(report.in_flight.values()),
-        ),
-        "variance_sync_reconcile_last_run_timestamp_seconds": (
-            "When reconcile last ran.",
-            time.time(),
-        ),
-    }
-    for name, (text, value) in gauges.items():
-        Gauge(name, text, registry=registry).set(value)
-    write_to_textfile(str(path), registry)
 
 
 def render(report: Report) -> None:

@@ -22,7 +22,8 @@ from pathlib import Path
 from aiokafka import TopicPartition
 from rich.console import Console
 
-from streams.config import KafkaConfig
+from streams.cli_values import resolve_topic
+from streams.config import KafkaConfig, TopicsConfig
 from streams.errors import UsageError
 from streams.kafka.broker import BrokerError, BrokerFlavor
 from streams.kafka.offsets import OffsetReader, tp_label
@@ -64,7 +65,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_connection_options(parser)
     parser.add_argument("--group", help="consumer group (default with --from-file: the file's)")
     parser.add_argument(
-        "--topic", action="append", help="topic to move; repeatable (default with --from-file: all)"
+        "--topic",
+        action="append",
+        help="topic to move: a short name (count-approved, variance-logged) or a full one; "
+        "repeatable (default with --from-file: all)",
     )
     parser.add_argument(
         "--partition",
@@ -118,15 +122,16 @@ class Request:
     json: bool
 
 
-def request_from(args: argparse.Namespace) -> Request:
-    """Everything that can be checked before reaching the broker."""
+def request_from(args: argparse.Namespace, configured: TopicsConfig) -> Request:
+    """Everything that can be checked before reaching the broker; `--topic` short names
+    map through the configured topics."""
     if args.remove_stale_members and not args.execute:
         raise UsageError("--remove-stale-members only applies with --execute")
     if args.export is not None and args.export.exists():
         raise UsageError(f"{args.export} already exists; --export never overwrites a file")
     target, file_group = _target(args)
     group = args.group or file_group
-    topics = tuple(dict.fromkeys(args.topic or ()))
+    topics = tuple(dict.fromkeys(resolve_topic(topic, configured) for topic in args.topic or ()))
     if isinstance(target, ToExported) and not topics:
         topics = tuple(dict.fromkeys(topic for topic, _ in target.offsets))
     if not group:
@@ -165,8 +170,8 @@ def _target(args: argparse.Namespace) -> tuple[Target, str | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    request = request_from(args)
-    return asyncio.run(replay(request, settings_from(args).kafka))
+    kafka = settings_from(args).kafka
+    return asyncio.run(replay(request_from(args, kafka.topics), kafka))
 
 
 async def replay(request: Request, kafka: KafkaConfig) -> int:

@@ -42,7 +42,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--since", type=_day, help="first business day, YYYY-MM-DD")
     parser.add_argument("--until", type=_day, help="last business day, YYYY-MM-DD")
-    parser.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--format", choices=["table", "csv"], default="table")
+    output.add_argument("--json", action="store_true", help="print an array of JSON objects")
     parser.add_argument(
         "--accuracy",
         action="store_true",
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     found = asyncio.run(read_facts(settings_from(args)))
     report = accuracy_report if args.accuracy else group_variances
     rows = report(found, args.by, args.since, args.until)
-    show(rows, args.format)
+    show(rows, "json" if args.json else args.format)
     if args.plot is not None:
         plot(rows, args.by, args.accuracy, args.plot)
     return 0

@@ -1,11 +1,13 @@
 """`variance-sync publish FILE.jsonl`: validate every line, then send them all.
 
-Nothing from the file is sent while any line is invalid, unless `--skip-invalid`.
+Nothing from the file is sent while any line is invalid, unless `--skip-invalid`. `-`
+reads the events from standard input.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from schemas.exceptions import InvalidEvent
 from schemas.models import EventKind, ValidationLimits
+from streams.cli_values import bootstrap_arg, input_kind
 from streams.config import KafkaConfig, load_settings, resolve_bootstrap
 from streams.errors import UsageError
 from streams.kafka.broker import TopicNames
@@ -21,6 +24,58 @@ from streams.output import print_json, progress
 from streams.producer.client import Delivery, Event, PublishFailed, VarianceProducer
 
 EXIT_INVALID = 1
+STDIN = Path("-")
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("publish", help="publish JSON-lines events, Avro-encoded")
+    parser.add_argument(
+        "--topic",
+        required=True,
+        help="count-approved or variance-logged, or the full configured name of either",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=bootstrap_arg,
+        default=None,
+        metavar="HOST:PORT",
+        help=(
+            "broker list (default $VARIANCE_SYNC_KAFKA__BOOTSTRAP, $KAFKA_BOOTSTRAP, "
+            "the config's kafka.bootstrap, localhost:9092)"
+        ),
+    )
+    parser.add_argument(
+        "--config", type=Path, default=None, help="TOML config for topic names and limits"
+    )
+    parser.add_argument(
+        "--skip-invalid", action="store_true", help="send the valid lines even if some are invalid"
+    )
+    parser.add_argument(
+        "--format",
+        choices=["avro", "json"],
+        default="avro",
+        help="message bodies: Avro single-object encoding (default) or JSON",
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "file", type=Path, help="events, one JSON object per line; - for standard input"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(publish_file(args))
+
+
+def read_lines(path: Path) -> list[str]:
+    """The file's lines, or standard input's for `-`."""
+    try:
+        if path == STDIN:
+            return sys.stdin.read().splitlines()
+        return path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        where = "standard input" if path == STDIN else str(path)
+        raise UsageError(f"{where}: cannot read: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +89,7 @@ def read_events(
 ) -> tuple[list[Event], list[LineProblem]]:
     events: list[Event] = []
     problems: list[LineProblem] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read: {exc}") from None
-    for number, text in enumerate(lines, start=1):
+    for number, text in enumerate(read_lines(path), start=1):
         if not text.strip():
             continue
         try:
@@ -71,7 +122,6 @@ async def publish_in_chunks(producer: VarianceProducer, events: list[Event]) -> 
 
 
 async def publish_file(args: argparse.Namespace) -> int:
-    kind = EventKind(args.topic)
     kafka, limits = KafkaConfig(), ValidationLimits()
     if args.config is not None:
         settings = load_settings(args.config)
@@ -80,11 +130,13 @@ async def publish_file(args: argparse.Namespace) -> int:
             max_abs_quantity=settings.validation.max_abs_quantity,
             max_future=settings.validation.max_future,
         )
+    kind = input_kind(args.topic, kafka.topics)
     bootstrap = resolve_bootstrap(args.bootstrap, os.environ, kafka if args.config else None)
     producer = VarianceProducer(bootstrap, kafka=kafka, limits=limits, encoding=args.format)
     events, problems = read_events(args.file, producer, kind)
+    source = "<stdin>" if args.file == STDIN else args.file
     for problem in problems:
-        print(f"{args.file}:{problem.line}: {problem.reason}", file=sys.stderr)
+        print(f"{source}:{problem.line}: {problem.reason}", file=sys.stderr)
     if problems and not args.skip_invalid:
         count = len(problems)
         hint = "use --skip-invalid to send the rest"

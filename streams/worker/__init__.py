@@ -14,14 +14,21 @@ from streams.destination_factory import make_destination
 from streams.errors import UsageError
 from streams.kafka.broker import check_transactions, dlq_limits, prepare_broker
 from streams.kafka.traits import BrokerTraits
+from streams.logs import LogFormat, configure, dict_config
 from streams.ports import bind_problem
 from streams.worker.app import build_runtime
 
 log = logging.getLogger(__name__)
 
 
-def run_worker(settings: Settings, *, faults: FaultHook = no_faults) -> None:
-    """Blocks until SIGINT/SIGTERM; Faust's worker then stops cleanly and exits."""
+def run_worker(
+    settings: Settings, *, faults: FaultHook = no_faults, log_format: LogFormat | None = None
+) -> None:
+    """Blocks until SIGINT/SIGTERM; Faust's worker then stops cleanly and exits.
+    `log_format` (the `--log-format` flag) overrides `[worker] log_format`."""
+    log_format = log_format or settings.worker.log_format
+    # Before Faust sets up logging, so that the lines of the start are in the format too.
+    configure(log_format, settings.worker.log_level)
     web = settings.worker
     if (problem := bind_problem(web.web_host, web.web_port)) is not None:
         raise UsageError(
@@ -50,13 +57,26 @@ def run_worker(settings: Settings, *, faults: FaultHook = no_faults) -> None:
         flavor.value,
         destination.description,
     )
-    faust_worker(runtime.app, settings.worker.log_level, loop).execute_from_commandline()
+    faust_worker(
+        runtime.app, settings.worker.log_level, loop, log_format=log_format
+    ).execute_from_commandline()
 
 
 def faust_worker(
-    app: faust.App, loglevel: str, loop: asyncio.AbstractEventLoop | None = None
+    app: faust.App,
+    loglevel: str,
+    loop: asyncio.AbstractEventLoop | None = None,
+    *,
+    log_format: LogFormat = "text",
 ) -> faust.Worker:
-    worker = faust.Worker(app, loglevel=loglevel, loop=loop)
+    worker = faust.Worker(
+        app,
+        loglevel=loglevel,
+        loop=loop,
+        logging_config=dict_config(log_format, loglevel),
+        # Faust's few bare prints (a newline at an early stop) would break the JSON lines.
+        quiet=log_format == "json",
+    )
     # At "warn" and above Faust's start-up spinner lowers the root logger to DEBUG, so
     # that every debug call of aiokafka, asyncssh and Faust builds a record for it: 5 %
     # of the worker's time under load. A service has no terminal to spin on.

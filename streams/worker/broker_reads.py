@@ -23,6 +23,7 @@ from streams import metrics
 from streams.config import KafkaConfig
 from streams.core.dead_letter import SourceRecord
 from streams.kafka.offsets import OffsetReader
+from streams.logs import coords
 from streams.worker.dlq_search import find_dead_letter
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class BrokerReads:
                     source.partition,
                     offset,
                     start - 1,
+                    extra=coords(source.topic, source.partition, offset),
                 )
             found = await reader.record_at(tp, max(start, offset))
             return None if found is None else found.offset

@@ -58,6 +58,7 @@ from streams.kafka.broker import (
 )
 from streams.kafka.changelog_ends import end_partitions
 from streams.kafka.traits import BrokerTraits
+from streams.logs import coords
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,9 @@ class _NoEvents:
         pass
 
     def failed(self, partition: int, error: ChangelogWriteFailed) -> None:
-        log.error("changelog partition %d failed: %s", partition, error)
+        log.error(
+            "changelog partition %d failed: %s", partition, error, extra=coords(None, partition)
+        )
 
 
 @dataclass

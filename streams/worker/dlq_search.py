@@ -15,6 +15,7 @@ from aiokafka import TopicPartition
 from streams.config import KafkaConfig
 from streams.core.dead_letter import HEADER_PREFIX, SourceRecord
 from streams.kafka.offsets import OffsetReader
+from streams.logs import coords
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ async def find_dead_letter(
             topic,
             start,
             end - 1,
+            extra=coords(record.topic, record.partition, record.offset),
         )
         for message in await reader.records(tp, start, end):
             headers = [(str(k), bytes(v or b"")) for k, v in message.headers or ()]

@@ -34,8 +34,10 @@ from streams import metrics
 from streams.core.dead_letter import DeadLetterRecord, SourceRecord, decode_headers, fitted
 from streams.core.decision import Apply, Decision, Reject, Rules, Skip, decide
 from streams.core.pending import Delivery, Halt, SourceRegistry, SourceState
+from streams.core.permissions import MISSING
 from streams.core.progress import DeadLetterMark
 from streams.kafka.traits import BrokerTraits
+from streams.logs import coords
 from streams.worker.changelog_writer import MAX_PENDING_BYTES, ChangelogWriteFailed
 from streams.worker.tables import ChangelogTable
 
@@ -145,6 +147,7 @@ class Ingest:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._rules = rules
+        self._labels = metrics.LabelBounds.of(rules.netsuite, rules.permissions, no_role=MISSING)
         self._kinds = kinds
         self._sources = sources
         self._inventory = inventory
@@ -247,6 +250,7 @@ class Ingest:
                 record.offset,
                 expected,
                 first,
+                extra=coords(record.topic, record.partition, record.offset),
             )
         first = awaiting[1]
         if first is None or first >= record.offset:
@@ -332,7 +336,7 @@ class Ingest:
                 self._inventory.put(key, value, record.partition)
             unexported = decision.routed.unexported_reason
             if first and decision.writes and unexported is not None:
-                metrics.unexported(unexported).inc()
+                metrics.unexported(self._labels.reason(unexported)).inc()
             if decision.pruned:
                 self._writer.note_prune(record.partition)
             rows = decision.rows
@@ -354,9 +358,15 @@ class Ingest:
             record.offset,
             letter.error_class.value,
             letter.reason,
+            extra=coords(record.topic, record.partition, record.offset),
         )
         if rejected.detail is not None:
-            log.error("while deciding %s: %s", record.topic, rejected.detail)
+            log.error(
+                "while deciding %s: %s",
+                record.topic,
+                rejected.detail,
+                extra=coords(record.topic, record.partition, record.offset),
+            )
         if rejected.pending_from is not None:
             if self._writer.letter_queued(state.source, record.offset):
                 return  # delivered again before its dead letter went out
@@ -366,7 +376,7 @@ class Ingest:
                 return
         metrics.DEAD_LETTERS.labels(record.topic, letter.error_class.value).inc()
         if rejected.role is not None:
-            metrics.PERMISSION_REFUSALS.labels(rejected.role).inc()
+            metrics.PERMISSION_REFUSALS.labels(self._labels.role(rejected.role)).inc()
         dead = fitted(letter, self._max_letter, datetime.now(UTC))
         if len(dead.value) < len(record.value):
             log.warning(
@@ -376,6 +386,7 @@ class Ingest:
                 record.offset,
                 len(record.value),
                 len(dead.value),
+                extra=coords(record.topic, record.partition, record.offset),
             )
         source = state.source
         if self._traits.transactions:
@@ -479,6 +490,7 @@ class Ingest:
             reason,
             delay,
             exc_info=error if first and unexpected else None,
+            extra=coords(None, partition, offset),
         )
         if partition not in self._recoveries:
             self._recoveries[partition] = asyncio.create_task(self._recover(partition, delay))
@@ -492,12 +504,20 @@ class Ingest:
             if not self._writer.claimed(partition):
                 # Fenced, or its transaction failed: only a new assignment opens it again
                 # (never this worker on its own: it may have lost the partition already).
-                log.warning("partition %d: asking the group for a new assignment", partition)
+                log.warning(
+                    "partition %d: asking the group for a new assignment",
+                    partition,
+                    extra=coords(None, partition),
+                )
                 await self._rejoin()
                 return
             del self._sources.halts[partition]
             metrics.HALTED.set(len(self._sources.halts))
-            log.info("partition %d: consuming again after its halt", partition)
+            log.info(
+                "partition %d: consuming again after its halt",
+                partition,
+                extra=coords(None, partition),
+            )
             for state in self._sources.of_partition(partition):
                 await self._unpause(state, HALTED)
         except Exception as exc:

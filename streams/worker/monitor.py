@@ -2,7 +2,9 @@
 
 Every `interval` seconds it publishes this worker's batch snapshot to the status topic,
 samples the whole group's lag (every partition, not only this worker's), reads every
-worker's latest snapshot back, and keeps the result for `/lag` and the metrics.
+worker's latest snapshot back, and keeps the result for `/lag` and the metrics. It also
+reads the status topic forward for the group console, and writes the group's lag sample
+there when the current history bucket has none yet (`streams.core.group_view`).
 """
 
 from __future__ import annotations
@@ -18,38 +20,36 @@ from aiokafka.errors import KafkaError
 from prometheus_client import Gauge
 
 from sinks.feeds import Feed
+from streams import metrics
 from streams.config import KafkaConfig
 from streams.core.batch_status import (
+    DeadLetterSummary,
     FailingWriter,
     HaltedPartition,
+    HeldPartition,
     OpenBatch,
     WorkerStatus,
+    WriterSnapshot,
     worker_id,
 )
+from streams.core.dead_letter_tally import DeadLetterTally
+from streams.core.group_view import HISTORY_KEY, LagPoint, group_view, history_json, sample_due
 from streams.core.lag_status import LagHistory, LagPolicy
 from streams.core.pending import SourceRegistry
 from streams.kafka.broker import BrokerError, TopicNames
 from streams.kafka.dead_letter_counter import DeadLetterCounter
-from streams.kafka.lag_report import GroupReport, build_report, read_batch_health, sample_group
+from streams.kafka.lag_report import (
+    GroupReport,
+    StatusLog,
+    build_report,
+    read_batch_health,
+    sample_group,
+)
 from streams.kafka.offsets import OffsetReader
 from streams.worker.publish_loop import PublishLoop
 
 log = logging.getLogger(__name__)
 
-LAG = Gauge(
-    "variance_sync_consumer_lag", "Offset lag of the group per partition.", ["topic", "partition"]
-)
-LAG_SECONDS = Gauge(
-    "variance_sync_consumer_lag_seconds",
-    "Age of the oldest unconsumed event per partition (0 without lag).",
-    ["topic", "partition"],
-)
-STATUS = Gauge(
-    "variance_sync_partition_status",
-    "0 OK, 1 WARN, 2 REWIND, 3 STALL, 4 STOP, per partition.",
-    ["topic", "partition"],
-)
-GROUP_STATUS = Gauge("variance_sync_group_status", "Worst partition status of the group.")
 OPEN_BATCHES = Gauge(
     "variance_sync_open_batches", "Batches waiting to be published on this worker.", ["feed"]
 )
@@ -57,7 +57,14 @@ OPEN_BATCHES = Gauge(
 SendStatus = Callable[[bytes, bytes], Awaitable[None]]
 
 
-def snapshot(sources: SourceRegistry, loop: PublishLoop, worker: str) -> WorkerStatus:
+def snapshot(
+    sources: SourceRegistry,
+    loop: PublishLoop,
+    worker: str,
+    *,
+    dead_letters: DeadLetterTally | None = None,
+    web: str | None = None,
+) -> WorkerStatus:
     now = time.monotonic()
     batches = tuple(
         OpenBatch(
@@ -78,8 +85,30 @@ def snapshot(sources: SourceRegistry, loop: PublishLoop, worker: str) -> WorkerS
         HaltedPartition(partition, halt.offset, halt.reason, halt.since, halt.attempts)
         for partition, halt in sorted(sources.halts.items())
     )
+    held = tuple(sorted(HeldPartition(s.source.topic, s.source.partition) for s in sources))
+    writers = tuple(
+        WriterSnapshot(w.feed, w.topic, w.partition, w.state, w.error, w.sealed)
+        for w in loop.writers()
+    )
+    letters = (
+        None
+        if dead_letters is None
+        else DeadLetterSummary(
+            dead_letters.total, len(dead_letters.redriven), dict(dead_letters.by_class)
+        )
+    )
     return WorkerStatus(
-        worker, time.time(), batches, dict(loop.last_publish), loop.last_error, failing, halted
+        worker,
+        time.time(),
+        batches,
+        dict(loop.last_publish),
+        loop.last_error,
+        failing,
+        halted,
+        partitions=held,
+        writers=writers,
+        dead_letters=letters,
+        web=web,
     )
 
 
@@ -93,6 +122,7 @@ class Monitor:
         *,
         policy: LagPolicy,
         interval: float = 5.0,
+        web: str | None = None,
     ) -> None:
         self._kafka = kafka
         self._topics = TopicNames.from_config(kafka)
@@ -105,6 +135,10 @@ class Monitor:
         self.worker = worker_id()
         self.report: GroupReport | None = None
         self.dead_letters = DeadLetterCounter(self._topics)
+        self._exported: set[metrics.Partition] = set()  # partitions with series on /metrics
+        self._web = web
+        self.status_log = StatusLog(self._topics.status)
+        self._sampled_at: float | None = None  # this worker's last lag sample for history
 
     async def run(self) -> None:
         while True:
@@ -119,9 +153,17 @@ class Monitor:
     async def _loop(self, reader: OffsetReader) -> None:
         tps = await reader.partitions_of(self._topics.inputs)
         while True:
-            status = snapshot(self._sources, self._publish_loop, self.worker)
+            status = snapshot(
+                self._sources,
+                self._publish_loop,
+                self.worker,
+                dead_letters=self.dead_letters.tally,
+                web=self._web,
+            )
             await self._send_status(self.worker.encode(), status.to_bytes())
-            self._history.add(await sample_group(reader, self._kafka.group_id, tps))
+            samples = await sample_group(reader, self._kafka.group_id, tps)
+            self._history.add(samples)
+            await self._keep_history(reader, LagPoint.of(samples, time.time()))
             batches = await read_batch_health(reader, self._topics.status)
             await self.dead_letters.catch_up(reader)
             feeds = [feed.value for feed in Feed]
@@ -132,19 +174,50 @@ class Monitor:
             await asyncio.sleep(self._interval)
 
     def _export(self, tps: list[TopicPartition]) -> None:
+        """Export the partitions this worker holds, and only those (docs/monitoring.md:
+        a sum over workers is then the group's figure)."""
         report = self.report
         if report is None:
             return
-        for tp in tps:
-            key = (tp.topic, tp.partition)
-            sample = report.partitions.get(key)
-            if sample is None:
-                continue
-            labels = (tp.topic, str(tp.partition))
-            LAG.labels(*labels).set(sample.lag)
-            LAG_SECONDS.labels(*labels).set(sample.oldest_age or 0)
-            STATUS.labels(*labels).set(int(report.statuses[key]))
-        GROUP_STATUS.set(int(report.status))
+        held = {(s.source.topic, s.source.partition) for s in self._sources}
+        self.forget(metrics.stale_partitions(self._exported, held))
+        sampled = [
+            (tp.topic, tp.partition) for tp in tps if (tp.topic, tp.partition) in report.partitions
+        ]
+        for key in metrics.exported_partitions(sampled, held):
+            sample = report.partitions[key]
+            labels = (key[0], str(key[1]))
+            metrics.LAG.labels(*labels).set(sample.lag)
+            metrics.LAG_SECONDS.labels(*labels).set(sample.oldest_age or 0)
+            metrics.STATUS.labels(*labels).set(int(report.statuses[key]))
+            self._exported.add(key)
+
+    def forget(self, partitions: list[metrics.Partition]) -> None:
+        """Remove the series of partitions this worker no longer holds (on revocation, so
+        that two workers never export one partition at once)."""
+        metrics.remove_partitions(partitions)
+        self._exported.difference_update(partitions)
+
+    async def _keep_history(self, reader: OffsetReader, point: LagPoint) -> None:
+        """One lag sample per history bucket for the whole group: written unless the topic
+        (or this worker, a moment ago) already has one for the bucket; a race between
+        workers writes two, and readers keep the earlier."""
+        await self.status_log.catch_up(reader)
+        seen = self.status_log.records.last_point_at
+        last = max(filter(None, (seen, self._sampled_at)), default=None)
+        if sample_due(last, point.at):
+            await self._send_status(HISTORY_KEY, point.to_bytes())
+            self._sampled_at = point.at
+
+    def group_json(self, now: float) -> dict[str, Any]:
+        """Every worker of the group and what it holds, from the status topic alone."""
+        return {
+            **group_view(self.status_log.records.statuses.values(), now),
+            "lag": self.lag_json(),
+        }
+
+    def history_json(self, now: float) -> dict[str, Any]:
+        return history_json(self.status_log.records.points, now)
 
     def lag_json(self) -> dict[str, Any]:
         if self.report is None:

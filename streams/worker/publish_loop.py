@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 
 from sinks.destination import Destination
 from sinks.exceptions import SinkError
-from sinks.feed_publisher import FaultHook, FlushResult, PublisherOptions, no_faults
+from sinks.feed_publisher import FaultHook, FileAttempt, FlushResult, PublisherOptions, no_faults
 from sinks.feeds import Feed
 from sinks.layout import ensure_layout
 from sinks.ledger import BatchLedger
@@ -150,6 +150,7 @@ class PublishLoop:
                 backoff=Backoff(self._backoff.initial, self._backoff.maximum),
                 clock=self._monotonic,
                 faults=self._faults,
+                observe=observe_attempt,
             )
         return writer
 
@@ -227,3 +228,13 @@ class PublishLoop:
         for state in WriterState:
             count = sum(1 for w in self._writers.values() if w.state is state)
             metrics.WRITERS.labels(state.value).set(count)
+
+
+def observe_attempt(attempt: FileAttempt) -> None:
+    """Every attempt's duration; each row's latency once, by the attempt that landed it."""
+    feed = attempt.feed.value
+    metrics.PUBLISH_DURATION.labels(feed).observe(attempt.seconds)
+    if attempt.landed_at is not None:
+        latency = metrics.EVENT_TO_CSV.labels(feed)
+        for seconds in metrics.seconds_to_csv(attempt.record_times, attempt.landed_at):
+            latency.observe(seconds)

@@ -26,9 +26,11 @@ from aiokafka.structs import TopicPartition
 from faust.types import TP
 
 from sinks.source_partition import SourcePartition
+from streams.core.analytics_totals import AnalyticsTotals
 from streams.core.progress import Progress, progress_key
 from streams.kafka.broker import INVENTORY_TABLE, PROGRESS_TABLE
 from streams.worker.changelog_writer import ChangelogWriter, Persisted
+from streams.worker.table_totals import observe, track_actives
 
 
 class ChangelogTable(Protocol):
@@ -80,6 +82,8 @@ class WrittenThroughTable(faust.Table[str, Any]):
 
     writer: ChangelogWriter  # set by `register_tables` before the table is used
     inputs: frozenset[str]  # the input topics, whose partition numbers this table follows
+    # Running analytics of what the store holds (`streams.worker.table_totals`), if kept.
+    totals: AnalyticsTotals | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -99,6 +103,19 @@ class WrittenThroughTable(faust.Table[str, Any]):
         # recovery reads everything that owner will ever have written.
         await self.writer.claim({tp.partition for tp in assigned if tp.topic in self.inputs})
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+        if self.totals is not None:
+            await track_actives(self.totals, self.data, self.active_partitions())
+
+    def active_partitions(self) -> set[int]:
+        """The changelog partitions this worker serves (not its standbys)."""
+        actives = self.app.assignor.assigned_actives()
+        return {tp.partition for tp in actives if tp.topic == self.changelog_topic_name}
+
+    def apply_changelog_batch(self, batch: Any) -> None:
+        # The one place the store changes: recovery and our acknowledged writes.
+        if self.totals is not None:
+            observe(self.totals, self.data, batch, (self._to_key, self._to_value))
+        super().apply_changelog_batch(batch)
 
     def forget_unwritten(self, partition: int) -> None:
         """Drop writes on changelog `partition` that no flush made durable (it failed):
@@ -162,7 +179,7 @@ class WrittenThroughTable(faust.Table[str, Any]):
         # The store's own batch apply, as in recovery; for RocksDB it also records the
         # persisted offset that the next start recovers from.
         batch: Any = events  # what the stores read of Faust's events, and nothing more
-        self.data.apply_changelog_batch(batch, to_key=self._to_key, to_value=self._to_value)
+        self.apply_changelog_batch(batch)
 
 
 class TableProgress:
@@ -193,6 +210,7 @@ def register_tables(
         partitions,
         help="Applied inventory position per facility and product.",
     )
+    inventory.totals = AnalyticsTotals()
     progress = _table(
         app,
         writer,

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from sinks.feeds import Feed
 from sinks.partition_writer import WriterStatus
-from streams.core.analytics import ACCURACY_KEYS, KEYS, accuracy_report, facts, variance_report
+from streams.core.analytics import ACCURACY_KEYS, KEYS, accuracy_report, variance_report
 from streams.core.positions import position_key
 from streams.worker import console
+from streams.worker.table_totals import report_facts
 
 if TYPE_CHECKING:
     from streams.worker.app import Runtime
@@ -118,6 +119,17 @@ def register_views(runtime: Runtime) -> None:
     async def lag(self: Any, request: Any) -> Any:
         return self.json(runtime.monitor.lag_json())
 
+    @app.page("/group")
+    async def group(self: Any, request: Any) -> Any:
+        """Every worker of the group, live or gone, what each holds, and the group's lag:
+        built from the status topic, so every worker answers the same."""
+        return self.json(runtime.monitor.group_json(time.time()))
+
+    @app.page("/lag/history")
+    async def lag_history(self: Any, request: Any) -> Any:
+        """The group's lag over the last hour, one sample per bucket, from the status topic."""
+        return self.json(runtime.monitor.history_json(time.time()))
+
     @app.page("/batches")
     async def batches(self: Any, request: Any) -> Any:
         return self.json(batches_snapshot(runtime))
@@ -133,9 +145,11 @@ def register_views(runtime: Runtime) -> None:
         allowed = ACCURACY_KEYS if accuracy else tuple(KEYS)
         if not by or any(key not in allowed for key in by):
             return self.json({"error": f"by: keys among {', '.join(allowed)}"}, status=400)
-        found = list(facts(value for _, value in runtime.inventory.items()))
+        since, until = query.get("since"), query.get("until")
+        # Never a fold of the table on the loop: running totals, or a read in a thread.
+        found = await report_facts(runtime.inventory, by, since is not None or until is not None)
         report = accuracy_report if accuracy else variance_report
-        return self.json(report(found, by, query.get("since"), query.get("until")))
+        return self.json(report(found, by, since, until))
 
     @app.page("/dead-letters")
     async def dead_letters(self: Any, request: Any) -> Any:

@@ -7,7 +7,7 @@ worker (`restart`) comes back on the data dir of the one it replaces.
 Every scenario ends with `assert_exact`: after the simulator has imported everything,
 NetSuite's books hold each expected Reference No / External Id exactly once, every
 balance is exact, `failed/` is empty in both feeds, `reconcile` finds no drift, and
-`rebuild-table --verify-only` finds the table changelogs equal to a fold of the inputs.
+`rebuild-table` (a dry run) finds the table changelogs equal to a fold of the inputs.
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ data_dir = "{self.tmp_path / "worker"}"
                 f"{feed.value}/failed is not empty"
             )
         code = cli(
-            ["reconcile", "--config", str(self.config), "--netsuite-ledger", str(self.ledger)]
+            ["reconcile", "--config", str(self.config), "--ledger", str(self.ledger)]
         )
         assert code == 0, "reconcile found drift"
         self.wait_caught_up()
@@ -234,7 +234,7 @@ data_dir = "{self.tmp_path / "worker"}"
 
     def assert_analytics(self, expected: ExpectedAnalytics) -> None:
         """`variance-sync report` equals the fold of the distinct events: every event once."""
-        config = ["--config", str(self.config), "--format", "json"]
+        config = ["--config", str(self.config), "--json"]
         variances = self._json(["report", *config, "--by", "facility,product,reason,day"])
         wanted = expected.report()
         extra = [row for row in variances if row not in wanted]
@@ -254,8 +254,8 @@ data_dir = "{self.tmp_path / "worker"}"
         """The table changelogs, which any next owner recovers, equal a fold of the inputs."""
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            code = cli(["rebuild-table", "--verify-only", "--json", "--config", str(self.config)])
-        assert code == 0, f"rebuild-table --verify-only found differences: {out.getvalue()[-3000:]}"
+            code = cli(["rebuild-table", "--json", "--config", str(self.config)])
+        assert code == 0, f"rebuild-table found differences: {out.getvalue()[-3000:]}"
 
     def assert_positions(self, worker: WorkerProcess, expected: Expected) -> None:
         """What `worker` serves for every position is the fold of the distinct events."""

@@ -5,7 +5,7 @@ in-sync replicas for longer than the worker's produce timeout.
 The leaders of an input partition, a changelog partition and the DLQ partition are each
 killed (SIGKILL) in turn, with good and bad events flowing; a node is away for longer
 than the produce timeout. Every scenario ends exact: books, positions, `report`,
-`reconcile`, `rebuild-table --verify-only`, and each dead letter once. One cluster at a
+`reconcile`, `rebuild-table` (a dry run), and each dead letter once. One cluster at a
 time (three JVMs on two cores).
 """
 

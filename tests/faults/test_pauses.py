@@ -8,7 +8,7 @@ letters are fenced by the transactional producer its successor opened (Apache Ka
 Tansu, which has no transactions, only the SFTP side is protected, so these run on Kafka),
 and its seals and files cannot land (the ledger's no-replace claims and promotion
 records). Every scenario ends exact: NetSuite's books, every position a worker serves,
-`report`, `reconcile` and `rebuild-table --verify-only`.
+`report`, `reconcile` and `rebuild-table` (a dry run).
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def rows_of(stack: FaultStack) -> Counter[tuple[str, ...]]:
 
 def report_of(stack: FaultStack) -> list[dict[str, object]]:
     out = io.StringIO()
-    argv = ["report", "--config", str(stack.config), "--format", "json"]
+    argv = ["report", "--config", str(stack.config), "--json"]
     with contextlib.redirect_stdout(out):
         assert cli([*argv, "--by", "facility,product,reason,day"]) == 0
     result: list[dict[str, object]] = json.loads(out.getvalue())

@@ -82,7 +82,15 @@ def test_a_dead_letter_too_large_for_the_dlq_is_cut_to_fit(stack: FaultStack) ->
     assert worker.alive
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        argv = ["dlq", "redrive", "--offset", str(letter.offset), "--config", str(stack.config)]
+        argv = [
+            "dlq",
+            "redrive",
+            "--execute",
+            "--offset",
+            str(letter.offset),
+            "--config",
+            str(stack.config),
+        ]
         assert cli(argv) == 0
     assert f"skipping {letter.offset}: its dead letter was cut to fit the DLQ" in out.getvalue()
     stack.assert_exact(traffic.expected(before + after))

@@ -96,7 +96,7 @@ class ExpectedAnalytics:
         totals[1] += second
 
     def report(self) -> list[dict[str, Any]]:
-        """As `report --format json --by facility,product,reason,day` prints it."""
+        """As `report --json --by facility,product,reason,day` prints it."""
         names = ("facility_id", "product_id", "reason_id", "day")
         return [
             {**dict(zip(names, key, strict=True)), "units": units, "events": events}
@@ -104,7 +104,7 @@ class ExpectedAnalytics:
         ]
 
     def accuracy(self) -> list[dict[str, Any]]:
-        """As `report --accuracy --format json --by facility,product,day` prints it."""
+        """As `report --accuracy --json --by facility,product,day` prints it."""
         names = ("facility_id", "product_id", "day")
         return [
             {

@@ -140,21 +140,21 @@ def test_dlq_commands_tolerate_odd_records_and_redrive_the_exact_bytes(
     assert shown["payload"]["data"]["event_id"] == "odd-1"
     assert ["trace-id", "abc"] in shown["headers"]
 
-    code, out, err = run(capsys, config, "redrive", "--offset", "1", "9")
+    code, out, err = run(capsys, config, "redrive", "--execute", "--offset", "1", "9")
     assert (code, out) == (2, "")
     assert err == (
         "variance-sync: error: no record at offset 9 in variance-sync.dlq (it holds offsets 0-2)\n"
     )
-    code, out, _ = run(capsys, config, "redrive", "--dry-run")
+    code, out, _ = run(capsys, config, "redrive")
     assert out == (
         "skipping 0: source topic unknown is not an input\n"
         "skipping 2: source topic somewhere.else is not an input\n"
         f"would re-drive 1 -> {VARIANCE_TOPIC}[by key]: unroutable: {UNMAPPED}\n"
-        "dry run: 1 to re-drive; nothing sent\n"
+        "dry run: 1 to re-drive; nothing sent (--execute sends them)\n"
     )
     assert listing(capsys, config)["records"][1]["redrives"] == []
 
-    code, out, _ = run(capsys, config, "redrive", "--class", "unroutable")
+    code, out, _ = run(capsys, config, "redrive", "--execute", "--class", "unroutable")
     assert code == 0
     [redrive] = listing(capsys, config)["records"][1]["redrives"]
     assert out == (
@@ -172,9 +172,9 @@ def test_dlq_commands_tolerate_odd_records_and_redrive_the_exact_bytes(
         (name, value.encode()) for name, value in letter["headers"]
     ]
 
-    code, out, _ = run(capsys, config, "redrive", "--offset", "1")
+    code, out, _ = run(capsys, config, "redrive", "--execute", "--offset", "1")
     assert out == "skipping already re-driven 1 (--again sends them again)\nnothing to re-drive\n"
-    code, out, _ = run(capsys, config, "redrive", "--offset", "1", "--again")
+    code, out, _ = run(capsys, config, "redrive", "--execute", "--offset", "1", "--again")
     assert out.startswith("re-drove 1 -> ")
     assert len(listing(capsys, config)["records"][1]["redrives"]) == 2
     code, out, _ = run(capsys, config, "show", "1")

@@ -151,17 +151,17 @@ def test_dead_letters_are_listed_redriven_after_a_fix_and_fail_again_with_both_e
         worker = WorkerProcess(fixed, tmp_path / "worker-fixed.log").start()
         worker.wait_ready()
         before = asyncio.run(input_marks(broker.bootstrap))
-        code, out, _ = cli(capsys, fixed, "redrive", "--dry-run")
+        code, out, _ = cli(capsys, fixed, "redrive")
         assert code == 0
         assert f"would re-drive {unroutable['offset']} -> {VARIANCE_TOPIC}[" in out
         assert f"would re-drive {decode['offset']} -> {VARIANCE_TOPIC}[" in out
-        assert out.endswith("dry run: 2 to re-drive; nothing sent\n")
+        assert out.endswith("dry run: 2 to re-drive; nothing sent (--execute sends them)\n")
         time.sleep(4)  # four windows: the original event must not be applied on restart
         assert asyncio.run(input_marks(broker.bootstrap)) == before
         assert transfer_rows(tmp_path) == []
         assert all(not r["redrives"] for r in listing(capsys, fixed)["records"])
 
-        code, out, _ = cli(capsys, fixed, "redrive", "--class", "unroutable")
+        code, out, _ = cli(capsys, fixed, "redrive", "--execute", "--class", "unroutable")
         assert code == 0
         assert out.endswith("re-drove 1 record(s)\n")
         redrive = listing(capsys, fixed)["records"][unroutable["offset"]]["redrives"]
@@ -198,14 +198,14 @@ def test_dead_letters_are_listed_redriven_after_a_fix_and_fail_again_with_both_e
         assert table_row(out, str(decode["offset"]), r".*\bno\s+truncated header.*", regex=True), (
             out
         )
-        code, out, _ = cli(capsys, fixed, "redrive", "--class", "unroutable")
+        code, out, _ = cli(capsys, fixed, "redrive", "--execute", "--class", "unroutable")
         assert code == 0
         assert out == (
             f"skipping already re-driven {unroutable['offset']} (--again sends them again)\n"
             "nothing to re-drive\n"
         )
 
-        code, out, _ = cli(capsys, fixed, "redrive", "--offset", str(decode["offset"]))
+        code, out, _ = cli(capsys, fixed, "redrive", "--execute", "--offset", str(decode["offset"]))
         assert code == 0
         wait_until(lambda: listing(capsys, fixed)["dead_letters"] == 3, 30, "letter 3", worker)
         data = listing(capsys, fixed)
@@ -224,7 +224,7 @@ def test_dead_letters_are_listed_redriven_after_a_fix_and_fail_again_with_both_e
             sent["target_partition"],
             sent["target_offset"],
         )
-        code, out, _ = cli(capsys, fixed, "redrive", "--class", "decode")
+        code, out, _ = cli(capsys, fixed, "redrive", "--execute", "--class", "decode")
         # A re-drive that failed again is not sent once more without --again.
         assert out == (
             f"skipping already re-driven {third} (--again sends them again)\nnothing to re-drive\n"
@@ -247,9 +247,9 @@ def test_dead_letters_are_listed_redriven_after_a_fix_and_fail_again_with_both_e
         assert main(sim) == 0
         wait_until(lambda: committed_all(broker.bootstrap), 30, "every offset committed", worker)
         capsys.readouterr()
-        verify = ["rebuild-table", "--verify-only", "--config", str(fixed)]
+        verify = ["rebuild-table", "--config", str(fixed)]
         assert main(verify) == 0, capsys.readouterr().out
-        books = ["reconcile", "--config", str(fixed), "--netsuite-ledger", str(ledger)]
+        books = ["reconcile", "--config", str(fixed), "--ledger", str(ledger)]
         assert main(books) == 0, capsys.readouterr().out
     finally:
         worker.stop()

@@ -143,12 +143,12 @@ def test_changelogs_verify_and_a_new_worker_recovers_them_exactly(
             0,
         )
 
-        code, out = rebuild_table(config, capsys, "--verify-only")
+        code, out = rebuild_table(config, capsys)
         assert code == 0, out
         assert "inventory: 3 compared: 3 equal, 0 differing" in out
         assert out.rstrip().endswith("result: equal")
 
-        code, err = rebuild_table(config, capsys)
+        code, err = rebuild_table(config, capsys, "--execute")
         assert code == 2
         assert err.count("\n") == 1
         assert "a running worker holds" in err
@@ -158,7 +158,7 @@ def test_changelogs_verify_and_a_new_worker_recovers_them_exactly(
 
     tables = tables_dir(tmp_path / "worker")
     assert sorted(p.name for p in tables.glob("inventory-*.db"))
-    code, out = rebuild_table(config, capsys, "--json")
+    code, out = rebuild_table(config, capsys, "--execute", "--json")
     assert code == 0, out
     report = json.loads(out)
     assert report["ok"] is True
@@ -298,7 +298,7 @@ def test_a_wrong_changelog_record_is_reported_by_key_and_field(
     deliveries = asyncio.run(publish_two_variances(broker.bootstrap))
     asyncio.run(write_changelogs(broker.bootstrap, deliveries, 99, one_batch=False))
 
-    code, out = rebuild_table(config, capsys, "--verify-only", "--json")
+    code, out = rebuild_table(config, capsys, "--json")
     assert code == 1
     report = json.loads(out)
     assert report["guard_tripped"] is False
@@ -312,18 +312,18 @@ def test_a_wrong_changelog_record_is_reported_by_key_and_field(
             "fold": 2,
         }
     ]
-    code, out = rebuild_table(config, capsys, "--verify-only")
+    code, out = rebuild_table(config, capsys)
     assert code == 1
     assert "inventory: 2 compared: 1 equal, 1 differing" in out
     assert out.rstrip().endswith("result: 1 difference(s)")
 
     # Without RocksDB there is nothing local to rebuild: a usage error, the verify the same.
     memory = write_config(tmp_path / "memory", broker, "memory")
-    code, err = rebuild_table(memory, capsys)
+    code, err = rebuild_table(memory, capsys, "--execute")
     assert code == 2
     assert err.startswith("variance-sync: error: worker.store is 'memory': there is no local")
     assert err.count("\n") == 1
-    code, out = rebuild_table(memory, capsys, "--verify-only")
+    code, out = rebuild_table(memory, capsys)
     assert code == 1
     assert out.rstrip().endswith("result: 1 difference(s)")
 
@@ -339,7 +339,7 @@ def test_the_guard_trips_on_a_multi_record_batch_yet_everything_is_read(
 
     # Verifying reads past the short ListOffsets end and says so; it is no failure while
     # workers run, since they end such partitions before any recovery.
-    code, out = rebuild_table(config, capsys, "--verify-only", "--json")
+    code, out = rebuild_table(config, capsys, "--json")
     assert code == 0
     report = json.loads(out)
     assert report["differences"] == []
@@ -348,7 +348,7 @@ def test_the_guard_trips_on_a_multi_record_batch_yet_everything_is_read(
     assert (tripped["topic"], tripped["partition"]) == (INVENTORY_CHANGELOG, partition)
     assert (tripped["records"], tripped["high_watermark"], tripped["list_offsets_end"]) == (2, 2, 1)
 
-    code, out = rebuild_table(config, capsys, "--verify-only")
+    code, out = rebuild_table(config, capsys)
     assert code == 0
     assert (
         f"guard: {INVENTORY_CHANGELOG}[{partition}]: ListOffsets end 1 but Fetch high "
@@ -360,7 +360,7 @@ def test_the_guard_trips_on_a_multi_record_batch_yet_everything_is_read(
     # A rebuild ends the partition first, so a worker without local state recovers it all.
     state = tables_dir(tmp_path / "worker") / f"inventory-{partition}.db"
     state.mkdir(parents=True)
-    code, out = rebuild_table(config, capsys)
+    code, out = rebuild_table(config, capsys, "--execute")
     assert code == 0, out
     assert "guard:" not in out
     assert "inventory: 2 compared: 2 equal, 0 differing" in out

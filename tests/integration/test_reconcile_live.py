@@ -77,7 +77,7 @@ class Traffic(threading.Thread):
 def reconcile(
     capsys: pytest.CaptureFixture[str], config: Path, ledger: Path, *extra: str
 ) -> tuple[int, dict[str, Any]]:
-    args = ["reconcile", "--config", str(config), "--netsuite-ledger", str(ledger), "--json"]
+    args = ["reconcile", "--config", str(config), "--ledger", str(ledger), "--json"]
     code = main([*args, *extra])
     out, err = capsys.readouterr()
     assert err == "", err

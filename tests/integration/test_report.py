@@ -60,10 +60,7 @@ def test_report_and_analytics_equal_the_distinct_events(
 
         wait_for(served, 60, "/analytics to show every event", worker)
         wait_for(
-            lambda: (
-                json.loads(report(capsys, config, "--format", "json", "--by", BY))
-                == expected.report()
-            ),
+            lambda: json.loads(report(capsys, config, "--json", "--by", BY)) == expected.report(),
             60,
             "the changelog to hold every event",
             worker,
@@ -73,9 +70,7 @@ def test_report_and_analytics_equal_the_distinct_events(
         assert worker.get("/analytics?by=color")[0] == 400
     finally:
         worker.stop()
-    accuracy_json = report(
-        capsys, config, "--accuracy", "--by", "facility,product,day", "--format", "json"
-    )
+    accuracy_json = report(capsys, config, "--accuracy", "--by", "facility,product,day", "--json")
     assert json.loads(accuracy_json) == expected.accuracy()
     chart = tmp_path / "units.svg"
     report(capsys, config, "--by", "facility,reason", "--plot", str(chart))

@@ -13,8 +13,10 @@ from pathlib import Path
 ROOT = Path(__file__).parents[2]
 PACKAGES = ("schemas", "sinks", "streams")
 FOUNDATION = (
+    "streams.cli_values",
     "streams.config",
     "streams.errors",
+    "streams.logs",
     "streams.metrics",
     "streams.output",
     "streams.ports",

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from streams.cli import main
+from streams.devstack.broker import free_port
 from tests.factories import variance, write_config
 
 
@@ -27,7 +28,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     [
         (["dev", "--kafka-port", "99999"], "argument --kafka-port: '99999' is not a TCP port"),
         (["dev", "--window-seconds", "0"], "argument --window-seconds: '0' must be greater than 0"),
-        (["publish", "--topic", "counts", "x.jsonl"], "argument --topic: invalid choice: 'counts'"),
+        (["publish", "--topic", "counts", "x.jsonl"], "--topic 'counts' is not an input topic"),
         (["frobnicate"], "argument command: invalid choice: 'frobnicate'"),
     ],
 )
@@ -53,7 +54,9 @@ def test_a_bad_config_file_gets_one_line_naming_the_field(
 def test_a_missing_config_file_gets_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = run(["dev", "--config", str(tmp_path / "nope.toml")], capsys)
+    # Free ports of its own: the defaults (9092, 2222) may be taken on this machine.
+    ports = ["--kafka-port", str(free_port()), "--sftp-port", str(free_port())]
+    code, _, err = run(["dev", "--config", str(tmp_path / "nope.toml"), *ports], capsys)
     assert (code, err) == (
         2,
         f"variance-sync: error: {tmp_path / 'nope.toml'}: config file not found\n",
@@ -108,13 +111,18 @@ def test_dev_ports_in_use_or_shared_are_one_line(
     taken_port: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = ["--data-dir", str(tmp_path)]
-    code, _, err = run(["dev", "--kafka-port", str(taken_port), *data], capsys)
+    # The other port is a free one, never a default that this machine may be using.
+    code, _, err = run(
+        ["dev", "--kafka-port", str(taken_port), "--sftp-port", str(free_port()), *data], capsys
+    )
     assert code == 2
     assert err == (
         f"variance-sync: error: --kafka-port {taken_port}: Address already in use; "
         "choose another port with --kafka-port\n"
     )
-    code, _, err = run(["dev", "--sftp-port", str(taken_port), *data], capsys)
+    code, _, err = run(
+        ["dev", "--kafka-port", str(free_port()), "--sftp-port", str(taken_port), *data], capsys
+    )
     assert code == 2
     assert err.startswith(f"variance-sync: error: --sftp-port {taken_port}: ")
     code, _, err = run(["dev", "--kafka-port", "19000", "--sftp-port", "19000", *data], capsys)

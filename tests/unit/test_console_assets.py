@@ -28,12 +28,18 @@ def test_an_unknown_name_is_not_served() -> None:
 def test_the_page_loads_its_script_and_style_from_the_worker() -> None:
     page, _ = console.asset("index.html") or ("", "")
     assert '<script src="/console/console.js"' in page
+    # group.js first: console.js calls its renderers once both have run.
+    assert page.index('<script src="/console/group.js"') < page.index(
+        '<script src="/console/console.js"'
+    )
     assert '<link rel="stylesheet" href="/console/console.css">' in page
     assert "<script>" not in page  # the policy allows no inline script
 
 
-def test_event_data_reaches_the_page_as_text_never_as_markup() -> None:
-    script, _ = console.asset("console.js") or ("", "")
+@pytest.mark.parametrize("name", ["console.js", "group.js"])
+def test_event_data_reaches_the_page_as_text_never_as_markup(name: str) -> None:
+    script, _ = console.asset(name) or ("", "")
+    assert script
     assert "innerHTML" not in script
     assert "insertAdjacentHTML" not in script
     assert "document.write" not in script

@@ -1,8 +1,9 @@
 """The operator console: one read-only page, served with its script and style by the worker.
 
-The page only reads the worker's own JSON views (`/lag`, `/batches`, `/analytics`,
-`/dead-letters`, `/rejections`) and draws its charts as SVG in the browser. The Content
-Security Policy lets it load nothing from anywhere else, and there is no form to post.
+The page only reads the worker's own JSON views (`/group`, `/lag/history`, `/lag`,
+`/batches`, `/analytics`, `/dead-letters`, `/rejections`) and draws its charts as SVG in
+the browser. The Content Security Policy lets it load nothing from anywhere else, and
+there is no form to post.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from importlib import resources
 ASSETS = {
     "index.html": "text/html",
     "console.js": "text/javascript",
+    "group.js": "text/javascript",
     "console.css": "text/css",
     "favicon.svg": "image/svg+xml",
 }  # served as UTF-8 text

@@ -4,6 +4,8 @@
 
 const REFRESH_SECONDS = Math.max(1, Number(new URLSearchParams(location.search).get("refresh")) || 5);
 const SOURCES = {
+  group: "/group",
+  history: "/lag/history",
   lag: "/lag",
   batches: "/batches",
   deadLetters: "/dead-letters",
@@ -238,6 +240,8 @@ async function load() {
 }
 
 function render(data) {
+  renderWorkers(data.group); // group.js
+  renderHistory(data.history);
   renderHeader(data.lag);
   renderPartitions(data.lag);
   renderPipeline(data.lag, data.batches);

@@ -1,0 +1,49 @@
+"""Values every command takes in the same form: broker lists and topic names.
+
+Pure functions; the argparse types wrap them so that a bad value is argparse's one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from schemas.models import EventKind
+from streams.config import TopicsConfig, check_bootstrap
+from streams.errors import UsageError
+
+# Short names for the configured topics; the full configured name is accepted too.
+SHORT_TOPICS: dict[str, str] = {
+    "count-approved": "count_approved",
+    "variance-logged": "variance_logged",
+    "dlq": "dlq",
+    "dlq-redrives": "dlq_redrives",
+    "status": "status",
+}
+
+
+def bootstrap_arg(text: str) -> str:
+    """argparse type for `--bootstrap`."""
+    try:
+        return check_bootstrap(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def resolve_topic(name: str, topics: TopicsConfig) -> str:
+    """The topic a `--topic` value names: a short name (`count-approved`) maps through the
+    config, anything else is taken as a full topic name."""
+    field = SHORT_TOPICS.get(name)
+    return getattr(topics, field) if field is not None else name
+
+
+def input_kind(name: str, topics: TopicsConfig) -> EventKind:
+    """The event kind of the input topic `name` (short or full), for `publish`."""
+    resolved = resolve_topic(name, topics)
+    kinds = {
+        topics.count_approved: EventKind.COUNT_APPROVED,
+        topics.variance_logged: EventKind.VARIANCE_LOGGED,
+    }
+    if resolved not in kinds:
+        known = ", ".join([*(kind.value for kind in EventKind), *kinds])
+        raise UsageError(f"--topic {name!r} is not an input topic; use one of {known}")
+    return kinds[resolved]
