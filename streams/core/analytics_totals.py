@@ -4,8 +4,9 @@ costs rather than a fold of every position. Pure.
 The totals mirror the positions a table store holds, per store partition: the owner
 replaces a position's analytics (`Position.analytics`) exactly when the stored value
 changes, and the totals move by the difference. A partition starts from a fold of what
-its store holds (`track`) and leaves with it (`drop`); a change to a partition not tracked
-is ignored, because its fold, when it comes, will read it from the store.
+its store holds (`track`; or `start`, a fold elsewhere, then `finish`) and leaves with it
+(`drop`); a change to a partition not followed is ignored, because its fold, when it
+comes, will read it from the store.
 
 Every total is kept under four groupings of (facility, reason, day): all three, and
 reason alone, with the facility, or with the day. A report keyed by facility, reason
@@ -33,25 +34,64 @@ Totals = dict[tuple[str, str, str], list[int]]
 Analytics = Mapping[str, Sequence[int]]
 
 TOTAL_KEYS = frozenset(("facility", "reason", "day"))
+PartitionTotals = dict[Grouping, Totals]
+# The changes to a partition while its fold is under way, to apply on top of the fold.
+Pending = list[tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]]
+
+
+def fold(positions: Iterable[Mapping[str, Any]]) -> PartitionTotals:
+    """The totals of `positions` (one partition's store)."""
+    totals: PartitionTotals = {grouping: {} for grouping in GROUPINGS}
+    for position in positions:
+        _move(totals, None, position)
+    return totals
 
 
 class AnalyticsTotals:
-    """Running totals of the analytics of the positions in each tracked partition."""
+    """Running totals of the analytics of the positions in each tracked partition.
+
+    A partition's fold may read a consistent version of its store elsewhere (a thread)
+    while the store keeps changing: `start` marks the moment of that version, changes
+    after it wait in order, and `finish` applies them on top of the fold."""
 
     def __init__(self) -> None:
-        self._partitions: dict[int, dict[Grouping, Totals]] = {}
+        self._partitions: dict[int, PartitionTotals] = {}
+        self._folding: dict[int, Pending] = {}
 
     def tracked(self) -> frozenset[int]:
+        """Partitions whose totals are complete."""
         return frozenset(self._partitions)
+
+    def follows(self) -> frozenset[int]:
+        """Partitions whose changes count: tracked, or folding."""
+        return frozenset(self._partitions.keys() | self._folding.keys())
 
     def track(self, partition: int, positions: Iterable[Mapping[str, Any]]) -> None:
         """Start tracking `partition` from the positions its store holds now."""
-        self._partitions[partition] = {grouping: {} for grouping in GROUPINGS}
-        for position in positions:
-            self.replace(partition, None, position)
+        self.finish(partition, self.start(partition), fold(positions))
+
+    def start(self, partition: int) -> Pending:
+        """A fold of `partition` begins from the store as it is now; the answer is the
+        token `finish` takes."""
+        self.drop(partition)
+        pending: Pending = []
+        self._folding[partition] = pending
+        return pending
+
+    def finish(self, partition: int, token: Pending, folded: PartitionTotals) -> bool:
+        """Track `partition` from `folded` (the fold begun by `start` that gave `token`),
+        unless it was dropped or begun again since."""
+        if self._folding.get(partition) is not token:
+            return False
+        del self._folding[partition]
+        for old, new in token:
+            _move(folded, old, new)
+        self._partitions[partition] = folded
+        return True
 
     def drop(self, partition: int) -> None:
         self._partitions.pop(partition, None)
+        self._folding.pop(partition, None)
 
     def replace(
         self, partition: int, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
@@ -59,23 +99,12 @@ class AnalyticsTotals:
         """The stored position of one key on `partition` went from `old` to `new` (None:
         absent)."""
         totals = self._partitions.get(partition)
-        if totals is None:
+        if totals is not None:
+            _move(totals, old, new)
             return
-        before: Analytics = (old or {}).get("analytics") or {}
-        after: Analytics = (new or {}).get("analytics") or {}
-        if before == after:
-            return  # the common case for a position written without a new event
-        facility = str((new or old or {})["facility_id"])  # a key's facility never changes
-        for key, value in after.items():
-            previous = before.get(key)
-            if previous is None:
-                _add(totals, facility, key, (int(value[0]), int(value[1]), 1))
-            elif previous != value:
-                delta = (int(value[0]) - int(previous[0]), int(value[1]) - int(previous[1]), 0)
-                _add(totals, facility, key, delta)
-        for key, value in before.items():
-            if key not in after:
-                _add(totals, facility, key, (-int(value[0]), -int(value[1]), -1))
+        pending = self._folding.get(partition)
+        if pending is not None:
+            pending.append((old, new))
 
     def facts(
         self,
@@ -96,9 +125,27 @@ class AnalyticsTotals:
                 yield Fact(facility, "", reason, day, first, second)
 
 
-def _add(
-    totals: dict[Grouping, Totals], facility: str, key: str, delta: tuple[int, int, int]
+def _move(
+    totals: PartitionTotals, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
 ) -> None:
+    before: Analytics = (old or {}).get("analytics") or {}
+    after: Analytics = (new or {}).get("analytics") or {}
+    if before == after:
+        return  # the common case for a position written without a new event
+    facility = str((new or old or {})["facility_id"])  # a key's facility never changes
+    for key, value in after.items():
+        previous = before.get(key)
+        if previous is None:
+            _add(totals, facility, key, (int(value[0]), int(value[1]), 1))
+        elif previous != value:
+            delta = (int(value[0]) - int(previous[0]), int(value[1]) - int(previous[1]), 0)
+            _add(totals, facility, key, delta)
+    for key, value in before.items():
+        if key not in after:
+            _add(totals, facility, key, (-int(value[0]), -int(value[1]), -1))
+
+
+def _add(totals: PartitionTotals, facility: str, key: str, delta: tuple[int, int, int]) -> None:
     """Move the groups of one position entry `key` by `delta`: (first, second, entries)."""
     reason, _, day = key.partition("|")
     first, second, entries = delta

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from streams.core.analytics import Fact, facts
-from streams.core.analytics_totals import AnalyticsTotals, answerable
+from streams.core.analytics_totals import AnalyticsTotals, PartitionTotals, answerable, fold
 
 
 def _is_rocksdb(store: Any) -> bool:
@@ -59,11 +59,11 @@ def observe(
 ) -> None:
     """Move `totals` by what `batch` (changelog events) is about to change in `store`."""
     to_key, to_value = decode  # the table's, as the store's own batch apply uses
-    tracked = totals.tracked()
+    followed = totals.follows()
     latest: dict[tuple[int, Any], Any] = {}  # a key written twice in one batch
     for event in batch:
         partition = event.message.partition
-        if partition not in tracked:
+        if partition not in followed:
             continue
         key = (partition, event.message.key)
         old = latest[key] if key in latest else _stored(store, partition, event, to_key)
@@ -75,14 +75,25 @@ def observe(
 async def track_actives(totals: AnalyticsTotals, store: Any, actives: Collection[int]) -> None:
     """Fold each newly active partition from the store; forget the ones no longer active.
 
-    A partition's fold runs on the loop in one piece, so no write to it can fall inside;
-    the loop gets a turn between partitions. It costs about as much as the old per-request
-    fold did, once per assignment instead of once per request."""
-    for partition in totals.tracked() - set(actives):
+    A RocksDB partition is folded in a worker thread from an iterator made here, which
+    reads the version of the store at this moment: the changes after it wait in the
+    totals and go on top of the fold (`AnalyticsTotals.start`). The memory store (tests,
+    development) is folded here, in one piece."""
+    for partition in totals.follows() - set(actives):
         totals.drop(partition)
-    for partition in sorted(set(actives) - totals.tracked()):
-        totals.track(partition, partition_positions(store, partition))
-        await asyncio.sleep(0)
+    for partition in sorted(set(actives) - totals.follows()):
+        if not _is_rocksdb(store):
+            totals.track(partition, partition_positions(store, partition))
+            continue
+        token = totals.start(partition)
+        items = store._db_for_partition(partition).items()  # the version folded
+        folded = await asyncio.to_thread(_fold_items, items, store.offset_key)
+        totals.finish(partition, token, folded)
+
+
+def _fold_items(items: Iterable[tuple[bytes, bytes]], offset_key: bytes) -> PartitionTotals:
+    # Faust keeps the partition's persisted changelog offset among its positions.
+    return fold(orjson.loads(raw) for key, raw in items if key != offset_key)
 
 
 async def facts_off_loop(store: Any, partitions: Collection[int]) -> list[Fact]:

@@ -236,11 +236,18 @@ def test_a_parked_writer_pages_through_prometheus_and_every_panel_has_data(
         assert alert["labels"]["severity"] == "critical"
         assert "variance-sync lag" in alert["annotations"]["runbook"]
         # The page names the pod whose /ready names the parked writers, all of them on
-        # the faulted partition.
-        [holder] = [w for w in workers if parked_on(w)]
+        # the faulted partition. (A parked writer is `publishing` while it retries.)
+        holders: list[tuple[WorkerProcess, list[dict[str, Any]]]] = []
+
+        def one_holder() -> bool:
+            holders[:] = [(w, writers) for w in workers if (writers := parked_on(w))]
+            return len(holders) == 1
+
+        wait_for(one_holder, 30, "one worker to report parked writers", *workers)
+        [(holder, writers)] = holders
         assert alert["labels"]["instance"] == f"127.0.0.1:{holder.web_port}"
-        assert {w["partition"] for w in parked_on(holder)} == {FAULTED}
-        assert all("LedgerConflict" in (w["error"] or "") for w in parked_on(holder))
+        assert {w["partition"] for w in writers} == {FAULTED}
+        assert all("LedgerConflict" in (w["error"] or "") for w in writers)
 
         # Every panel of the dashboard has data, traffic, dead letters and rejections
         # included (rejections are read every second here).

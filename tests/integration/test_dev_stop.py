@@ -161,9 +161,10 @@ def test_ctrl_c_stops_the_whole_stack_in_order_without_errors(tmp_path: Path) ->
         ("tansu", signal.SIGTERM),
         ("tansu", signal.SIGKILL),
         # A JVM left behind is the worst orphan: it holds two ports and half a gigabyte.
+        ("kafka", signal.SIGHUP),
         ("kafka", signal.SIGKILL),
     ],
-    ids=["tansu-hangup", "tansu-term", "tansu-kill", "kafka-kill"],
+    ids=["tansu-hangup", "tansu-term", "tansu-kill", "kafka-hangup", "kafka-kill"],
 )
 def test_nothing_dev_started_outlives_it(tmp_path: Path, broker: str, sig: signal.Signals) -> None:
     dev = DevOnTerminal(tmp_path, broker)

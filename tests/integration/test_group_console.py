@@ -98,12 +98,14 @@ def wait_for_agreement(kafka: KafkaConfig, workers: list[WorkerProcess]) -> dict
     """Until every worker's `/group` shows the same assignment, covering every input
     partition once, and the broker's own description of the group says the same."""
     found: dict[str, Held] = {}
+    last: dict[str, Any] = {}
 
     def agreed() -> bool:
         views = [held(worker.get("/group")[1]) for worker in workers]
+        everything, members = asyncio.run(broker_view(kafka))
+        last.update(workers=views, broker=members)
         if any(view != views[0] for view in views):
             return False
-        everything, members = asyncio.run(broker_view(kafka))
         shown = sorted(views[0].values())
         taken = sorted(tp for partitions in shown for tp in partitions)
         if taken != everything or shown != members:
@@ -111,7 +113,11 @@ def wait_for_agreement(kafka: KafkaConfig, workers: list[WorkerProcess]) -> dict
         found.update(views[0])
         return True
 
-    wait_for(agreed, SETTLE, "the workers and the broker to agree on the group", *workers)
+    try:
+        wait_for(agreed, SETTLE, "the workers and the broker to agree on the group")
+    except AssertionError as failed:
+        shown = "".join(f"\n{worker.describe()}" for worker in workers)
+        raise AssertionError(f"{failed}; last seen {last}{shown}") from None
     return found
 
 

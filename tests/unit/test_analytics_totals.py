@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from streams.core.analytics import accuracy_report, facts, variance_report
-from streams.core.analytics_totals import AnalyticsTotals, answerable
+from streams.core.analytics_totals import AnalyticsTotals, Pending, answerable, fold
 from streams.core.positions import COUNTED
 
 FACILITIES = ("STORE_1", "STORE_2", "STORE_3")
@@ -36,6 +36,9 @@ steps = st.lists(
         st.tuples(st.just("delete"), keys, st.none()),
         st.tuples(st.just("track"), st.sampled_from(PARTITIONS), st.none()),
         st.tuples(st.just("drop"), st.sampled_from(PARTITIONS), st.none()),
+        # A fold read elsewhere: begun from the store as it is, finished later.
+        st.tuples(st.just("start"), st.sampled_from(PARTITIONS), st.none()),
+        st.tuples(st.just("finish"), st.sampled_from(PARTITIONS), st.none()),
     ),
     max_size=40,
 )
@@ -57,9 +60,16 @@ class Store:
 
 def run(sequence: list[tuple[str, Any, Any]]) -> tuple[Store, AnalyticsTotals]:
     store, totals = Store(), AnalyticsTotals()
+    folds: dict[int, tuple[Pending, list[dict[str, Any]]]] = {}
     for action, subject, value in sequence:
         if action == "track":
             totals.track(subject, store.on(subject))
+        elif action == "start":
+            folds[subject] = (totals.start(subject), store.on(subject))
+        elif action == "finish":
+            if subject in folds:
+                token, seen = folds.pop(subject)
+                totals.finish(subject, token, fold(seen))
         elif action == "drop":
             totals.drop(subject)
         else:
@@ -74,7 +84,16 @@ def run(sequence: list[tuple[str, Any, Any]]) -> tuple[Store, AnalyticsTotals]:
     return store, totals
 
 
-@settings(max_examples=300, deadline=None)
+# A write while a fold is under way, which the fold did not see.
+WRITE_DURING_FOLD = [
+    ("start", 0, None),
+    ("put", ("STORE_1", "10017"), {"VAR_FOUND|2024-02-28": [1, 1]}),
+    ("finish", 0, None),
+]
+
+
+@settings(max_examples=500, deadline=None)
+@example(WRITE_DURING_FOLD, ("reason",), None, None)
 @given(
     steps,
     st.sampled_from(GROUPINGS),
@@ -135,3 +154,17 @@ def test_only_facility_reason_and_day_are_kept() -> None:
     assert not answerable(("facility", "product"))
     with pytest.raises(ValueError, match="running totals"):
         list(AnalyticsTotals().facts([0], ("product",), False))
+
+
+def test_a_fold_begun_before_a_drop_or_a_new_fold_is_not_installed() -> None:
+    totals = AnalyticsTotals()
+    position = {"facility_id": "S", "product_id": "1", "analytics": {"VAR_LOST|2024-01-01": [1, 1]}}
+    first = totals.start(0)
+    assert totals.follows() == {0}
+    assert totals.tracked() == frozenset()
+    totals.drop(0)
+    assert not totals.finish(0, first, fold([position]))
+    stale, current = totals.start(0), totals.start(0)
+    assert not totals.finish(0, stale, fold([position]))
+    assert totals.finish(0, current, fold([]))
+    assert list(totals.facts([0], ("reason",), False)) == []

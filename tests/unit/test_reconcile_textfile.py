@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams.cli import build_parser
 from streams.errors import UsageError
 from streams.netsuite.ledger import Transaction
 from streams.ops.reconcile_model import ExportedRow, KafkaSide, NetSuiteSide, Report, reconcile
@@ -79,3 +80,11 @@ def test_an_unwritable_place_is_one_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"cannot write .*reconcile\.prom"):
         write_atomically(missing, "x 1\n")
     assert not missing.parent.exists()
+
+
+@pytest.mark.parametrize("flag", ["--textfile", "--metrics-file"])
+def test_reconcile_takes_the_textfile_path(flag: str) -> None:
+    args = build_parser().parse_args(
+        ["reconcile", "--netsuite-export", "export.csv", flag, "/var/lib/node/reconcile.prom"]
+    )
+    assert args.textfile == Path("/var/lib/node/reconcile.prom")
