@@ -37,14 +37,7 @@ def _stored(store: Any, partition: int, event: Any, to_key: Callable[[Any], Any]
     return store.data.get(to_key(event.key))
 
 
-def partition_positions(store: Any, partition: int) -> Iterator[dict[str, Any]]:
-    """Every position `store` holds on `partition`."""
-    if _is_rocksdb(store):
-        if partition not in store._dbs:
-            return
-        for _, raw in store._visible_items(store._dbs[partition]):
-            yield orjson.loads(raw)
-        return
+def _memory_positions(store: Any, partition: int) -> Iterator[dict[str, Any]]:
     owners = store._key_partition
     for key, value in list(store.data.items()):
         if owners.get(key) == partition and value is not None:
@@ -83,7 +76,7 @@ async def track_actives(totals: AnalyticsTotals, store: Any, actives: Collection
         totals.drop(partition)
     for partition in sorted(set(actives) - totals.follows()):
         if not _is_rocksdb(store):
-            totals.track(partition, partition_positions(store, partition))
+            totals.track(partition, _memory_positions(store, partition))
             continue
         token = totals.start(partition)
         items = store._db_for_partition(partition).items()  # the version folded
