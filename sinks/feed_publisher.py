@@ -76,6 +76,9 @@ class PublisherOptions:
     file_prefix: str
     max_rows: int
     verify_checksum: bool = True
+    # A retriable failure that lasts this long needs an operator after all (a permission
+    # that stays refused, a disk that stays full): the writer parks, and pages.
+    park_after_seconds: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,10 +6,14 @@ clock and a backoff of its own, so that one partition's trouble never holds up a
 
     IDLE --flush--> PUBLISHING --ok--> IDLE
                          |--retriable error-----> RETRYING --backoff over--> (may flush)
+                         |                           '--still failing after park_after--> PARKED
                          '--non-retriable error--> PARKED ---slow retry----> (may flush)
 
 A retriable error (the server is down, a disk is full, a staged file did not verify)
-waits out a capped exponential backoff. A non-retriable one (a host key that is not the
+waits out a capped exponential backoff; one that has lasted `park_after_seconds` without
+a success in between, from a server that answers, needs an operator after all, so the
+writer parks (it keeps the same
+backoff: the cause may go away by itself). A non-retriable one (a host key that is not the
 pinned one, a ledger that disagrees with itself) needs an operator: the writer is
 parked, says so on `/ready`, `/batches` and `variance-sync lag`, and tries again only
 every `retry_max_seconds`, in case the operator fixed the cause in place. Nothing is ever
@@ -83,6 +87,8 @@ class PartitionWriter:
         self._backoff = backoff
         self._clock = clock
         self._retry_slowly = backoff.maximum
+        self._park_after = options.park_after_seconds
+        self._failing_since: float | None = None
         self.state = WriterState.IDLE
         self.error: str | None = None
         self.error_type: str | None = None
@@ -104,6 +110,7 @@ class PartitionWriter:
         if self.error is not None:
             log.info("%s: publishing again after %s", self._label, self.error)
         self._backoff.succeeded()
+        self._failing_since = None
         self.state, self.error, self.error_type, self.unreachable = (
             WriterState.IDLE,
             None,
@@ -130,8 +137,24 @@ class PartitionWriter:
         self.error = f"{self.error_type}: {exc}"
         self.unreachable = isinstance(exc, DestinationUnavailable)
         now = self._clock()
+        if self._failing_since is None:
+            self._failing_since = now
         if exc.retriable:
             delay = self._backoff.failed(now)
+            # An unreachable server is the destination's outage, seen on /ready already;
+            # parking is for a server that answers and keeps refusing.
+            if not self.unreachable and now - self._failing_since >= self._park_after:
+                if not was_parked:
+                    log.error(
+                        "%s PARKED: failing for %.0fs (%s); it needs an operator; the batch "
+                        "is kept and retried in %.1fs",
+                        self._label,
+                        now - self._failing_since,
+                        self.error,
+                        delay,
+                    )
+                self.state = WriterState.PARKED
+                return
             self.state = WriterState.RETRYING
             log.warning(
                 "%s failed (%s); keeping the batch, retry in %.1fs", self._label, self.error, delay

@@ -179,6 +179,7 @@ class PublishConfig(_Section):
     local_dir: Path | None = None
     retry_initial_seconds: float = Field(1.0, gt=0)
     retry_max_seconds: float = Field(60.0, gt=0)
+    park_after_seconds: float = Field(300.0, gt=0)
     verify_checksum: bool = True
 
     @_model_validator(mode="after")

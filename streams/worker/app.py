@@ -123,6 +123,7 @@ def build_runtime(
             file_prefix=settings.netsuite.file_prefix,
             max_rows=settings.batching.max_rows,
             verify_checksum=settings.publish.verify_checksum,
+            park_after_seconds=settings.publish.park_after_seconds,
         ),
         WindowPolicy(settings.batching.window_seconds, settings.batching.max_rows),
         Backoff(settings.publish.retry_initial_seconds, settings.publish.retry_max_seconds),

@@ -5,18 +5,19 @@ which scrapes both workers' `/metrics` every second and evaluates the shipped ru
 every second. Only the rules' `for:` durations are shortened (to `FOR`), so that a test
 minute is not ten real ones; every expression is the shipped one.
 
-The fault: the SFTP server holds an unreadable ledger record for one input partition,
-so that partition's publish writers fail in a way no retry can fix and park
-(`LedgerConflict`, non-retriable). A write the server refuses (permissions, a full disk)
-is retriable by design and shows as `retrying`, which `VarianceSyncPublishBacklog`
-covers; see docs/monitoring.md. The parked-writer alert must fire through Prometheus's
-own API, then resolve once the record is gone (the runbook: fix the cause, the writer
-resumes by itself).
+The fault: the SFTP server refuses every write to one input partition's ledger folders
+(`chattr +i`, which binds root too), so that partition's publish writers fail with
+`DestinationRefused`. A refusal is retriable, and a refusal that lasts
+`publish.park_after_seconds` (shortened here, like the `for:` durations) parks the
+writer: it needs an operator. The parked-writer alert must fire through Prometheus's own
+API, then resolve once the folders take writes again (the runbook: fix the cause, the
+writer resumes by itself).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import urllib.error
@@ -49,7 +50,7 @@ FOR = "3s"
 # Grafana's own variables, as Grafana would fill them in for a one-hour view.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
 FAULTED = 0  # STORE_1's partition (of 4, by the default partitioner)
-UNREADABLE_SEAL = f"{'9' * 20}.seal.json"
+PARK_AFTER = "2"
 
 
 class Prometheus:
@@ -198,10 +199,14 @@ def parked_on(worker: WorkerProcess) -> list[dict[str, Any]]:
 def test_a_parked_writer_pages_through_prometheus_and_every_panel_has_data(
     stack: FaultStack, prometheus_binary: str, tmp_path: Path
 ) -> None:
-    workers = [stack.start_worker(), stack.start_worker()]
+    if os.geteuid() != 0:
+        require("chattr +i needs root")
+    env = {"VARIANCE_SYNC_PUBLISH__PARK_AFTER_SECONDS": PARK_AFTER}
+    workers = [stack.start_worker(env), stack.start_worker(env)]
     prometheus = Prometheus(
         tmp_path, [f"127.0.0.1:{w.web_port}" for w in workers], shortened_rules(tmp_path)
     ).start(prometheus_binary)
+    frozen: list[Path] = []
     try:
         for worker in workers:
             worker.wait_ready()
@@ -215,14 +220,13 @@ def test_a_parked_writer_pages_through_prometheus_and_every_panel_has_data(
         rejected.write_text("Item,Qty\n3410,1\n", encoding="utf-8")
         stack.import_all()
 
-        # The fault, on one partition only: an unreadable record in its ledger folders.
-        planted = []
+        # The fault, on one partition only: its ledger folders refuse every write.
         for feed in Feed:
             for topic in TopicNames.from_config(stack.settings.kafka).inputs:
                 folder = stack.root / STATE_DIR / "ledger" / feed.value / topic / f"p{FAULTED}"
                 folder.mkdir(parents=True, exist_ok=True)
-                (folder / UNREADABLE_SEAL).write_text("{not json", encoding="utf-8")
-                planted.append(folder / UNREADABLE_SEAL)
+                subprocess.run(["chattr", "+i", str(folder)], check=True)
+                frozen.append(folder)
         during = of_store_1(traffic, 10)
         stack.publish(during)
 
@@ -247,7 +251,7 @@ def test_a_parked_writer_pages_through_prometheus_and_every_panel_has_data(
         [(holder, writers)] = holders
         assert alert["labels"]["instance"] == f"127.0.0.1:{holder.web_port}"
         assert {w["partition"] for w in writers} == {FAULTED}
-        assert all("LedgerConflict" in (w["error"] or "") for w in writers)
+        assert all("DestinationRefused" in (w["error"] or "") for w in writers)
 
         # Every panel of the dashboard has data, traffic, dead letters and rejections
         # included (rejections are read every second here).
@@ -268,8 +272,7 @@ def test_a_parked_writer_pages_through_prometheus_and_every_panel_has_data(
         assert float(rejections["value"][1]) == 1
 
         # The runbook: fix the cause; the writer retries on its own and publishes.
-        for path in planted:
-            path.unlink()
+        thaw(frozen)
         wait_for(
             lambda: not prometheus.alerts("VarianceSyncWriterParked"),
             60,
@@ -279,4 +282,10 @@ def test_a_parked_writer_pages_through_prometheus_and_every_panel_has_data(
         stack.wait_published(traffic.expected(before + during), settle=False)
         assert not any(parked_on(w) for w in workers)
     finally:
+        thaw(frozen)
         prometheus.stop()
+
+
+def thaw(folders: Sequence[Path]) -> None:
+    for folder in folders:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)

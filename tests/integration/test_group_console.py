@@ -129,6 +129,7 @@ async def broker_view(kafka: KafkaConfig) -> tuple[list[tuple[str, int]], list[H
         everything = sorted((tp.topic, tp.partition) for tp in await reader.partitions_of(inputs))
         answer = await reader.admin.describe_consumer_groups([kafka.group_id])
     members: list[Held] = []
+    print("DEBUG", answer[0].to_object())
     for group in answer[0].to_object()["groups"]:
         if group["group"] != kafka.group_id or group["state"] != "Stable":
             return everything, []

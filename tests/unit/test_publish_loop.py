@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from sinks.exceptions import DestinationRefused, HostKeyMismatch, SinkError
+from sinks.exceptions import (
+    DestinationRefused,
+    DestinationUnavailable,
+    HostKeyMismatch,
+    SinkError,
+)
 from sinks.feed_publisher import PublisherOptions
 from sinks.feeds import Feed
 from sinks.local import LocalDestination
@@ -180,6 +185,36 @@ async def test_a_non_retriable_failure_parks_its_writer_and_says_so(stage: Stage
     await stage.tick()
     assert stage.acked[SourcePartition(COUNTS, 0)] == []
     stage.clock.now += 2
+    await stage.tick()
+    assert stage.acked[SourcePartition(COUNTS, 0)] == [0]
+    assert stage.loop.parked() == []
+
+
+@pytest.mark.parametrize(
+    ("error", "parks"),
+    [(DestinationRefused("permission denied"), True), (DestinationUnavailable("down"), False)],
+)
+async def test_a_refusal_that_lasts_parks_its_writer_and_an_outage_does_not(
+    stage: Stage, error: SinkError, parks: bool
+) -> None:
+    park_after = PublisherOptions(file_prefix="acme", max_rows=100).park_after_seconds
+    stage.dest.error = error
+    stage.consume(COUNTS, 0, 0, adjustment(0))
+    stage.consume(COUNTS, 1, 0, adjustment(0))
+    await stage.tick()
+    assert stage.writer_state(Feed.ADJUSTMENT, COUNTS, 0) == "retrying"
+    stage.clock.now += park_after - 1
+    await stage.tick()
+    assert stage.writer_state(Feed.ADJUSTMENT, COUNTS, 0) == "retrying"
+    stage.clock.now += 31
+    await stage.tick()
+    expected = "parked" if parks else "retrying"
+    assert stage.writer_state(Feed.ADJUSTMENT, COUNTS, 0) == expected
+    assert stage.writer_state(Feed.ADJUSTMENT, COUNTS, 1) == "idle"
+    assert stage.acked[SourcePartition(COUNTS, 0)] == []
+    # The cause gone, the next retry publishes and the writer is a plain one again.
+    stage.dest.error = None
+    stage.clock.now += 31
     await stage.tick()
     assert stage.acked[SourcePartition(COUNTS, 0)] == [0]
     assert stage.loop.parked() == []
