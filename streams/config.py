@@ -54,6 +54,9 @@ class NetSuiteConfig(_Section):
     timezone: str
     file_prefix: str
     synced_reasons: tuple[ReasonId, ...]
+    # Reasons the OMS logs that stay there (not synced): named on metrics; any reason
+    # neither here nor synced counts as `other`, so producers cannot add series.
+    local_reasons: tuple[ReasonId, ...] = ()
     variance_locations: dict[ReasonId, NetSuiteId] = Field(default_factory=dict)
     # Facility -> NetSuite location, for events that do not carry netsuite_location_id.
     facilities: dict[ReasonId, NetSuiteId] = Field(default_factory=dict)

@@ -142,7 +142,9 @@ class LabelBounds:
         cls, netsuite: NetSuiteConfig, permissions: PermissionsConfig | None, *, no_role: str
     ) -> LabelBounds:
         """`no_role` is the label of an event that names no role."""
-        reasons = frozenset(netsuite.synced_reasons) | frozenset(netsuite.variance_locations)
+        reasons = frozenset(
+            (*netsuite.synced_reasons, *netsuite.local_reasons, *netsuite.variance_locations)
+        )
         roles = frozenset(permissions.roles if permissions is not None else ())
         return cls(reasons, roles | {no_role})
 

@@ -81,7 +81,7 @@ async def track_actives(totals: AnalyticsTotals, store: Any, actives: Collection
         token = totals.start(partition)
         items = store._db_for_partition(partition).items()  # the version folded
         folded = await asyncio.to_thread(_fold_items, items, store.offset_key)
-        totals.finish(partition, token, fold([]))
+        totals.finish(partition, token, folded)
 
 
 def _fold_items(items: Iterable[tuple[bytes, bytes]], offset_key: bytes) -> PartitionTotals:

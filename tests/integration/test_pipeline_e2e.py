@@ -237,8 +237,8 @@ def check_http_views(worker: WorkerProcess) -> None:
         'variance_sync_events_total{event_type="variance-logged",outcome="duplicate"} 1.0',
         'variance_sync_dead_letters_total{error_class="unroutable"',
         'variance_sync_files_published_total{feed="inventorytransfer"}',
-        # VAR_SAMPLE is in no list of the config: its label is bounded to `other`.
-        'variance_sync_unexported_changes_total{reason_id="other"} 1.0',
+        # VAR_SAMPLE is one of the config's local reasons: named (any other is `other`).
+        'variance_sync_unexported_changes_total{reason_id="VAR_SAMPLE"} 1.0',
     ):
         assert name in metrics, name
     wait_for(

@@ -27,6 +27,7 @@ NETSUITE = NetSuiteConfig(
     timezone="UTC",
     file_prefix="acme",
     synced_reasons=("VAR_LOST", "VAR_DAMAGED"),
+    local_reasons=("VAR_SAMPLE",),
     variance_locations={"VAR_DAMAGED": "1099"},
 )
 PERMISSIONS = PermissionsConfig(
@@ -38,9 +39,11 @@ LANDED = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 def test_configured_label_values_are_kept_and_any_other_is_other() -> None:
     bounds = metrics.LabelBounds.of(NETSUITE, PERMISSIONS, no_role=MISSING)
-    assert [bounds.reason(r) for r in ("VAR_LOST", "VAR_DAMAGED", "VAR_SAMPLE", "x" * 99)] == [
+    reasons = ("VAR_LOST", "VAR_DAMAGED", "VAR_SAMPLE", "VAR_GIFT", "x" * 99)
+    assert [bounds.reason(r) for r in reasons] == [
         "VAR_LOST",
         "VAR_DAMAGED",
+        "VAR_SAMPLE",
         "other",
         "other",
     ]
