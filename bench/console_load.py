@@ -5,8 +5,11 @@ One worker (RocksDB store) builds a table of BENCH_POSITIONS positions (default
 times, it consumes a further BENCH_CONSOLE_UPDATES count lines that update existing
 positions, once with no console and once while BENCH_CONSOLE_TABS consoles (5) replay every
 request `console.js` makes per refresh, at its refresh interval (the order alternates
-between runs). Throughout each phase `/health` is polled and timed. Reported: consumption
-rate and `/health` p50/p99 with and without the consoles, as medians with their spread.
+between runs). Throughout each phase `/health` is polled and timed, both while idle (the
+last 10 s of a 15 s settling time before the updates are sent, consoles under way) and
+while busy (from the first update sent until the group has committed the last).
+Reported: consumption rate and `/health` p50/p99 with and without the consoles, as
+medians with their spread.
 
 B7b, in process: the per-update cost of the running analytics totals, as the store
 applies them (read the old position, decode it, move the totals), against the same store
@@ -46,6 +49,8 @@ MICRO_UPDATES = int(os.environ.get("BENCH_MICRO_UPDATES", "200000"))
 CONSOLE_JS = Path(__file__).parent.parent / "streams" / "worker" / "console" / "console.js"
 REFRESH_SECONDS = 5.0  # console.js's default
 PROBE_SECONDS = 0.05
+SETTLE_SECONDS = 3 * REFRESH_SECONDS
+IDLE_SECONDS = 2 * REFRESH_SECONDS
 PHASE_LIMIT = 1_800.0
 
 
@@ -82,23 +87,31 @@ async def console_tab(
 
 async def probe_health(
     session: aiohttp.ClientSession, base: str, stop: asyncio.Event
-) -> list[float]:
-    """Seconds per `/health` answer, one request at a time."""
-    seconds: list[float] = []
+) -> list[tuple[float, float]]:
+    """(monotonic time sent, seconds to answer) per `/health` request, one at a time."""
+    samples: list[tuple[float, float]] = []
     while not stop.is_set():
-        started = time.perf_counter()
+        sent, started = time.monotonic(), time.perf_counter()
         async with session.get(base + "/health") as response:
             await response.read()
-        seconds.append(time.perf_counter() - started)
+        samples.append((sent, time.perf_counter() - started))
         await asyncio.sleep(PROBE_SECONDS)
-    return seconds
+    return samples
+
+
+def percentiles_ms(
+    samples: list[tuple[float, float]], start: float, end: float
+) -> tuple[float, float]:
+    """p50 and p99 of the answers to requests sent in [start, end], in ms."""
+    cuts = statistics.quantiles([s for at, s in samples if start <= at <= end], n=100)
+    return cuts[49] * 1000, cuts[98] * 1000
 
 
 @dataclass(frozen=True)
 class Phase:
     rate: float  # count lines per second
-    p50_ms: float
-    p99_ms: float
+    idle_ms: tuple[float, float]  # /health p50, p99 before the updates are sent
+    busy_ms: tuple[float, float]  # /health p50, p99 while they are consumed
     console_requests: int
 
 
@@ -113,16 +126,23 @@ async def phase(stack: BenchStack, worker: Child, base: str, group: str, console
             asyncio.create_task(console_tab(tabs, base, urls, n * REFRESH_SECONDS / TABS, stop))
             for n in range(TABS if consoles else 0)
         ]
-        await asyncio.sleep(2 * REFRESH_SECONDS if consoles else 0)  # every tab under way
+        # The same settling time in both phases (the previous phase's publishing ends in
+        # it); its last part, every tab under way, is the idle window.
+        idle_from = time.monotonic() + SETTLE_SECONDS - IDLE_SECONDS
+        await asyncio.sleep(SETTLE_SECONDS)
         started = time.monotonic()
         await stack.publish(updates)
         done = await wait_caught_up(stack, worker, group, PHASE_LIMIT)
         stop.set()
-        latencies = await health
+        samples = await health
         requests = sum(await asyncio.gather(*clients))
     lines = sum(len(count.lines) for count in updates)
-    cuts = statistics.quantiles(latencies, n=100)
-    return Phase(lines / (done - started), cuts[49] * 1000, cuts[98] * 1000, requests)
+    return Phase(
+        lines / (done - started),
+        percentiles_ms(samples, idle_from, started),
+        percentiles_ms(samples, started, done),
+        requests,
+    )
 
 
 async def measure_load() -> dict[str, list[Phase]]:
@@ -198,9 +218,14 @@ def hook_cost(updates: int, seed: int = 7) -> tuple[list[float], list[float]]:
 
     without, with_totals = [], []
     with tempfile.TemporaryDirectory(prefix="variance-sync-b7b-") as tmp:
-        for attempt in range(3):
-            without.append(run(None, Path(tmp, f"plain-{attempt}")))
-            with_totals.append(run(AnalyticsTotals(), Path(tmp, f"totals-{attempt}")))
+        for attempt in range(max(RUNS, 5)):
+            # Alternating, so that a change in the machine's load favours neither.
+            first_plain = attempt % 2 == 0
+            for plain in (first_plain, not first_plain):
+                if plain:
+                    without.append(run(None, Path(tmp, f"plain-{attempt}")))
+                else:
+                    with_totals.append(run(AnalyticsTotals(), Path(tmp, f"totals-{attempt}")))
     return without, with_totals
 
 
@@ -208,18 +233,22 @@ def main() -> None:
     plain, totals = hook_cost(MICRO_UPDATES)
     phases = asyncio.run(measure_load())
     none, consoles = phases["none"], phases["consoles"]
+    figures = [
+        Figure.of("B7 consumption, no console", "lines/s", [p.rate for p in none]),
+        Figure.of(f"B7 consumption, {TABS} consoles", "lines/s", [p.rate for p in consoles]),
+    ]
+    for window in ("idle", "busy"):
+        for side, name in ((none, "no console"), (consoles, f"{TABS} consoles")):
+            for rank, label in enumerate(("p50", "p99")):
+                samples = [getattr(p, f"{window}_ms")[rank] for p in side]
+                figures.append(Figure.of(f"B7 /health {label} {window}, {name}", "ms", samples))
+    figures += [
+        Figure.of("B7b store writes without totals", "updates/s", plain),
+        Figure.of("B7b store writes with totals", "updates/s", totals),
+    ]
     report(
         "b7-console-load",
-        [
-            Figure.of("B7 consumption, no console", "lines/s", [p.rate for p in none]),
-            Figure.of(f"B7 consumption, {TABS} consoles", "lines/s", [p.rate for p in consoles]),
-            Figure.of("B7 /health p50, no console", "ms", [p.p50_ms for p in none]),
-            Figure.of(f"B7 /health p50, {TABS} consoles", "ms", [p.p50_ms for p in consoles]),
-            Figure.of("B7 /health p99, no console", "ms", [p.p99_ms for p in none]),
-            Figure.of(f"B7 /health p99, {TABS} consoles", "ms", [p.p99_ms for p in consoles]),
-            Figure.of("B7b store writes without totals", "updates/s", plain),
-            Figure.of("B7b store writes with totals", "updates/s", totals),
-        ],
+        figures,
         {
             "positions": POSITIONS,
             "count lines per phase": UPDATES,
@@ -230,8 +259,12 @@ def main() -> None:
                 p.rate for p in consoles
             )
             / statistics.median(p.rate for p in none),
-            "B7b cost with totals / without (medians)": statistics.median(plain)
+            "B7b time with totals / without (medians)": statistics.median(plain)
             / statistics.median(totals),
+            "B7b totals cost per update (us, medians)": (
+                1 / statistics.median(totals) - 1 / statistics.median(plain)
+            )
+            * 1e6,
         },
     )
 

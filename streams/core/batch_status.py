@@ -28,6 +28,14 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def web_address(host: str, port: int) -> str:
+    """Where others can reach a worker's views: a wildcard bind address names no host,
+    so the machine's name stands in for it (a pod's name in Kubernetes)."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - compared, never bound
+        host = socket.gethostname()
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 @dataclass(frozen=True, slots=True)
 class OpenBatch:
     feed: str

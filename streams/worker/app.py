@@ -18,6 +18,7 @@ from sinks.feed_publisher import FaultHook, PublisherOptions, no_faults
 from sinks.retry import Backoff
 from sinks.source_partition import SourcePartition
 from streams.config import KafkaConfig, Settings
+from streams.core.batch_status import web_address
 from streams.core.batching import WindowPolicy
 from streams.core.decision import Rules
 from streams.core.lag_status import LagPolicy
@@ -147,7 +148,7 @@ def build_runtime(
         publish_loop,
         send_status,
         policy=LagPolicy.for_window(settings.batching.window_seconds),
-        web=f"{settings.worker.web_host}:{settings.worker.web_port}",
+        web=web_address(settings.worker.web_host, settings.worker.web_port),
     )
     runtime = Runtime(
         app,

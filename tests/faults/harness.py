@@ -192,9 +192,7 @@ data_dir = "{self.tmp_path / "worker"}"
             assert not list((self.root / feed.value / "failed").iterdir()), (
                 f"{feed.value}/failed is not empty"
             )
-        code = cli(
-            ["reconcile", "--config", str(self.config), "--ledger", str(self.ledger)]
-        )
+        code = cli(["reconcile", "--config", str(self.config), "--ledger", str(self.ledger)])
         assert code == 0, "reconcile found drift"
         self.wait_caught_up()
         self.assert_tables_exact()

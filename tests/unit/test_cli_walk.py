@@ -113,7 +113,7 @@ def attempt(
     try:
         code = main(argv)
     except SystemExit as exit_:
-        code = int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
+        code = exit_.code if isinstance(exit_.code, int) else 0
     finally:
         for key, value in old.items():
             if value is None:

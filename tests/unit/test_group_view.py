@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
 
 from streams.core.batch_status import (
     DeadLetterSummary,
@@ -13,6 +14,7 @@ from streams.core.batch_status import (
     WorkerStatus,
     WriterSnapshot,
     latest_per_worker,
+    web_address,
 )
 from streams.core.group_view import (
     HISTORY_KEY,
@@ -241,3 +243,9 @@ def test_a_point_from_a_group_sample() -> None:
     )
     assert found.total == 8
     assert LagPoint.from_bytes(found.to_bytes()) == found
+
+
+def test_a_wildcard_bind_is_reported_under_the_machines_name() -> None:
+    assert web_address("127.0.0.1", 6066) == "127.0.0.1:6066"
+    assert web_address("0.0.0.0", 8080) == f"{socket.gethostname()}:8080"  # noqa: S104
+    assert web_address("::1", 6066) == "[::1]:6066"
