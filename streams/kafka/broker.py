@@ -56,6 +56,9 @@ DLQ_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 # stamped more than an hour ahead of its own clock (log.message.timestamp.after.max.ms),
 # and a worker whose clock runs ahead must not be stopped by that.
 STAMPED_ON_ARRIVAL = {"message.timestamp.type": "LogAppendTime"}
+# Status snapshots and lag-history samples are read back an hour at most (the console's
+# history); a day keeps them for a look after an incident without a week of disk.
+STATUS_RETENTION_MS = 24 * 3600 * 1000
 
 
 # The worker's changelog-backed tables (`streams.worker.tables`).
@@ -258,7 +261,7 @@ async def prepare_broker(kafka: KafkaConfig) -> BrokerFlavor:
         configs = {
             names.dlq: {"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES), **STAMPED_ON_ARRIVAL},
             names.dlq_redrives: STAMPED_ON_ARRIVAL,
-            names.status: STAMPED_ON_ARRIVAL,
+            names.status: {"retention.ms": str(STATUS_RETENTION_MS), **STAMPED_ON_ARRIVAL},
             **{key: {"cleanup.policy": "compact", **STAMPED_ON_ARRIVAL} for key in changelogs},
         }
         await ensure_topics(admin, kafka, wanted, configs)
