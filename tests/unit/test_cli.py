@@ -9,18 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli import main
 from streams.devstack.broker import free_port
 from tests.factories import variance, write_config
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.unit.cli_run import run
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli import main
 from streams.ops.config_check import setting_lines
 from tests.factories import write_config
+from tests.unit.cli_run import run
 
 MASKED = "*" * 10  # how pydantic dumps a set SecretStr
 SFTP = """
@@ -22,15 +22,6 @@ username = "acme"
 known_hosts = "known_hosts"
 password = "sftp-pass-do-not-print"
 """
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(autouse=True)

@@ -15,10 +15,10 @@ from sinks.exceptions import DestinationUnavailable
 from sinks.feeds import Feed
 from sinks.local import LocalDestination
 from sinks.rows import AdjustmentRow
-from streams.cli import main
 from streams.devstack.netsuite_sim import Importer, serve
 from streams.netsuite.ledger import balances, open_ledger, transactions
 from tests.factories import write_config
+from tests.unit.cli_run import run
 
 NAME = (
     "acme_InventoryAdjustmentFeed_2024-02-29-18_00_00_000_count-approved-p0_"
@@ -146,15 +146,6 @@ def test_import_times_come_from_the_clock(tmp_path: Path) -> None:
         asyncio.run(Importer(LocalDestination(root), ledger, clock=lambda: moment).run_pass())
         logged = ledger.execute("SELECT file, outcome, rows, at FROM imports").fetchall()
     assert logged == [(NAME, "archived", 0, "2024-03-01T12:00:00+00:00")]
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_user_errors_are_one_line_and_exit_2(

@@ -7,20 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli import main
+from tests.unit.cli_run import run
 
 # Port 9 (discard) is closed: a command that got as far as the broker would say so.
 NOWHERE = ["--bootstrap", "127.0.0.1:9"]
 BASE = ["replay", *NOWHERE, "--group", "g", "--topic", "t"]
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
