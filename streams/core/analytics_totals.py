@@ -131,7 +131,7 @@ def _move(
     before: Analytics = (old or {}).get("analytics") or {}
     after: Analytics = (new or {}).get("analytics") or {}
     if before == after:
-        return  # the common case for a position written without a new event
+        return  # nothing to move, as when a position is written back unchanged
     facility = str((new or old or {})["facility_id"])  # a key's facility never changes
     for key, value in after.items():
         previous = before.get(key)

@@ -9,8 +9,8 @@ reached the store, so they never reached the totals either. A partition is folde
 its store once it is active here and dropped when it is not: a worker restarts on a
 RocksDB folder that recovery only tops up, and a revoked partition's positions leave.
 
-Faust's stores have no public read of one partition, so the two reads below use the
-memory store's key index and the RocksDB store's per-partition databases.
+Faust's stores have no public read of one partition, so the reads below use the memory
+store's key index and the RocksDB store's per-partition databases.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ async def facts_off_loop(store: Any, partitions: Collection[int]) -> list[Fact]:
     if _is_rocksdb(store):
         dbs = [store._dbs[p] for p in partitions if p in store._dbs]
 
-        def fold() -> list[Fact]:
+        def read() -> list[Fact]:
             # A RocksDB iterator reads one consistent version of its database, so writes
             # the loop makes meanwhile are in it entirely or not at all.
             return [
@@ -104,7 +104,7 @@ async def facts_off_loop(store: Any, partitions: Collection[int]) -> list[Fact]:
                 for fact in facts(orjson.loads(raw) for _, raw in store._visible_items(db))
             ]
 
-        return await asyncio.to_thread(fold)
+        return await asyncio.to_thread(read)
     # The memory store (tests, development) is a dict the loop keeps writing: copy it here.
     wanted, owners = set(partitions), store._key_partition
     held = [v for k, v in list(store.data.items()) if owners.get(k) in wanted and v is not None]
