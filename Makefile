@@ -47,7 +47,7 @@ kafka-if-possible:
 	@if command -v mvn >/dev/null && command -v java >/dev/null; then $(MAKE) --no-print-directory kafka; \
 	else echo "no mvn or java: the Apache Kafka tests will skip (see docs/kafka.md)"; fi
 
-test: $(STAMP) kafka-if-possible ## run every test on Tansu and Apache Kafka (needs /usr/sbin/sshd, Java 17, Maven, chromium and chromedriver)
+test: $(STAMP) kafka-if-possible ## run every test on Tansu and Apache Kafka (needs /usr/sbin/sshd, Java 17, Maven, chromium and chromedriver, prometheus)
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 unit: $(STAMP) ## run the unit tests only (no servers)
