@@ -1,4 +1,4 @@
-"""B7: what open consoles cost the worker they watch, at BENCH_POSITIONS positions.
+"""B9: what open consoles cost the worker they watch, at BENCH_POSITIONS positions.
 
 One worker (RocksDB store) builds a table of BENCH_POSITIONS positions (default
 1,000,000) from counts that change nothing in NetSuite (`bench.recovery`). Then, BENCH_RUNS
@@ -11,7 +11,7 @@ while busy (from the first update sent until the group has committed the last).
 Reported: consumption rate and `/health` p50/p99 with and without the consoles, as
 medians with their spread.
 
-B7b, in process: the per-update cost of the running analytics totals, as the store
+B9b, in process: the per-update cost of the running analytics totals, as the store
 applies them (read the old position, decode it, move the totals), against the same store
 writes without them.
 """
@@ -234,20 +234,20 @@ def main() -> None:
     phases = asyncio.run(measure_load())
     none, consoles = phases["none"], phases["consoles"]
     figures = [
-        Figure.of("B7 consumption, no console", "lines/s", [p.rate for p in none]),
-        Figure.of(f"B7 consumption, {TABS} consoles", "lines/s", [p.rate for p in consoles]),
+        Figure.of("B9 consumption, no console", "lines/s", [p.rate for p in none]),
+        Figure.of(f"B9 consumption, {TABS} consoles", "lines/s", [p.rate for p in consoles]),
     ]
     for window in ("idle", "busy"):
         for side, name in ((none, "no console"), (consoles, f"{TABS} consoles")):
             for rank, label in enumerate(("p50", "p99")):
                 samples = [getattr(p, f"{window}_ms")[rank] for p in side]
-                figures.append(Figure.of(f"B7 /health {label} {window}, {name}", "ms", samples))
+                figures.append(Figure.of(f"B9 /health {label} {window}, {name}", "ms", samples))
     figures += [
-        Figure.of("B7b store writes without totals", "updates/s", plain),
-        Figure.of("B7b store writes with totals", "updates/s", totals),
+        Figure.of("B9b store writes without totals", "updates/s", plain),
+        Figure.of("B9b store writes with totals", "updates/s", totals),
     ]
     report(
-        "b7-console-load",
+        "b9-console-load",
         figures,
         {
             "positions": POSITIONS,
@@ -259,9 +259,9 @@ def main() -> None:
                 p.rate for p in consoles
             )
             / statistics.median(p.rate for p in none),
-            "B7b time with totals / without (medians)": statistics.median(plain)
+            "B9b time with totals / without (medians)": statistics.median(plain)
             / statistics.median(totals),
-            "B7b totals cost per update (us, medians)": (
+            "B9b totals cost per update (us, medians)": (
                 1 / statistics.median(totals) - 1 / statistics.median(plain)
             )
             * 1e6,
