@@ -20,6 +20,7 @@ cycle_count_memo = "Inventory cycle count by HotWax"
 timezone = "America/Chicago"
 file_prefix = "acme"
 synced_reasons = ["VAR_LOST", "VAR_STOLEN", "VAR_DAMAGED", "VAR_FOUND"]
+local_reasons = ["VAR_SAMPLE"]
 
 [netsuite.variance_locations]
 VAR_DAMAGED = "1099"
