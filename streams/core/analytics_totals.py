@@ -39,9 +39,12 @@ PartitionTotals = dict[Grouping, Totals]
 Pending = list[tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]]
 
 
-def fold(positions: Iterable[Mapping[str, Any]]) -> PartitionTotals:
-    """The totals of `positions` (one partition's store)."""
-    totals: PartitionTotals = {grouping: {} for grouping in GROUPINGS}
+def fold(
+    positions: Iterable[Mapping[str, Any]], into: PartitionTotals | None = None
+) -> PartitionTotals:
+    """The totals of `positions` (one partition's store), added to `into` if given: a
+    store can be folded a slice at a time."""
+    totals: PartitionTotals = into if into is not None else {g: {} for g in GROUPINGS}
     for position in positions:
         _move(totals, None, position)
     return totals
@@ -50,7 +53,7 @@ def fold(positions: Iterable[Mapping[str, Any]]) -> PartitionTotals:
 class AnalyticsTotals:
     """Running totals of the analytics of the positions in each tracked partition.
 
-    A partition's fold may read a consistent version of its store elsewhere (a thread)
+    A partition's fold may read a consistent version of its store a slice at a time
     while the store keeps changing: `start` marks the moment of that version, changes
     after it wait in order, and `finish` applies them on top of the fold."""
 
