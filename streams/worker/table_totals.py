@@ -10,10 +10,9 @@ its store once it is active here and dropped when it is not: a worker restarts o
 RocksDB folder that recovery only tops up, and a revoked partition's positions leave.
 
 Whole-partition reads run on the event loop a slice of `SLICE` positions at a time, not in
-a thread: the fold is pure Python, so a thread holds the GIL against the loop, and every
-wait of the loop's then costs a switch interval. Measured at 200,000 positions with the
-folds in a thread, the worker consumed at 0.05 times its rate and `/health` took 3 s at
-p99 (docs/performance.md, B9).
+a thread: the fold is pure Python, so a thread would hold the GIL against the loop for as
+long as the interpreter lets it, while a slice holds the loop a few milliseconds
+(docs/decisions.md has the measurements).
 
 Faust's stores have no public read of one partition, so the reads below use the memory
 store's key index and the RocksDB store's per-partition databases.
@@ -32,6 +31,7 @@ from streams.core.analytics import Fact, facts
 from streams.core.analytics_totals import AnalyticsTotals, answerable, fold
 
 SLICE = 500  # positions: a few milliseconds of the loop, then everything else's turn
+_ONE_FOLD = asyncio.Lock()
 T = TypeVar("T")
 
 
@@ -126,9 +126,11 @@ def _positions(store: Any, partitions: Collection[int]) -> Iterator[dict[str, An
 async def report_facts(table: Any, by: Sequence[str], filtered: bool) -> list[Fact]:
     """What a report grouped `by` (and `filtered` by day or not) folds, over the
     partitions `table` (a `WrittenThroughTable`) serves: from its running totals when they
-    hold the keys, else read off the loop."""
+    hold the keys, else read a slice at a time, one such read at a time: each is as large
+    as the table, and several at once would share the loop among themselves."""
     partitions = table.active_partitions()
     totals: AnalyticsTotals | None = table.totals
     if totals is not None and answerable(by):
         return list(totals.facts(partitions, by, filtered))
-    return await facts_in_slices(table.data, partitions)
+    async with _ONE_FOLD:
+        return await facts_in_slices(table.data, partitions)
