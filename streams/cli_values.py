@@ -21,6 +21,20 @@ SHORT_TOPICS: dict[str, str] = {
 }
 
 
+def add_bootstrap_option(parser: argparse.ArgumentParser) -> None:
+    """`--bootstrap`, the same for every command that talks to Kafka."""
+    parser.add_argument(
+        "--bootstrap",
+        type=bootstrap_arg,
+        default=None,
+        metavar="HOST:PORT",
+        help=(
+            "broker list, overriding $VARIANCE_SYNC_KAFKA__BOOTSTRAP, $KAFKA_BOOTSTRAP "
+            "and the config's kafka.bootstrap (default localhost:9092)"
+        ),
+    )
+
+
 def bootstrap_arg(text: str) -> str:
     """argparse type for `--bootstrap`."""
     try:

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from streams.cli_values import bootstrap_arg
+from streams.cli_values import add_bootstrap_option
 from streams.config import Settings, load_settings, resolve_bootstrap
 
 
@@ -17,16 +17,7 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="TOML config (default: $VARIANCE_SYNC_CONFIG or the sample)",
     )
-    parser.add_argument(
-        "--bootstrap",
-        type=bootstrap_arg,
-        default=None,
-        metavar="HOST:PORT",
-        help=(
-            "broker list, overriding $VARIANCE_SYNC_KAFKA__BOOTSTRAP, $KAFKA_BOOTSTRAP "
-            "and the config's kafka.bootstrap"
-        ),
-    )
+    add_bootstrap_option(parser)
 
 
 def add_execute_option(parser: argparse.ArgumentParser, action: str) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from schemas.exceptions import InvalidEvent
 from schemas.models import EventKind, ValidationLimits
-from streams.cli_values import bootstrap_arg, input_kind
+from streams.cli_values import add_bootstrap_option, input_kind
 from streams.config import KafkaConfig, load_settings, resolve_bootstrap
 from streams.errors import UsageError
 from streams.kafka.broker import TopicNames
@@ -34,16 +34,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         required=True,
         help="count-approved or variance-logged, or the full configured name of either",
     )
-    parser.add_argument(
-        "--bootstrap",
-        type=bootstrap_arg,
-        default=None,
-        metavar="HOST:PORT",
-        help=(
-            "broker list (default $VARIANCE_SYNC_KAFKA__BOOTSTRAP, $KAFKA_BOOTSTRAP, "
-            "the config's kafka.bootstrap, localhost:9092)"
-        ),
-    )
+    add_bootstrap_option(parser)
     parser.add_argument(
         "--config", type=Path, default=None, help="TOML config for topic names and limits"
     )
