@@ -17,6 +17,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
+from faust.exceptions import NotReady
 from prometheus_client import Gauge
 
 from sinks.feeds import Feed
@@ -145,8 +146,9 @@ class Monitor:
             try:
                 async with OffsetReader(self._kafka) as reader:
                     await self._loop(reader)
-            except (BrokerError, KafkaError, OSError) as exc:
-                # It only observes: a broker that is away must not stop the worker.
+            except (BrokerError, KafkaError, OSError, NotReady) as exc:
+                # It only observes: a broker that is away, or a producer already stopped
+                # while the worker stops, must not stop or crash the worker.
                 log.warning("lag monitor: %s; retrying", str(exc) or type(exc).__name__)
                 await asyncio.sleep(self._interval)
 
