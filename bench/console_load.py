@@ -195,7 +195,7 @@ def hook_cost(updates: int, seed: int = 7) -> tuple[list[float], list[float]]:
                 item_id="2",
                 quantity=-1 if counted is None else 0,
                 counted_quantity=counted,
-                row=None,
+                export=None,
                 reason_id=reason if counted is None else "CYCLE_COUNT",
                 day=day,
             )

@@ -17,8 +17,8 @@ import faust
 
 from streams.config import KafkaConfig
 from streams.kafka.broker import TopicNames
-from streams.worker import faust_worker
 from streams.worker.app import TANSU_SETTINGS
+from streams.worker.run import faust_worker
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from bench.stack import BenchStack, bench_stack, run_id, wait_ready, wait_until
 from bench.stats import Figure, report
 from bench.workload import build_backlog, exported
 from schemas.models import CountApproved
-from sinks.feeds import Feed
+from sinks.feeds import FEEDS
 from streams.config import KafkaConfig
 from streams.kafka.offsets import OffsetReader
 from streams.producer.client import Event, VarianceProducer
@@ -35,7 +35,7 @@ class Watcher:
     """Notes when each reference first appears in `csv/`."""
 
     def __init__(self, stack: BenchStack, run: str) -> None:
-        self._folders = [stack.sftp.root / run / feed.csv_dir for feed in Feed]
+        self._folders = [stack.sftp.root / run / feed.csv_dir for feed in FEEDS]
         self._read: set[str] = set()
         self.seen: dict[str, float] = {}
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from aiokafka import TopicPartition
 
 from bench.workload import facilities
-from sinks.feeds import Feed
+from sinks.feeds import FEEDS
 from streams.config import KafkaConfig, NetSuiteConfig, Settings, load_settings
 from streams.devstack.broker import EmbeddedBroker, LocalBroker, free_port
 from streams.devstack.kafka_broker import KafkaBroker, missing_parts
@@ -126,7 +126,7 @@ class BenchStack:
     def csv_rows(self, run: str) -> int:
         """Data rows in `csv/` of both feeds, as NetSuite would see them right now."""
         base = self.sftp.root / run
-        for feed in Feed:
+        for feed in FEEDS:
             folder = base / feed.csv_dir
             for path in folder.glob("*.csv") if folder.is_dir() else ():
                 if path not in self._rows_in:

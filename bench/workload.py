@@ -12,7 +12,6 @@ import random
 from dataclasses import dataclass
 
 from schemas.models import CountApproved
-from sinks.rows import AdjustmentRow
 from streams.config import NetSuiteConfig
 from streams.core.routing import route_count, route_variance
 from streams.devstack.sample import Catalog, SampleGenerator
@@ -68,4 +67,4 @@ def exported(event: Event, config: NetSuiteConfig) -> list[str]:
         rows = route_count(event, config).rows
     else:
         rows = route_variance(event, config).rows
-    return [row.reference_no if isinstance(row, AdjustmentRow) else row.external_id for row in rows]
+    return [row.reference for row in rows]

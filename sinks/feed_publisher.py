@@ -35,7 +35,7 @@ from typing import Any
 from sinks.csv_render import chunk_rows, render
 from sinks.destination import Destination
 from sinks.exceptions import LedgerConflict, SinkError, VerificationFailed
-from sinks.feeds import Feed
+from sinks.feeds import AnyFeed
 from sinks.ledger import BatchLedger, LedgerHead, Seal
 from sinks.manifest import BatchFile, build_manifest
 from sinks.naming import batch_file_name, parse_batch_file_name
@@ -56,7 +56,7 @@ async def no_faults(step: str) -> None:
 class FileAttempt:
     """One attempt to publish one file, reported to the caller for its metrics."""
 
-    feed: Feed
+    feed: AnyFeed
     seconds: float
     # When this attempt renamed the file into csv/, and the broker timestamps of its rows'
     # source records; None and () when it failed or another publisher got there first.
@@ -100,7 +100,7 @@ class FeedPublisher:
 
     def __init__(
         self,
-        feed: Feed,
+        feed: AnyFeed,
         source: SourcePartition,
         dest: Destination,
         ledger: BatchLedger,
@@ -121,7 +121,7 @@ class FeedPublisher:
         self._timer = timer
         self._observe = observe
         self._log = _Context(
-            log, {"feed": feed.value, "topic": source.topic, "partition": source.partition}
+            log, {"feed": feed.name, "topic": source.topic, "partition": source.partition}
         )
         # For the console only: the latest seal seen without its published record.
         self.sealed: tuple[int, int] | None = None
@@ -222,7 +222,7 @@ class FeedPublisher:
         """Render the sealed files again from re-consumed rows, split as sealed."""
         if len(rows) != seal.row_count:
             raise LedgerConflict(
-                f"{self.feed.value} {self.source.topic}[{self.source.partition}] offsets "
+                f"{self.feed.name} {self.source.topic}[{self.source.partition}] offsets "
                 f"{seal.start}-{seal.end} were sealed with {seal.row_count} rows but rebuild to "
                 f"{len(rows)}; was the routing config changed while a batch was in flight?"
             )

@@ -5,22 +5,22 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from sinks.destination import Destination
-from sinks.feeds import FEED_SUBDIRS, STATE_DIR, Feed
+from sinks.feeds import FEED_SUBDIRS, FEEDS, STATE_DIR
 
 LEDGER_DIR = f"{STATE_DIR}/ledger"
 MANIFESTS_DIR = f"{STATE_DIR}/manifests"
 
-# Every folder ensure_layout creates, relative to the base directory, in creation order.
-NETSUITE_TREE: tuple[str, ...] = (
-    *(f"{feed.value}/{sub}" for feed in Feed for sub in FEED_SUBDIRS),
-    LEDGER_DIR,
-    MANIFESTS_DIR,
-)
+
+def netsuite_tree() -> tuple[str, ...]:
+    """Every folder ensure_layout creates, relative to the base directory, in creation
+    order: each registered feed's folders, then ours."""
+    feeds = tuple(f"{feed.name}/{sub}" for feed in FEEDS for sub in FEED_SUBDIRS)
+    return (*feeds, LEDGER_DIR, MANIFESTS_DIR)
 
 
 async def ensure_layout(dest: Destination) -> None:
     """Create the feed folders and our state folders if missing; safe to repeat."""
-    for folder in NETSUITE_TREE:
+    for folder in netsuite_tree():
         await dest.makedirs(folder)
 
 

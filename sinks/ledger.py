@@ -32,7 +32,7 @@ from typing import Any
 
 from sinks.destination import Destination
 from sinks.exceptions import LedgerConflict, Superseded
-from sinks.feeds import STATE_DIR, Feed
+from sinks.feeds import STATE_DIR, AnyFeed
 from sinks.manifest import BatchFile, manifest_bytes, parse_manifest
 from sinks.source_partition import SourcePartition
 
@@ -72,12 +72,12 @@ class LedgerHead:
     published: bool
 
 
-def ledger_dir(feed: Feed, source: SourcePartition) -> str:
-    return f"{STATE_DIR}/ledger/{feed.value}/{source.topic}/p{source.partition}"
+def ledger_dir(feed: AnyFeed, source: SourcePartition) -> str:
+    return f"{STATE_DIR}/ledger/{feed.name}/{source.topic}/p{source.partition}"
 
 
-def manifests_dir(feed: Feed) -> str:
-    return f"{STATE_DIR}/manifests/{feed.value}"
+def manifests_dir(feed: AnyFeed) -> str:
+    return f"{STATE_DIR}/manifests/{feed.name}"
 
 
 def _start_name(start: int) -> str:
@@ -92,7 +92,7 @@ class BatchLedger:
         self._prune_every = prune_every
         self._unpruned: dict[str, int] = {}  # ledger folder -> batches since its last prune
 
-    async def head(self, feed: Feed, source: SourcePartition) -> LedgerHead | None:
+    async def head(self, feed: AnyFeed, source: SourcePartition) -> LedgerHead | None:
         folder = ledger_dir(feed, source)
         names = set(await self._dest.list_dir(folder))
         seals = sorted(name for name in names if name.endswith(SEAL_SUFFIX))
@@ -103,7 +103,7 @@ class BatchLedger:
         seal = await self._read_seal(f"{folder}/{latest}")
         return LedgerHead(seal=seal, published=f"{start}{PUBLISHED_SUFFIX}" in names)
 
-    async def claim(self, feed: Feed, source: SourcePartition, manifest: dict[str, Any]) -> Seal:
+    async def claim(self, feed: AnyFeed, source: SourcePartition, manifest: dict[str, Any]) -> Seal:
         """Seal this batch unless one starting at the same offset exists; return the winner.
         Raises `Superseded` when the partition is sealed past that start already."""
         folder = ledger_dir(feed, source)
@@ -114,7 +114,7 @@ class BatchLedger:
         return ours if won else await self._read_seal(target)
 
     async def claim_promotion(
-        self, feed: Feed, source: SourcePartition, seal: Seal, name: str, staged: str
+        self, feed: AnyFeed, source: SourcePartition, seal: Seal, name: str, staged: str
     ) -> str:
         """The staged upload that is to become `csv/<name>`: `staged`, unless another
         publisher of the seal named its own first."""
@@ -158,7 +158,7 @@ class BatchLedger:
         )
 
     async def record_published(
-        self, feed: Feed, source: SourcePartition, seal: Seal, published_at: datetime
+        self, feed: AnyFeed, source: SourcePartition, seal: Seal, published_at: datetime
     ) -> None:
         """Write the audit manifest, then the published record that closes the batch."""
         record = {**seal.manifest, "published_at": published_at.isoformat()}

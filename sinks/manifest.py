@@ -15,8 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sinks.feeds import Feed
-from sinks.rows import FeedRow
+from sinks.feeds import FEEDS, AnyFeed, FeedRow
 from sinks.source_partition import SourcePartition
 
 # Bumped when a key changes meaning, so readers of old manifests can tell.
@@ -54,7 +53,7 @@ class BatchFile:
 
 def build_manifest(
     *,
-    feed: Feed,
+    feed: AnyFeed,
     source: SourcePartition,
     start: int,
     end: int,
@@ -65,15 +64,15 @@ def build_manifest(
 ) -> Manifest:
     """The manifest of one batch as JSON-ready data.
 
-    Raises ValueError when the parts disagree: a row of the other feed, file row counts
+    Raises ValueError when the parts disagree: a row of another feed's type, file row counts
     that do not add up to `rows`, a bad offset range or a naive `created_at`.
     """
     if not 0 <= start <= end:
         raise ValueError(f"invalid offset range {start}..{end}")
     if created_at.utcoffset() is None:
         raise ValueError("created_at must be timezone-aware")
-    if any(row.feed is not feed for row in rows):
-        raise ValueError(f"a row of another feed in a {feed.value} batch")
+    if any(not isinstance(row, feed.row_type) for row in rows):
+        raise ValueError(f"a row of another feed in a {feed.name} batch")
     if sum(f.rows for f in files) != len(rows):
         raise ValueError(f"files hold {sum(f.rows for f in files)} rows, batch has {len(rows)}")
     totals: Counter[str] = Counter()
@@ -82,7 +81,7 @@ def build_manifest(
         totals.update(row.location_totals())
     return {
         "manifest_version": MANIFEST_VERSION,
-        "feed": feed.value,
+        "feed": feed.name,
         "import_map": feed.import_map,
         "source": {"topic": source.topic, "partition": source.partition},
         "offsets": {"start": start, "end": end},
@@ -110,7 +109,7 @@ def parse_manifest(data: bytes) -> Manifest:
     if bad:
         raise ValueError(f"not a manifest: missing or mistyped {', '.join(bad)}")
     manifest: Manifest = loaded  # an object with every required key, checked just above
-    if manifest["feed"] not in {feed.value for feed in Feed}:
+    if manifest["feed"] not in {feed.name for feed in FEEDS}:
         raise ValueError(f"not a manifest: unknown feed {manifest['feed']!r}")
     return manifest
 

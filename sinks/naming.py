@@ -16,16 +16,16 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sinks.feeds import Feed
+from sinks.feeds import FEEDS, AnyFeed
 from sinks.source_partition import SourcePartition
 
 # Leads every name, so it is also what keeps a name off `/`, `..` and whitespace.
 _PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-_LABELS = {feed.file_label: feed for feed in Feed}
 # Explicit [0-9]: `\d` would also accept non-ASCII digits, which int() happily parses.
 _NAME = re.compile(
     r"(?P<prefix>[A-Za-z0-9][A-Za-z0-9_-]{0,63})"
-    r"_(?P<label>" + "|".join(_LABELS) + r")"
+    # Any word: which feed it names is the registry's answer at parse time.
+    r"_(?P<label>[A-Za-z][A-Za-z0-9]*)"
     r"_(?P<ts>[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{2}_[0-9]{2}_[0-9]{2}_[0-9]{3})"
     r"_(?P<tag>[A-Za-z0-9-]+)-p(?P<partition>[0-9]+)"
     r"_(?P<start>[0-9]{12,})-(?P<end>[0-9]{12,})"
@@ -38,7 +38,7 @@ _NAME = re.compile(
 class ParsedBatchName:
     """The parts of a name made by `batch_file_name`. `timestamp` is UTC, to the ms."""
 
-    feed: Feed
+    feed: AnyFeed
     prefix: str
     timestamp: datetime
     topic_tag: str
@@ -56,7 +56,7 @@ def is_valid_prefix(prefix: str) -> bool:
 
 def batch_file_name(  # noqa: PLR0917 - the signature the publisher and ledger call
     prefix: str,
-    feed: Feed,
+    feed: AnyFeed,
     first_event_at: datetime,
     source: SourcePartition,
     start: int,
@@ -87,11 +87,12 @@ def batch_file_name(  # noqa: PLR0917 - the signature the publisher and ledger c
 def parse_batch_file_name(name: str) -> ParsedBatchName | None:
     """The parts of `name`, or None when it is not a name `batch_file_name` would make."""
     match = _NAME.fullmatch(name)
-    if match is None:
+    feed = FEEDS.labelled(match["label"]) if match is not None else None
+    if match is None or feed is None:
         return None
     try:
         parsed = ParsedBatchName(
-            feed=_LABELS[match["label"]],
+            feed=feed,
             prefix=match["prefix"],
             timestamp=datetime.strptime(match["ts"] + "000", "%Y-%m-%d-%H_%M_%S_%f").replace(
                 tzinfo=UTC

@@ -38,7 +38,7 @@ from sinks.feed_publisher import (
     ignore_attempt,
     no_faults,
 )
-from sinks.feeds import Feed
+from sinks.feeds import AnyFeed
 from sinks.ledger import BatchLedger
 from sinks.retry import Backoff
 from sinks.rows import PendingRow
@@ -68,7 +68,7 @@ class WriterStatus:
 class PartitionWriter:
     def __init__(
         self,
-        feed: Feed,
+        feed: AnyFeed,
         source: SourcePartition,
         dest: Destination,
         ledger: BatchLedger,
@@ -123,7 +123,7 @@ class PartitionWriter:
         wait = self._backoff.not_before - self._clock()
         retry = round(wait, 1) if self.state in (WriterState.RETRYING, WriterState.PARKED) else None
         return WriterStatus(
-            self.feed.value,
+            self.feed.name,
             self.source.topic,
             self.source.partition,
             self.state.value,
@@ -174,4 +174,4 @@ class PartitionWriter:
 
     @property
     def _label(self) -> str:
-        return f"{self.feed.value} {self.source.topic}[{self.source.partition}]"
+        return f"{self.feed.name} {self.source.topic}[{self.source.partition}]"

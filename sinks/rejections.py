@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sinks.destination import Destination
-from sinks.feeds import Feed
+from sinks.feeds import FEEDS, AnyFeed
 from sinks.naming import parse_batch_file_name
 
 ERROR_HEADER = ("fileName", "errorMessage")
@@ -49,7 +49,7 @@ def parse_error_file(data: bytes) -> tuple[str, ...]:
 
 
 def rejections(
-    feed: Feed, failed: Iterable[str], errors: Mapping[str, tuple[str, ...]]
+    feed: AnyFeed, failed: Iterable[str], errors: Mapping[str, tuple[str, ...]]
 ) -> list[Rejection]:
     """One rejection per file in `failed/` or named by an error file, by file name."""
     present = set(failed)
@@ -59,7 +59,7 @@ def rejections(
         parsed = parse_batch_file_name(name)
         found.append(
             Rejection(
-                feed=feed.value,
+                feed=feed.name,
                 file=name,
                 in_failed=name in present,
                 errors=explained.get(name, ()),
@@ -70,7 +70,7 @@ def rejections(
 
 
 class RejectionReader:
-    """Lists `failed/` and `error/` of both feeds. An error file is read again only when its
+    """Lists `failed/` and `error/` of every feed. An error file is read again only when its
     size changed, so a folder of old rejections costs one listing and one stat per file."""
 
     def __init__(self, dest: Destination) -> None:
@@ -80,7 +80,7 @@ class RejectionReader:
     async def read(self) -> list[Rejection]:
         found: list[Rejection] = []
         seen: set[str] = set()
-        for feed in Feed:
+        for feed in FEEDS:
             failed = await self._dest.list_dir(feed.failed_dir)
             errors: dict[str, tuple[str, ...]] = {}
             for name in await self._dest.list_dir(feed.error_dir):

@@ -16,10 +16,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import NoReturn
 
-from streams.config import ConfigError
 from streams.devstack import netsuite_sim
-from streams.errors import UsageError
-from streams.kafka.broker import BrokerError
+from streams.errors import StreamsError, UsageError
 from streams.logs import FORMATS, configure
 from streams.ops import config_check, dlq, lag, rebuild, reconcile, replay, report
 from streams.ops.common import add_connection_options, settings_from
@@ -152,7 +150,7 @@ def check_dev_ports(kafka_port: int, sftp_port: int) -> None:
 
 def _worker(args: argparse.Namespace) -> int:
     from streams.devstack.faults import fault_hook_from_env
-    from streams.worker import run_worker
+    from streams.worker.run import run_worker
 
     # The crash tests' kill points come from the dev stack, never from the worker itself.
     run_worker(settings_from(args), faults=fault_hook_from_env(), log_format=args.log_format)
@@ -172,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = handler(args)
         sys.stdout.flush()  # here, so that a closed pipe is seen while we can handle it
-    except (ConfigError, BrokerError, UsageError) as exc:
+    except StreamsError as exc:
+        # Every error of ours is phrased for the operator: one line, never a traceback.
         print(f"variance-sync: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -32,6 +32,7 @@ from pydantic_settings import (
 from pydantic_settings.sources import InitSettingsSource, NestedSecretsSettingsSource
 
 from sinks.naming import is_valid_prefix
+from streams.errors import StreamsError
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "variance-sync.toml"
 
@@ -39,7 +40,7 @@ NetSuiteId = Annotated[str, Field(pattern=r"^[0-9]{1,18}$", description="NetSuit
 ReasonId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")]
 
 
-class ConfigError(Exception):
+class ConfigError(StreamsError):
     """A configuration problem, phrased as one line for the operator."""
 
 

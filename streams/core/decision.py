@@ -29,12 +29,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, assert_never
 
 from schemas.codec import decode_event
 from schemas.exceptions import DecodeError, SchemaError
 from schemas.models import CountApproved, EventKind, ValidationLimits, VarianceLogged
-from sinks.feeds import Feed
+from sinks.feeds import AnyFeed
 from sinks.rows import PendingRow
 from streams.config import NetSuiteConfig, PermissionsConfig, Settings
 from streams.core.dead_letter import DeadLetter, ErrorClass, SourceRecord
@@ -50,6 +50,7 @@ from streams.core.positions import (
 )
 from streams.core.progress import Progress
 from streams.core.routing import Routed, UnroutableEvent, route_count, route_variance
+from streams.errors import StreamsError
 
 Event = CountApproved | VarianceLogged
 
@@ -121,7 +122,7 @@ class Apply:
     """Write these positions and batch these rows (none for a producer's duplicate)."""
 
     writes: tuple[tuple[str, dict[str, Any]], ...]
-    rows: Mapping[Feed, tuple[PendingRow, ...]]
+    rows: Mapping[AnyFeed, tuple[PendingRow, ...]]
     outcome: Outcome
     routed: Routed
     pruned: bool = False  # a write forgot an applied event (`streams.core.positions`)
@@ -130,7 +131,7 @@ class Apply:
 Decision = Skip | Reject | Apply
 
 
-class Rejected(Exception):
+class Rejected(StreamsError):
     def __init__(self, error_class: ErrorClass, reason: str, role: str | None = None) -> None:
         super().__init__(reason)
         self.error_class = error_class
@@ -226,9 +227,13 @@ def _limits(record: SourceRecord, rules: Rules) -> ValidationLimits:
 
 
 def _route(event: Event, netsuite: NetSuiteConfig) -> Routed:
-    if isinstance(event, CountApproved):
-        return route_count(event, netsuite)
-    return route_variance(event, netsuite)
+    match event:
+        case CountApproved():
+            return route_count(event, netsuite)
+        case VarianceLogged():
+            return route_variance(event, netsuite)
+        case _:
+            assert_never(event)
 
 
 def record_time_ms(record: SourceRecord, event: Event) -> int:
@@ -288,11 +293,12 @@ def _position(stored: Any) -> Position | None:
     return Position.from_json(stored) if stored is not None else None
 
 
-def _rows(record: SourceRecord, accepted: Accepted) -> dict[Feed, tuple[PendingRow, ...]]:
+def _rows(record: SourceRecord, accepted: Accepted) -> dict[AnyFeed, tuple[PendingRow, ...]]:
     # Rows come from the event alone, even for a re-delivery: whether they are already
     # published is the ledger's call, not the table's.
     record_at = datetime.fromtimestamp((record.timestamp_ms or 0) / 1000, tz=UTC)
-    rows: dict[Feed, list[PendingRow]] = defaultdict(list)
-    for row in accepted.routed.rows:
-        rows[row.feed].append(PendingRow(record.offset, row, record_at, accepted.schema_version))
+    rows: dict[AnyFeed, list[PendingRow]] = defaultdict(list)
+    for export in accepted.routed.exports:
+        pending = PendingRow(record.offset, export.row, record_at, accepted.schema_version)
+        rows[export.feed].append(pending)
     return {feed: tuple(found) for feed, found in rows.items()}

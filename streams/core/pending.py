@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from sinks.feeds import Feed
+from sinks.feeds import AnyFeed
 from sinks.rows import PendingRow
 from sinks.source_partition import SourcePartition
 from streams.core.batching import FeedBatcher
 from streams.core.progress import DeadLetterMark, Progress
+from streams.errors import StreamsError
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class MemoryProgress:
         self.saved[source] = progress.to_json()
 
 
-class GapRefused(RuntimeError):
+class GapRefused(StreamsError):
     """A record was to be taken past offsets not yet consumed: a bug, never a decision."""
 
 
@@ -98,7 +99,7 @@ class Halt:
 
 class SourceState:
     def __init__(
-        self, source: SourcePartition, feeds: Sequence[Feed], *, durable_gate: bool = False
+        self, source: SourcePartition, feeds: Sequence[AnyFeed], *, durable_gate: bool = False
     ) -> None:
         self.source = source
         self.batchers = {feed: FeedBatcher() for feed in feeds}
@@ -159,7 +160,7 @@ class SourceState:
         self.awaiting = None
 
     def record(
-        self, offset: int, event: Ackable, rows: Mapping[Feed, Sequence[PendingRow]], now: float
+        self, offset: int, event: Ackable, rows: Mapping[AnyFeed, Sequence[PendingRow]], now: float
     ) -> None:
         """Take a consumed event and its rows (none for invalid or duplicate events)."""
         if self.delivery(offset) is not Delivery.NEXT:
@@ -255,7 +256,7 @@ class SourceRegistry:
 
     def __init__(
         self,
-        feeds_by_topic: Mapping[str, Sequence[Feed]],
+        feeds_by_topic: Mapping[str, Sequence[AnyFeed]],
         *,
         durable_gate: bool = False,
         progress: ProgressStore | None = None,

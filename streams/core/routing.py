@@ -9,16 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from schemas.models import CountApproved, CountLine, VarianceLogged
-from sinks.rows import AdjustmentRow, FeedRow, TransferRow
+from schemas.models import CountApproved, CountLine, EventKind, VarianceLogged
+from sinks.feeds import FEEDS, FeedExport, FeedRegistry, FeedRow, RowFacts
 from streams.config import NetSuiteConfig
+from streams.errors import StreamsError
 
 SKIPPED = "SKIPPED"
 # The reason under which count lines with a variance are analysed (HotWax's cycle counts).
 CYCLE_COUNT = "CYCLE_COUNT"
 
 
-class UnroutableEvent(Exception):
+class UnroutableEvent(StreamsError):
     """The event is valid on its own but cannot be mapped to NetSuite (a DLQ reason)."""
 
 
@@ -32,13 +33,13 @@ class Change:
     item_id: str
     quantity: int
     counted_quantity: int | None
-    row: FeedRow | None
+    export: FeedExport | None
     reason_id: str = CYCLE_COUNT  # a logged variance's reason; count lines: CYCLE_COUNT
     day: str = ""  # the retailer's business day of the event, YYYY-MM-DD
 
     @property
     def exported(self) -> bool:
-        return self.row is not None
+        return self.export is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +48,12 @@ class Routed:
     unexported_reason: str | None = None
 
     @property
+    def exports(self) -> list[FeedExport]:
+        return [change.export for change in self.changes if change.export is not None]
+
+    @property
     def rows(self) -> list[FeedRow]:
-        return [change.row for change in self.changes if change.row is not None]
+        return [export.row for export in self.exports]
 
 
 def local_date(moment: datetime, config: NetSuiteConfig) -> date:
@@ -80,25 +85,30 @@ def variance_reference(event: VarianceLogged) -> str:
     return f"VL-{event.event_id}"
 
 
-def route_count(event: CountApproved, config: NetSuiteConfig) -> Routed:
+def route_count(
+    event: CountApproved, config: NetSuiteConfig, feeds: FeedRegistry = FEEDS
+) -> Routed:
     location = resolve_location(event.facility_id, event.netsuite_location_id, config)
     on = local_date(event.occurred_at, config)
     changes = []
     for line in event.lines:
         if line.decision_outcome == SKIPPED:
             continue
-        row = None
+        export = None
         if line.variance_quantity != 0:
-            row = AdjustmentRow(
-                reference_no=count_reference(event, line),
-                adjustment_account_id=config.adjustment_account_id,
+            facts = RowFacts(
+                kind=EventKind.COUNT_APPROVED,
+                reason_id=CYCLE_COUNT,
+                reference=count_reference(event, line),
                 item_id=line.netsuite_item_id,
                 quantity=line.variance_quantity,
                 location_id=location,
-                date=on,
+                on=on,
                 memo=config.cycle_count_memo,
+                adjustment_account_id=config.adjustment_account_id,
                 subsidiary_id=config.subsidiary_id,
             )
+            export = feed_export(facts, feeds)
         changes.append(
             Change(
                 facility_id=event.facility_id,
@@ -107,16 +117,35 @@ def route_count(event: CountApproved, config: NetSuiteConfig) -> Routed:
                 item_id=line.netsuite_item_id,
                 quantity=line.variance_quantity,
                 counted_quantity=line.counted_quantity,
-                row=row,
+                export=export,
                 day=on.isoformat(),
             )
         )
     return Routed(tuple(changes))
 
 
-def route_variance(event: VarianceLogged, config: NetSuiteConfig) -> Routed:
+def route_variance(
+    event: VarianceLogged, config: NetSuiteConfig, feeds: FeedRegistry = FEEDS
+) -> Routed:
     location = resolve_location(event.facility_id, event.netsuite_location_id, config)
-    row = variance_row(event, location, config)
+    on = local_date(event.occurred_at, config)
+    export = None
+    # Reasons NetSuite does not track change the table only.
+    if event.reason_id in config.synced_reasons:
+        facts = RowFacts(
+            kind=EventKind.VARIANCE_LOGGED,
+            reason_id=event.reason_id,
+            reference=variance_reference(event),
+            item_id=event.netsuite_item_id,
+            quantity=event.quantity,
+            location_id=location,
+            on=on,
+            memo=event.reason_description or event.reason_id,
+            adjustment_account_id=config.adjustment_account_id,
+            subsidiary_id=config.subsidiary_id,
+            variance_location_id=config.variance_locations.get(event.reason_id),
+        )
+        export = feed_export(facts, feeds)
     change = Change(
         facility_id=event.facility_id,
         product_id=event.product_id,
@@ -124,44 +153,20 @@ def route_variance(event: VarianceLogged, config: NetSuiteConfig) -> Routed:
         item_id=event.netsuite_item_id,
         quantity=event.quantity,
         counted_quantity=None,
-        row=row,
+        export=export,
         reason_id=event.reason_id,
-        day=local_date(event.occurred_at, config).isoformat(),
+        day=on.isoformat(),
     )
-    unexported = None if row is not None else event.reason_id
+    unexported = None if export is not None else event.reason_id
     return Routed((change,), unexported_reason=unexported)
 
 
-def variance_row(event: VarianceLogged, location: str, config: NetSuiteConfig) -> FeedRow | None:
-    """The transfer row for a reason with a variance location, an adjustment row for any
-    other synced reason, and nothing for reasons NetSuite does not track."""
-    if event.reason_id not in config.synced_reasons:
-        return None
-    memo = event.reason_description or event.reason_id
-    on = local_date(event.occurred_at, config)
-    variance_location = config.variance_locations.get(event.reason_id)
-    if variance_location is None:
-        return AdjustmentRow(
-            reference_no=variance_reference(event),
-            adjustment_account_id=config.adjustment_account_id,
-            item_id=event.netsuite_item_id,
-            quantity=event.quantity,
-            location_id=location,
-            date=on,
-            memo=memo,
-            subsidiary_id=config.subsidiary_id,
+def feed_export(facts: RowFacts, feeds: FeedRegistry) -> FeedExport:
+    """The row for `facts` in the feed that claims it; unroutable when none does."""
+    feed = feeds.route(facts)
+    if feed is None:
+        raise UnroutableEvent(
+            f"no NetSuite feed takes {facts.reference} (reason {facts.reason_id}); "
+            f"feeds: {', '.join(feeds.names())}"
         )
-    # NetSuite transfers move a positive quantity; the sign picks the direction.
-    source, target = (
-        (location, variance_location) if event.quantity < 0 else (variance_location, location)
-    )
-    return TransferRow(
-        external_id=variance_reference(event),
-        item_id=event.netsuite_item_id,
-        quantity=abs(event.quantity),
-        from_location_id=source,
-        to_location_id=target,
-        date=on,
-        memo=memo,
-        subsidiary_id=config.subsidiary_id,
-    )
+    return FeedExport(feed, feed.row(facts))

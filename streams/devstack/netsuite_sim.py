@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
+from schemas.models import EventKind
 from sinks.destination import Destination
 from sinks.exceptions import SinkError
-from sinks.feeds import Feed
+from sinks.feeds import ADJUSTMENT, FEEDS, AnyFeed
 from streams.config import load_settings
 from streams.destination_factory import make_destination
 from streams.devstack import netsuite_report
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LEDGER = Path("var/netsuite-sim.sqlite")
 DEFAULT_INTERVAL = 15.0
-CYCLE_COUNT_DIR = f"{Feed.ADJUSTMENT.value}/cycle_count"
+CYCLE_COUNT_DIR = f"{ADJUSTMENT.name}/cycle_count"
 # NetSuite's own outputs are staged here and renamed into place, so that the OMS (or
 # our monitor) never reads half an acknowledgement or error file.
 TEMP_DIR = ".netsuite-sim"
@@ -82,19 +83,19 @@ class Importer:
 
     async def run_pass(self) -> PassResult:
         result = PassResult()
-        for feed in Feed:
+        for feed in FEEDS:
             # Our batch names carry the first event's UTC time right after the feed
             # label, so name order is time order: NetSuite's "list by date".
             names = sorted(await self._dest.list_dir(feed.csv_dir))
             if names:
                 for folder in (feed.archive_dir, feed.failed_dir, feed.error_dir, CYCLE_COUNT_DIR):
                     await self._dest.makedirs(folder)
-                await self._dest.makedirs(f"{feed.value}/{TEMP_DIR}")
+                await self._dest.makedirs(f"{feed.name}/{TEMP_DIR}")
             for name in names:
                 await self._import(feed, name, result)
         return result
 
-    async def _import(self, feed: Feed, name: str, result: PassResult) -> None:
+    async def _import(self, feed: AnyFeed, name: str, result: PassResult) -> None:
         source = f"{feed.csv_dir}/{name}"
         data = await self._dest.read(source)
         if data is None:
@@ -120,10 +121,10 @@ class Importer:
                 result.failed += 1
                 return
             # Booked before the move, so a pass that dies in between is finished above.
-            record_import(self._ledger, booked, file=name, feed=feed.value, at=self._now())
+            record_import(self._ledger, booked, file=name, feed=feed.name, at=self._now())
             rows = len(booked)
-        if feed is Feed.ADJUSTMENT:
-            await self._acknowledge(name)
+        if EventKind.COUNT_APPROVED in feed.kinds:
+            await self._acknowledge(feed, name)
         if not await self._dest.rename_noreplace(source, archived):
             log.warning("%s: %s appeared meanwhile; left in csv/", source, archived)
             return
@@ -131,17 +132,19 @@ class Importer:
         result.imported += 1
         result.rows += rows
 
-    async def _acknowledge(self, name: str) -> None:
+    async def _acknowledge(self, feed: AnyFeed, name: str) -> None:
+        """NetSuite's acknowledgement of the cycle counts that file `name` booked; it
+        writes them beside the adjustment feed, whichever feed took the count rows."""
         acks = [
             (count, tid)
-            for tid, ref in _booked(self._ledger, Feed.ADJUSTMENT, name)
+            for tid, ref in _booked(self._ledger, feed, name)
             if (count := cycle_count_id(ref))
         ]
         if acks:
             target = f"{CYCLE_COUNT_DIR}/{PurePosixPath(name).stem}_ack.csv"
-            await self._write_atomically(Feed.ADJUSTMENT, target, render_ack(acks))
+            await self._write_atomically(ADJUSTMENT, target, render_ack(acks))
 
-    async def _fail(self, feed: Feed, name: str, problems: tuple[str, ...]) -> None:
+    async def _fail(self, feed: AnyFeed, name: str, problems: tuple[str, ...]) -> None:
         source = f"{feed.csv_dir}/{name}"
         failed_name = await self._free_failed_name(feed, name)
         # The error file first: whoever sees the file in failed/ finds its reason ready.
@@ -151,10 +154,10 @@ class Importer:
             log.warning("%s: failed/%s appeared meanwhile; retrying next pass", source, failed_name)
             return
         summary = FileRejected(problems).summary
-        record_failure(self._ledger, file=name, feed=feed.value, error=summary, at=self._now())
+        record_failure(self._ledger, file=name, feed=feed.name, error=summary, at=self._now())
         log.warning("%s: failed: %s", source, summary)
 
-    async def _free_failed_name(self, feed: Feed, name: str) -> str:
+    async def _free_failed_name(self, feed: AnyFeed, name: str) -> str:
         """`name`, or `<stem>~N<suffix>` when failed/ already holds a file of that name.
 
         Nothing in failed/ is ever replaced: it is the evidence of an earlier rejection.
@@ -165,8 +168,8 @@ class Importer:
             candidate = f"{path.stem}~{attempt}{path.suffix}"
         return candidate
 
-    async def _write_atomically(self, feed: Feed, target: str, data: bytes) -> None:
-        temp = f"{feed.value}/{TEMP_DIR}/{PurePosixPath(target).name}"
+    async def _write_atomically(self, feed: AnyFeed, target: str, data: bytes) -> None:
+        temp = f"{feed.name}/{TEMP_DIR}/{PurePosixPath(target).name}"
         await self._dest.write(temp, data)
         await self._dest.rename_replace(temp, target)
 
@@ -174,20 +177,19 @@ class Importer:
         return self._clock().isoformat(timespec="seconds")
 
 
-def _last_outcome(ledger: sqlite3.Connection, feed: Feed, name: str) -> str | None:
+def _last_outcome(ledger: sqlite3.Connection, feed: AnyFeed, name: str) -> str | None:
     row = ledger.execute(
         "SELECT outcome FROM imports WHERE feed = ? AND file = ? ORDER BY rowid DESC LIMIT 1",
-        (feed.value, name),
+        (feed.name, name),
     ).fetchone()
     return None if row is None else str(row[0])
 
 
-def _booked(ledger: sqlite3.Connection, feed: Feed, name: str) -> list[tuple[int, str]]:
+def _booked(ledger: sqlite3.Connection, feed: AnyFeed, name: str) -> list[tuple[int, str]]:
     """(transaction id, Reference No or External Id) of what file `name` booked."""
-    kind = "adjustment" if feed is Feed.ADJUSTMENT else "transfer"
     rows = ledger.execute(
         "SELECT id, reference FROM transactions WHERE kind = ? AND file = ? ORDER BY id",
-        (kind, name),
+        (feed.record.value, name),
     )
     return [(int(tid), str(reference)) for tid, reference in rows]
 
@@ -214,7 +216,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="between passes (default %(default)g)",
     )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--once", action="store_true", help="one pass over both feeds, then exit")
+    mode.add_argument("--once", action="store_true", help="one pass over every feed, then exit")
     mode.add_argument(
         "--report", action="store_true", help="summarise the books (--full: every line)"
     )

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from sinks.feeds import Feed
+from sinks.feeds import FEEDS
 from sinks.layout import ensure_layout
 from sinks.local import LocalDestination
 from sinks.sftp import SFTPDestination
@@ -270,8 +270,7 @@ def print_banner(
         "variance-sync dev is running (Ctrl-C, SIGTERM or closing the terminal stops everything)",
         f"  Kafka broker             : {broker.bootstrap} ({kind})",
         f"  SFTP (asyncssh)          : {sftp.username}@127.0.0.1:{sftp.port}, root {data / 'sftp'}",
-        f"  adjustment CSVs land in  : {root / Feed.ADJUSTMENT.csv_dir}",
-        f"  transfer CSVs land in    : {root / Feed.TRANSFER.csv_dir}",
+        *(f"  {feed.name + ' CSVs':<25}: {root / feed.csv_dir}" for feed in FEEDS),
         f"  batch manifests          : {root / 'variance-sync' / 'manifests'}",
         f"  logs                     : {data / 'logs'}",
         f"  worker environment       : {data / 'stack.env'}",

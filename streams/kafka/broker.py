@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, assert_never
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -36,8 +36,9 @@ from aiokafka.errors import (
 from aiokafka.protocol.metadata import MetadataRequest
 
 from schemas.models import EventKind
-from sinks.feeds import Feed
+from sinks.feeds import FEEDS, AnyFeed
 from streams.config import KafkaConfig
+from streams.errors import StreamsError
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,13 @@ class BrokerFlavor(StrEnum):
     TANSU = "tansu"
 
 
-class BrokerError(Exception):
-    """The broker is unreachable or its topics do not match what we need; one line."""
+class BrokerError(StreamsError):
+    """The broker is unreachable or its topics do not match what we need; one line.
+
+    Retriable: the broker may come back, and a worker may create a missing topic.
+    """
+
+    retriable = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,15 +112,19 @@ class TopicNames:
         }
 
     def for_kind(self, kind: EventKind) -> str:
-        return self.count_approved if kind is EventKind.COUNT_APPROVED else self.variance_logged
+        match kind:
+            case EventKind.COUNT_APPROVED:
+                return self.count_approved
+            case EventKind.VARIANCE_LOGGED:
+                return self.variance_logged
+            case _:
+                assert_never(kind)
 
     @property
-    def feeds(self) -> dict[str, tuple[Feed, ...]]:
-        """Which feeds each input topic can produce rows for."""
-        return {
-            self.count_approved: (Feed.ADJUSTMENT,),
-            self.variance_logged: (Feed.ADJUSTMENT, Feed.TRANSFER),
-        }
+    def feeds(self) -> dict[str, tuple[AnyFeed, ...]]:
+        """Which feeds each input topic can produce rows for: the feeds that take its
+        kind of event (`FeedSpec.kinds`)."""
+        return {topic: FEEDS.for_kind(kind) for topic, kind in self.kinds.items()}
 
 
 async def _described(admin: AIOKafkaAdminClient, topics: list[str]) -> list[dict[str, Any]]:

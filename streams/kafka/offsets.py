@@ -34,13 +34,8 @@ from aiokafka.protocol.commit import OffsetFetchRequest
 from aiokafka.protocol.group import LeaveGroupRequest
 
 from streams.config import KafkaConfig
-from streams.kafka.broker import (
-    BrokerError,
-    BrokerFlavor,
-    client_options,
-    detect_flavor,
-    unreachable,
-)
+from streams.kafka.broker import BrokerError, client_options, detect_flavor, unreachable
+from streams.kafka.traits import BrokerTraits
 
 T = TypeVar("T")
 FETCH_TIMEOUT = 10.0
@@ -70,6 +65,7 @@ class OffsetReader:
         self._kafka = kafka
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._traits: BrokerTraits | None = None
 
     async def __aenter__(self) -> OffsetReader:
         options = client_options(self._kafka)
@@ -166,8 +162,11 @@ class OffsetReader:
             return True
         return any(offset is not None for offset in (await self.committed(group, tps)).values())
 
-    async def flavor(self) -> BrokerFlavor:
-        return await detect_flavor(self.admin, self._kafka)
+    async def traits(self) -> BrokerTraits:
+        """What the broker offers; its flavor is asked once per reader, when first needed."""
+        if self._traits is None:
+            self._traits = BrokerTraits.of(await detect_flavor(self.admin, self._kafka))
+        return self._traits
 
     async def remove_members(self, group: str, members: Sequence[str]) -> None:
         """LeaveGroup on behalf of each member. Tansu never expires a member, and one whose

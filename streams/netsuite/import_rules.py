@@ -14,10 +14,12 @@ import io
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
+from typing import assert_never
 
-from sinks.csv_render import ADJUSTMENT_HEADER, NETSUITE_MAX_ROWS, TRANSFER_HEADER
-from sinks.feeds import Feed
+from sinks.csv_render import NETSUITE_MAX_ROWS
+from sinks.feeds import AnyFeed, NetSuiteRecord
 from sinks.rejections import ERROR_HEADER
+from streams.errors import StreamsError
 from streams.netsuite.ledger import Transaction
 
 # streams.core.routing.variance_reference: logged variances are `VL-<event_id>`; every other
@@ -25,8 +27,6 @@ from streams.netsuite.ledger import Transaction
 VARIANCE_REFERENCE_PREFIX = "VL-"
 ACK_HEADER = ("workEffortId", "externalId")
 
-_ADJUSTMENT_IDS = ("Adjustment Account", "Item", "Location", "Subsidiary")
-_TRANSFER_IDS = ("Item", "From Location", "To Location", "Subsidiary")
 # ASCII only: str.isdigit() and `\d` would also accept other scripts' digits.
 _INTERNAL_ID = re.compile(r"[0-9]{1,18}")
 _INTEGER = re.compile(r"-?[0-9]+")
@@ -35,7 +35,7 @@ _MAX_QUANTITY_DIGITS = 15
 _DATE = re.compile(r"(?P<month>[0-9]{2})/(?P<day>[0-9]{2})/(?P<year>[0-9]{4})")
 
 
-class FileRejected(Exception):
+class FileRejected(StreamsError):
     """The file breaks the import map; `problems` lists each break, in file order."""
 
     def __init__(self, problems: Sequence[str]) -> None:
@@ -49,16 +49,12 @@ class FileRejected(Exception):
         return self.problems[0] + (f" (and {more} more)" if more else "")
 
 
-def header_of(feed: Feed) -> tuple[str, ...]:
-    return ADJUSTMENT_HEADER if feed is Feed.ADJUSTMENT else TRANSFER_HEADER
-
-
 def _nothing_booked(_external_id: str) -> bool:
     return False
 
 
 def parse_import_file(
-    feed: Feed,
+    feed: AnyFeed,
     name: str,
     data: bytes,
     transfer_booked: Callable[[str], bool] = _nothing_booked,
@@ -77,7 +73,7 @@ def parse_import_file(
         raise FileRejected(
             [f"not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}"]
         ) from None
-    header = header_of(feed)
+    header = feed.header
     # Byte for byte: the import map matches columns by these exact names.
     first_line = text.partition("\n")[0].removesuffix("\r")
     if first_line != ",".join(header):
@@ -101,8 +97,9 @@ def parse_import_file(
                 continue
             fields = dict(zip(header, cells, strict=True))
             row_problems = _check_row(feed, fields)
-            if feed is Feed.TRANSFER and not row_problems:
-                row_problems = _check_external_id(fields, line, first_seen, transfer_booked)
+            if feed.record is NetSuiteRecord.TRANSFER and not row_problems:
+                reference = fields[feed.columns.reference]
+                row_problems = _check_external_id(reference, line, first_seen, transfer_booked)
             problems += [f"line {line}: {problem}" for problem in row_problems]
             if not row_problems:
                 transactions.append(_transaction(feed, fields, name))
@@ -143,23 +140,20 @@ def _csv(records: Sequence[Sequence[str]]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def _check_row(feed: Feed, fields: Mapping[str, str]) -> list[str]:
-    if feed is Feed.ADJUSTMENT:
-        problems = _check_ids(fields, _ADJUSTMENT_IDS)
-        problems += _check_text(fields, "Reference No")
-        if fields["HC Inventory Adj Id"] != fields["Reference No"]:
-            problems.append(
-                f"HC Inventory Adj Id {fields['HC Inventory Adj Id']!r} is not the "
-                f"Reference No {fields['Reference No']!r}"
-            )
-    else:
-        problems = _check_ids(fields, _TRANSFER_IDS)
-        problems += _check_text(fields, "External Id")
-        if fields["From Location"] == fields["To Location"]:
-            problems.append(f"From Location and To Location are both {fields['From Location']!r}")
-    problems += _check_quantity(feed, fields["Adjust Qty By"])
-    if _parse_date(fields["Date"]) is None:
-        problems.append(f"Date {fields['Date']!r} is not a valid MM/DD/YYYY date")
+def _check_row(feed: AnyFeed, fields: Mapping[str, str]) -> list[str]:
+    columns = feed.columns
+    problems = _check_ids(fields, columns.ids)
+    problems += _check_text(fields, columns.reference)
+    for echo, original in columns.echoes:
+        if fields[echo] != fields[original]:
+            problems.append(f"{echo} {fields[echo]!r} is not the {original} {fields[original]!r}")
+    if columns.to_location is not None and fields[columns.location] == fields[columns.to_location]:
+        problems.append(
+            f"{columns.location} and {columns.to_location} are both {fields[columns.location]!r}"
+        )
+    problems += _check_quantity(feed.record, columns.quantity, fields[columns.quantity])
+    if _parse_date(fields[columns.date]) is None:
+        problems.append(f"{columns.date} {fields[columns.date]!r} is not a valid MM/DD/YYYY date")
     return problems
 
 
@@ -175,26 +169,30 @@ def _check_text(fields: Mapping[str, str], column: str) -> list[str]:
     return [] if fields[column] else [f"{column} is empty"]
 
 
-def _check_quantity(feed: Feed, cell: str) -> list[str]:
+def _check_quantity(record: NetSuiteRecord, column: str, cell: str) -> list[str]:
     if _INTEGER.fullmatch(cell) is None:
-        return [f"Adjust Qty By {cell!r} is not an integer"]
+        return [f"{column} {cell!r} is not an integer"]
     if len(cell.lstrip("-")) > _MAX_QUANTITY_DIGITS:
-        return [f"Adjust Qty By {cell!r} is out of range"]
+        return [f"{column} {cell!r} is out of range"]
     quantity = int(cell)
-    if feed is Feed.TRANSFER and quantity <= 0:
-        return [f"Adjust Qty By {cell!r} must be positive in a transfer"]
+    match record:
+        case NetSuiteRecord.TRANSFER if quantity <= 0:
+            return [f"{column} {cell!r} must be positive in a transfer"]
+        case NetSuiteRecord.ADJUSTMENT | NetSuiteRecord.TRANSFER:
+            pass
+        case _:
+            assert_never(record)
     if quantity == 0:
-        return ["Adjust Qty By is 0: an adjustment must change the quantity"]
+        return [f"{column} is 0: an adjustment must change the quantity"]
     return []
 
 
 def _check_external_id(
-    fields: Mapping[str, str],
+    external_id: str,
     line: int,
     first_seen: dict[str, int],
     transfer_booked: Callable[[str], bool],
 ) -> list[str]:
-    external_id = fields["External Id"]
     earlier = first_seen.setdefault(external_id, line)
     if earlier != line:
         return [f"External Id {external_id!r} repeats line {earlier}"]
@@ -213,30 +211,19 @@ def _parse_date(cell: str) -> date | None:
         return None
 
 
-def _transaction(feed: Feed, fields: Mapping[str, str], name: str) -> Transaction:
+def _transaction(feed: AnyFeed, fields: Mapping[str, str], name: str) -> Transaction:
     # Only called on rows whose Date is valid MM/DD/YYYY; the books keep ISO dates.
-    month, day, year = fields["Date"].split("/")
-    iso_date = f"{year}-{month}-{day}"
-    if feed is Feed.ADJUSTMENT:
-        return Transaction(
-            kind="adjustment",
-            reference=fields["Reference No"],
-            item=fields["Item"],
-            location=fields["Location"],
-            to_location=None,
-            quantity=int(fields["Adjust Qty By"]),
-            date=iso_date,
-            memo=fields["Memo"],
-            file=name,
-        )
+    columns = feed.columns
+    month, day, year = fields[columns.date].split("/")
+    to_location = fields[columns.to_location] if columns.to_location is not None else None
     return Transaction(
-        kind="transfer",
-        reference=fields["External Id"],
-        item=fields["Item"],
-        location=fields["From Location"],
-        to_location=fields["To Location"],
-        quantity=int(fields["Adjust Qty By"]),
-        date=iso_date,
-        memo=fields["Memo"],
+        kind=feed.record.value,
+        reference=fields[columns.reference],
+        item=fields[columns.item],
+        location=fields[columns.location],
+        to_location=to_location,
+        quantity=int(fields[columns.quantity]),
+        date=f"{year}-{month}-{day}",
+        memo=fields[columns.memo],
         file=name,
     )

@@ -100,7 +100,7 @@ class InputFold:
 
 
 def to_source_record(record: Any) -> SourceRecord:
-    """An aiokafka record as the ingest agent sees it (`streams.worker.agents.to_record`)."""
+    """An aiokafka record as the ingest agent sees it (`streams.worker.ingest.to_record`)."""
     return SourceRecord(
         topic=record.topic,
         partition=record.partition,

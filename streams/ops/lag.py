@@ -16,7 +16,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from sinks.feeds import Feed
+from sinks.feeds import FEEDS
 from sinks.source_partition import SourcePartition
 from streams.config import Settings
 from streams.core.lag_status import LagHistory, LagPolicy, Status
@@ -91,7 +91,7 @@ async def inspect(args: argparse.Namespace, settings: Settings) -> int:
                 for group in groups:
                     histories[group].add(await sample_group(reader, group, tps))
             batches = await read_batch_health(reader, topics.status)
-            feeds = [feed.value for feed in Feed]
+            feeds = [feed.name for feed in FEEDS]
             return [build_report(g, histories[g], policy, batches, feeds) for g in groups]
 
         if args.watch is None:

@@ -29,13 +29,7 @@ from rich.table import Column, Table
 
 from streams.config import KafkaConfig, Settings, WorkerConfig
 from streams.errors import UsageError
-from streams.kafka.broker import (
-    INVENTORY_TABLE,
-    PROGRESS_TABLE,
-    BrokerFlavor,
-    TopicNames,
-    changelog_topic,
-)
+from streams.kafka.broker import INVENTORY_TABLE, PROGRESS_TABLE, TopicNames, changelog_topic
 from streams.kafka.changelog import (
     PartitionRead,
     RebuiltTable,
@@ -185,7 +179,7 @@ async def rebuild(settings: Settings, *, verify_only: bool) -> Report:
                 f"no topic {', '.join(missing)} on {kafka.bootstrap}; "
                 f"has a worker of group {group} run against this broker?"
             )
-        if drops_state and await reader.flavor() is BrokerFlavor.TANSU:
+        if drops_state and not (await reader.traits()).exact_list_offsets:
             await seal_changelog_ends(kafka, list(changelogs.values()))
         tps = await reader.partitions_of(inputs)
         # Committed offsets first: every event below them is then in the changelogs read next.
@@ -226,9 +220,9 @@ def refuse_if_held(worker: WorkerConfig) -> None:
 
 
 async def refuse_if_group_active(reader: OffsetReader, kafka: KafkaConfig) -> None:
-    # Tansu's DescribeGroups still lists a member after it has left, until another member
-    # joins; there only the RocksDB locks (`refuse_if_held`) can tell a worker is running.
-    if await reader.flavor() is BrokerFlavor.TANSU:
+    # Where DescribeGroups still lists a member after it has left (Tansu, until another
+    # member joins), only the RocksDB locks (`refuse_if_held`) can tell a worker is running.
+    if (await reader.traits()).stale_group_members:
         return
     state = await reader.group_state(kafka.group_id)
     if state.active:

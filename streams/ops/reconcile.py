@@ -28,7 +28,7 @@ from rich.table import Column, Table
 
 from sinks.destination import Destination
 from sinks.exceptions import SinkError
-from sinks.feeds import Feed
+from sinks.feeds import ADJUSTMENT, FEEDS
 from sinks.ledger import manifests_dir
 from sinks.rejections import RejectionReader
 from streams.config import Settings
@@ -57,7 +57,7 @@ from streams.output import print_json
 # NetSuite's scheduled imports run every 15 minutes, then queue: a file in csv/ before an
 # export was taken may still have been imported after it.
 IMPORT_LAG_MINUTES = 30.0
-ACK_DIR = f"{Feed.ADJUSTMENT.value}/cycle_count"
+ACK_DIR = f"{ADJUSTMENT.name}/cycle_count"
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -174,7 +174,7 @@ async def after_export(
 
 async def published_at(dest: Destination, name: str) -> datetime | None:
     """When `name` reached csv/, from its audit manifest (None: no manifest)."""
-    for feed in Feed:
+    for feed in FEEDS:
         data = await dest.read(f"{manifests_dir(feed)}/{name.removesuffix('.csv')}.json")
         if data is not None:
             return datetime.fromisoformat(json.loads(data)["published_at"])
@@ -187,7 +187,7 @@ async def netsuite_side(args: argparse.Namespace, dest: Destination) -> NetSuite
     pending = await folder_transactions(dest, "csv")
     failed = await folder_transactions(dest, "failed")
     errors = await error_reasons(dest)
-    archived = frozenset([name for feed in Feed for name in await dest.list_dir(feed.archive_dir)])
+    archived = frozenset([name for feed in FEEDS for name in await dest.list_dir(feed.archive_dir)])
     return NetSuiteSide(
         imported=await books(args, dest),
         pending=pending,
@@ -212,8 +212,8 @@ async def books(args: argparse.Namespace, dest: Destination) -> list[Transaction
 
 async def folder_transactions(dest: Destination, folder: str) -> list[Transaction]:
     found: list[Transaction] = []
-    for feed in Feed:
-        path = f"{feed.value}/{folder}"
+    for feed in FEEDS:
+        path = f"{feed.name}/{folder}"
         for name in sorted(await dest.list_dir(path)):
             data = await dest.read(f"{path}/{name}")
             try:

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from sinks.feeds import FeedRow
 from sinks.naming import parse_batch_file_name
-from sinks.rows import AdjustmentRow, FeedRow
 from sinks.source_partition import SourcePartition
 from streams.netsuite.import_rules import cycle_count_id
 from streams.netsuite.ledger import Transaction
@@ -52,11 +52,9 @@ class ExportedRow:
 
     @classmethod
     def of(cls, row: FeedRow, topic: str, partition: int, offset: int) -> ExportedRow:
-        if isinstance(row, AdjustmentRow):
-            reference, location = row.reference_no, row.location_id
-        else:
-            reference, location = row.external_id, row.from_location_id
-        return cls(reference, location, row.item_id, row.quantity, topic, partition, offset)
+        return cls(
+            row.reference, row.booked_location, row.item_id, row.quantity, topic, partition, offset
+        )
 
     @property
     def identity(self) -> Identity:

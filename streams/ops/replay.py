@@ -25,7 +25,7 @@ from rich.console import Console
 from streams.cli_values import resolve_topic
 from streams.config import KafkaConfig, TopicsConfig
 from streams.errors import UsageError
-from streams.kafka.broker import BrokerError, BrokerFlavor
+from streams.kafka.broker import BrokerError
 from streams.kafka.offsets import OffsetReader, tp_label
 from streams.ops.common import add_connection_options, settings_from
 from streams.ops.replay_plan import (
@@ -184,13 +184,13 @@ async def replay(request: Request, kafka: KafkaConfig) -> int:
                 f"unknown consumer group {group!r} (no members, no offsets on {topics})"
             )
         members = (await reader.group_state(group)).members
-        tansu = bool(members or request.remove_stale) and (
-            await reader.flavor() is BrokerFlavor.TANSU
+        stale = bool(members or request.remove_stale) and (
+            (await reader.traits()).stale_group_members
         )
-        if request.remove_stale and not tansu:
+        if request.remove_stale and not stale:
             raise UsageError("--remove-stale-members is for Tansu; Kafka expires stale members")
         if members and request.execute and not request.remove_stale:
-            raise UsageError(_refusal(group, len(members), tansu))
+            raise UsageError(_refusal(group, len(members), stale))
         states = await _states(reader, group, tps)
         plans = []
         with progress("planning partitions", len(states)) as advance:
@@ -233,9 +233,9 @@ async def _partitions(
     return chosen
 
 
-def _refusal(group: str, count: int, tansu: bool) -> str:
+def _refusal(group: str, count: int, stale_members: bool) -> str:
     message = f"group {group} has {count} active member(s); stop its workers before replaying"
-    if tansu:
+    if stale_members:
         message += (
             " (Tansu keeps members of stopped workers listed: once every worker is stopped, "
             "add --remove-stale-members)"

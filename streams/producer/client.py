@@ -29,6 +29,7 @@ from schemas.models import (
     validate_event,
 )
 from streams.config import KafkaConfig
+from streams.errors import StreamsError
 from streams.kafka.broker import (
     AUTHORIZATION_ERRORS,
     BrokerFlavor,
@@ -38,13 +39,24 @@ from streams.kafka.broker import (
     detect_flavor,
     unreachable,
 )
+from streams.kafka.traits import BrokerTraits
 
 Event = CountApproved | VarianceLogged
 JSON_HEADERS = [("content-type", b"application/json")]
 
 
-class PublishFailed(Exception):
-    """The broker did not acknowledge the event; it may or may not have been written."""
+class PublishFailed(StreamsError):
+    """The broker did not acknowledge the event; it may or may not have been written.
+    Retriable: sending it again is safe, since the worker dedupes by event_id."""
+
+    retriable = True
+
+
+class PublishRefused(PublishFailed):
+    """The broker refused the write (no ACL for it), or the producer is not started:
+    sending the same again fails the same way."""
+
+    retriable = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +68,7 @@ class Delivery:
 
 
 def kind_of(event: Event) -> EventKind:
-    return (
-        EventKind.COUNT_APPROVED if isinstance(event, CountApproved) else EventKind.VARIANCE_LOGGED
-    )
+    return event.KIND
 
 
 class VarianceProducer:
@@ -99,11 +109,10 @@ class VarianceProducer:
 
     async def start(self) -> None:
         try:
-            flavor = await self._flavor()
-            # Idempotent on Kafka, so that a retry after a lost acknowledgement does not
-            # store the event twice. Tansu rejects InitProducerId (DESIGN section 9); there
-            # a duplicate is harmless all the same: the worker dedupes by event_id.
-            self._idempotent = flavor is BrokerFlavor.KAFKA
+            # Idempotent where the broker can, so that a retry after a lost acknowledgement
+            # does not store the event twice. Elsewhere (Tansu, `BrokerTraits`) a duplicate
+            # is harmless all the same: the worker dedupes by event_id.
+            self._idempotent = (await self._traits()).idempotence
             producer = AIOKafkaProducer(
                 **client_options(self._config),
                 acks="all",
@@ -118,18 +127,18 @@ class VarianceProducer:
         except AUTHORIZATION_ERRORS:
             # The one authorized request in start(): InitProducerId, for idempotence.
             action = "produce (an idempotent producer needs Write on a topic)"
-            raise PublishFailed(denied(self._config, action)) from None
+            raise PublishRefused(denied(self._config, action)) from None
         except (KafkaError, KafkaConnectionError) as exc:
             raise PublishFailed(await unreachable(self._config, exc)) from None
         self._producer = producer
 
-    async def _flavor(self) -> BrokerFlavor:
+    async def _traits(self) -> BrokerTraits:
         if self._config.flavor != "auto":
-            return BrokerFlavor(self._config.flavor)
+            return BrokerTraits.of(BrokerFlavor(self._config.flavor))
         admin = AIOKafkaAdminClient(**client_options(self._config), request_timeout_ms=15_000)
         try:
             await admin.start()
-            return await detect_flavor(admin, self._config)
+            return BrokerTraits.of(await detect_flavor(admin, self._config))
         finally:
             await admin.close()
 
@@ -168,14 +177,14 @@ class VarianceProducer:
         else:
             value, headers = encode_avro(event), []
         if self._producer is None:
-            raise PublishFailed("the producer is not started; use `async with` or start()")
+            raise PublishRefused("the producer is not started; use `async with` or start()")
         topic = self._topics.for_kind(kind)
         try:
             return await self._producer.send(
                 topic, value=value, key=event.facility_id.encode(), headers=headers
             )
         except AUTHORIZATION_ERRORS:
-            raise PublishFailed(denied(self._config, f"write to topic {topic}")) from None
+            raise PublishRefused(denied(self._config, f"write to topic {topic}")) from None
         except KafkaError as exc:
             raise PublishFailed(f"event {event.event_id}: {exc}") from None
 
@@ -184,7 +193,7 @@ class VarianceProducer:
             metadata = await future
         except AUTHORIZATION_ERRORS:
             topic = self._topics.for_kind(kind_of(event))
-            raise PublishFailed(denied(self._config, f"write to topic {topic}")) from None
+            raise PublishRefused(denied(self._config, f"write to topic {topic}")) from None
         except KafkaError as exc:
             raise PublishFailed(f"event {event.event_id}: {exc}") from None
         return Delivery(event.event_id, metadata.topic, metadata.partition, metadata.offset)

@@ -8,21 +8,32 @@ which never lets an error move the stream past an event.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
 
 from sinks.source_partition import SourcePartition
-from streams.kafka.changelog_ends import end_changelogs
+from streams.core.pending import SourceRegistry
+from streams.worker.changelog_writer import ChangelogWriter
+from streams.worker.ingest import Ingest
 from streams.worker.transport import on_flow_resumed
 
-if TYPE_CHECKING:
-    from streams.worker.app import Runtime
 
-
-def register_ingest_agent(runtime: Runtime) -> None:
-    app, topics, sources, ingest = runtime.app, runtime.topics, runtime.sources, runtime.ingest
-    writer = runtime.writer
+def register_ingest_agent(
+    app: faust.App,
+    inputs: tuple[str, ...],
+    ingest: Ingest,
+    sources: SourceRegistry,
+    writer: ChangelogWriter,
+    *,
+    seal_changelogs: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Consume `inputs` into `ingest`, and follow the assignment. `seal_changelogs`, for a
+    broker whose ListOffsets answers are short, ends the changelogs once a revoke is
+    flushed, so that the next owner's recovery reads to their true ends."""
     channel = app.topic(
-        *topics.inputs,
+        *inputs,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -40,28 +51,16 @@ def register_ingest_agent(runtime: Runtime) -> None:
 
     async def on_revoked(_app: Any, revoked: Any, **_: Any) -> None:
         # Forget the partitions first, so that nothing writes their tables any more; then
-        # flush what was written: the next owner recovers from the changelog (on Tansu,
-        # whose ListOffsets answers are short, after the changelog ends are sealed).
+        # flush what was written: the next owner recovers from the changelog.
         gone = [SourcePartition(tp.topic, tp.partition) for tp in revoked]
         sources.revoke(gone)
-        await writer.release({s.partition for s in gone if s.topic in topics.inputs})
-        if not runtime.traits.exact_list_offsets:
-            await end_changelogs(runtime.settings.kafka)
+        await writer.release({s.partition for s in gone if s.topic in inputs})
+        if seal_changelogs is not None:
+            await seal_changelogs()
 
-    # Faust's signal and task signatures are looser than mypy can see through.
+    # Faust's signal signatures are looser than mypy can see through.
     assigned_signal: Any = app.on_partitions_assigned
     revoked_signal: Any = app.on_partitions_revoked
     assigned_signal.connect(on_assigned)
     revoked_signal.connect(on_revoked)
     on_flow_resumed(app, ingest.realign)
-
-    async def on_shutdown(_app: Any, **_: Any) -> None:
-        await ingest.close()
-        await writer.stop()
-
-    shutdown_signal: Any = app.on_before_shutdown
-    shutdown_signal.connect(on_shutdown)
-    tasks: Any = app
-    tasks.task(runtime.publish_loop.run)
-    tasks.task(runtime.monitor.run)
-    tasks.task(runtime.rejections.run)

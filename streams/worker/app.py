@@ -1,17 +1,18 @@
-"""The Faust app: topics, tables, the ingest agent, the publish loop and web views.
+"""The worker assembled: each part built once and handed only what it uses, and Faust's
+settings.
 
-This is the one place that wires Faust to the pure core; docs/architecture.md follows one
-event through the files.
+This is the one place that wires Faust to the pure core: the tables, the ingest agent, the
+web views and `/metrics`, the background tasks (publish loop, monitor, rejection watch)
+and the shutdown hook. docs/architecture.md follows one event through the files.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import faust
 from faust.types import TP
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from sinks.destination import Destination
 from sinks.feed_publisher import FaultHook, PublisherOptions, no_faults
@@ -23,24 +24,19 @@ from streams.core.batching import WindowPolicy
 from streams.core.decision import Rules
 from streams.core.lag_status import LagPolicy
 from streams.core.pending import SourceRegistry
-from streams.kafka.broker import (
-    DLQ_MAX_MESSAGE_BYTES,
-    BrokerFlavor,
-    TopicNames,
-    sasl_password,
-    ssl_context,
-)
+from streams.kafka.broker import DLQ_MAX_MESSAGE_BYTES, TopicNames, sasl_password, ssl_context
+from streams.kafka.changelog_ends import end_changelogs
 from streams.kafka.traits import BrokerTraits
 from streams.worker.agents import register_ingest_agent
 from streams.worker.broker_reads import BrokerReads
 from streams.worker.changelog_writer import ChangelogWriter
 from streams.worker.ingest import Ingest
-from streams.worker.monitor import Monitor
+from streams.worker.monitor import Monitor, SendStatus
 from streams.worker.publish_loop import PublishLoop
 from streams.worker.rejection_watch import RejectionWatch
-from streams.worker.tables import TableProgress, WrittenThroughTable, register_tables
+from streams.worker.tables import TableProgress, register_tables
 from streams.worker.transport import read_committed, rejoin_group
-from streams.worker.web import register_views
+from streams.worker.web import register_metrics, register_views
 
 # DESIGN section 9: Tansu's group joins wait the full rebalance timeout, so dev and tests
 # shorten it. Its wrong ListOffsets answers are handled by `streams.kafka.changelog_ends`.
@@ -53,36 +49,16 @@ TANSU_SETTINGS: dict[str, Any] = {
 HALT_BACKOFF = Backoff(initial=1.0, maximum=30.0)
 
 
-@dataclass
-class Runtime:
-    """Everything one worker runs; the web views and tests reach in through it."""
-
-    app: faust.App
-    settings: Settings
-    topics: TopicNames
-    traits: BrokerTraits
-    sources: SourceRegistry
-    ingest: Ingest
-    publish_loop: PublishLoop
-    destination: Destination
-    monitor: Monitor
-    rejections: RejectionWatch
-    writer: ChangelogWriter
-    inventory: WrittenThroughTable
-    progress: WrittenThroughTable
-
-
-def build_runtime(
+def build_app(
     settings: Settings,
-    flavor: BrokerFlavor,
+    traits: BrokerTraits,
     destination: Destination,
     faults: FaultHook = no_faults,
     *,
     max_dead_letter_bytes: int = DLQ_MAX_MESSAGE_BYTES,
-) -> Runtime:
-    app = faust.App(settings.kafka.group_id, **faust_settings(settings, flavor))
+) -> faust.App:
+    app = faust.App(settings.kafka.group_id, **faust_settings(settings, traits))
     read_committed(app)
-    traits = BrokerTraits.of(flavor)
     topics = TopicNames.from_config(settings.kafka)
     sources = SourceRegistry(topics.feeds, durable_gate=True)
     writer = ChangelogWriter(
@@ -117,7 +93,51 @@ def build_runtime(
         rejoin=lambda: rejoin_group(app),
     )
     writer.watch(ingest)
-    publish_loop = PublishLoop(
+    publish_loop = new_publish_loop(settings, sources, destination, faults, ingest)
+    monitor = Monitor(
+        settings.kafka,
+        sources,
+        publish_loop,
+        status_sender(app, topics.status),
+        policy=LagPolicy.for_window(settings.batching.window_seconds),
+        web=web_address(settings.worker.web_host, settings.worker.web_port),
+    )
+    rejections = RejectionWatch(destination, settings.worker.rejections_check_seconds)
+
+    # Tansu's ListOffsets answers are short: its changelogs are ended on every revoke.
+    seal = None if traits.exact_list_offsets else partial(end_changelogs, settings.kafka)
+    register_ingest_agent(app, topics.inputs, ingest, sources, writer, seal_changelogs=seal)
+    register_views(
+        app,
+        sources=sources,
+        publish_loop=publish_loop,
+        inventory=inventory,
+        monitor=monitor,
+        rejections=rejections,
+    )
+    register_metrics(app, monitor)
+    # Faust's task and signal signatures are looser than mypy can see through.
+    tasks: Any = app
+    for task in (publish_loop.run, monitor.run, rejections.run):
+        tasks.task(task)
+
+    async def on_shutdown(_app: Any, **_: Any) -> None:
+        await ingest.close()
+        await writer.stop()
+
+    shutdown_signal: Any = app.on_before_shutdown
+    shutdown_signal.connect(on_shutdown)
+    return app
+
+
+def new_publish_loop(
+    settings: Settings,
+    sources: SourceRegistry,
+    destination: Destination,
+    faults: FaultHook,
+    ingest: Ingest,
+) -> PublishLoop:
+    return PublishLoop(
         sources,
         destination,
         PublisherOptions(
@@ -131,63 +151,25 @@ def build_runtime(
         faults=faults,
         on_published=ingest.published,
     )
+
+
+def status_sender(app: faust.App, topic: str) -> SendStatus:
+    """How the monitor sends this worker's status records (raw bytes, keyed by worker)."""
     status = app.topic(
-        topics.status,
+        topic,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
         value_serializer="raw",
     )
 
-    async def send_status(key: bytes, value: bytes) -> None:
+    async def send(key: bytes, value: bytes) -> None:
         await status.send(key=key, value=value)
 
-    monitor = Monitor(
-        settings.kafka,
-        sources,
-        publish_loop,
-        send_status,
-        policy=LagPolicy.for_window(settings.batching.window_seconds),
-        web=web_address(settings.worker.web_host, settings.worker.web_port),
-    )
-    runtime = Runtime(
-        app,
-        settings,
-        topics,
-        traits,
-        sources,
-        ingest,
-        publish_loop,
-        destination,
-        monitor,
-        RejectionWatch(destination, settings.worker.rejections_check_seconds),
-        writer,
-        inventory,
-        progress,
-    )
-    register_ingest_agent(runtime)
-    register_views(runtime)
-    serve_metrics(runtime)
-    return runtime
+    return send
 
 
-def serve_metrics(runtime: Runtime) -> None:
-    """`/metrics` with our registry only: Faust's sensors are left out (docs/monitoring.md).
-    A revoked partition's series go at once, so that its next owner is its only source."""
-    app, monitor = runtime.app, runtime.monitor
-
-    @app.page("/metrics")
-    async def metrics_page(self: Any, request: Any) -> Any:
-        return self.bytes(generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    async def on_revoked(_app: Any, revoked: Any, **_: Any) -> None:
-        monitor.forget([(tp.topic, tp.partition) for tp in revoked])
-
-    revoked_signal: Any = app.on_partitions_revoked
-    revoked_signal.connect(on_revoked)
-
-
-def faust_settings(settings: Settings, flavor: BrokerFlavor) -> dict[str, Any]:
+def faust_settings(settings: Settings, traits: BrokerTraits) -> dict[str, Any]:
     kafka, worker = settings.kafka, settings.worker
     options: dict[str, Any] = {
         "broker": [f"kafka://{host.strip()}" for host in kafka.bootstrap.split(",")],
@@ -212,7 +194,7 @@ def faust_settings(settings: Settings, flavor: BrokerFlavor) -> dict[str, Any]:
     credentials = broker_credentials(kafka)
     if credentials is not None:
         options["broker_credentials"] = credentials
-    if flavor is BrokerFlavor.TANSU:
+    if traits.slow_group_joins:
         options.update(TANSU_SETTINGS)
     timing = {
         "broker_session_timeout": kafka.session_timeout_seconds,

@@ -50,6 +50,7 @@ from streams.config import KafkaConfig
 from streams.core.dead_letter import DeadLetterRecord
 from streams.core.pending import SourceRegistry
 from streams.core.progress import DeadLetterMark
+from streams.errors import StreamsError
 from streams.kafka.broker import (
     DLQ_MAX_MESSAGE_BYTES,
     BrokerError,
@@ -88,13 +89,19 @@ class Persisted:
 OnPersisted = Callable[[TopicPartition, Sequence[Persisted]], None]
 
 
-class ChangelogWriteFailed(RuntimeError):
+class ChangelogWriteFailed(StreamsError):
     """A partition's flush failed: its records and dead letters are gone, so nothing more
-    is marked durable for it until it is rolled back."""
+    is marked durable for it until it is rolled back. Retriable: after a backoff the
+    partition's events are consumed and written again."""
+
+    retriable = True
 
 
 class Fenced(ChangelogWriteFailed):
-    """A newer producer owns this partition's transactional id: it is not ours any more."""
+    """A newer producer owns this partition's transactional id: it is not ours any more.
+    Never retried: only a new assignment opens the partition again."""
+
+    retriable = False
 
 
 class PartitionEvents(Protocol):

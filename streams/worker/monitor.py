@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaError
 from faust.exceptions import NotReady
 from prometheus_client import Gauge
 
-from sinks.feeds import Feed
+from sinks.feeds import FEEDS
 from streams import metrics
 from streams.config import KafkaConfig
 from streams.core.batch_status import (
@@ -69,14 +69,14 @@ def snapshot(
     now = time.monotonic()
     batches = tuple(
         OpenBatch(
-            feed.value, s.source.topic, s.source.partition, len(b), b.first_offset or 0, b.age(now)
+            feed.name, s.source.topic, s.source.partition, len(b), b.first_offset or 0, b.age(now)
         )
         for s in sources
         for feed, b in s.batchers.items()
         if len(b)
     )
-    for feed in Feed:
-        OPEN_BATCHES.labels(feed.value).set(sum(1 for b in batches if b.feed == feed.value))
+    for feed in FEEDS:
+        OPEN_BATCHES.labels(feed.name).set(sum(1 for b in batches if b.feed == feed.name))
     failing = tuple(
         FailingWriter(w.feed, w.topic, w.partition, w.state, w.error)
         for w in loop.writers()
@@ -168,7 +168,7 @@ class Monitor:
             await self._keep_history(reader, LagPoint.of(samples, time.time()))
             batches = await read_batch_health(reader, self._topics.status)
             await self.dead_letters.catch_up(reader)
-            feeds = [feed.value for feed in Feed]
+            feeds = [feed.name for feed in FEEDS]
             self.report = build_report(
                 self._kafka.group_id, self._history, self._policy, batches, feeds
             )

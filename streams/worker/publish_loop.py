@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from sinks.destination import Destination
 from sinks.exceptions import SinkError
 from sinks.feed_publisher import FaultHook, FileAttempt, FlushResult, PublisherOptions, no_faults
-from sinks.feeds import Feed
+from sinks.feeds import FEEDS, STATE_DIR, AnyFeed
 from sinks.layout import ensure_layout
 from sinks.ledger import BatchLedger
 from sinks.partition_writer import PartitionWriter, WriterState, WriterStatus
@@ -64,8 +64,8 @@ class PublishLoop:
         self._tick_seconds = tick_seconds
         self._probe_seconds = probe_seconds
         self._last_contact = float("-inf")
-        self._writers: dict[tuple[Feed, SourcePartition], PartitionWriter] = {}
-        self._flushing: dict[tuple[Feed, SourcePartition], asyncio.Task[None]] = {}
+        self._writers: dict[tuple[AnyFeed, SourcePartition], PartitionWriter] = {}
+        self._flushing: dict[tuple[AnyFeed, SourcePartition], asyncio.Task[None]] = {}
         self._probing: asyncio.Task[None] | None = None
         self._on_published = on_published
         self.last_error: str | None = None  # of the destination as a whole
@@ -119,7 +119,7 @@ class PublishLoop:
         if self._monotonic() - self._last_contact < self._probe_seconds:
             return
         try:
-            await self._dest.exists(Feed.ADJUSTMENT.csv_dir)
+            await self._dest.exists(STATE_DIR)
         except SinkError as exc:
             self._destination_failed(exc)
             return
@@ -137,7 +137,7 @@ class PublishLoop:
             self._destination_answered()
         return True
 
-    def _writer(self, state: SourceState, feed: Feed) -> PartitionWriter:
+    def _writer(self, state: SourceState, feed: AnyFeed) -> PartitionWriter:
         key = (feed, state.source)
         writer = self._writers.get(key)
         if writer is None:
@@ -154,7 +154,7 @@ class PublishLoop:
             )
         return writer
 
-    def _maybe_start(self, state: SourceState, feed: Feed, force: bool) -> None:
+    def _maybe_start(self, state: SourceState, feed: AnyFeed, force: bool) -> None:
         key = (feed, state.source)
         running = self._flushing.get(key)
         if running is not None and not running.done():
@@ -165,7 +165,7 @@ class PublishLoop:
         if due and writer.ready():
             self._flushing[key] = asyncio.create_task(self._flush(state, feed, writer))
 
-    async def _flush(self, state: SourceState, feed: Feed, writer: PartitionWriter) -> None:
+    async def _flush(self, state: SourceState, feed: AnyFeed, writer: PartitionWriter) -> None:
         batcher = state.batchers[feed]
         consumed = state.consumed_through
         if consumed is None:
@@ -197,7 +197,7 @@ class PublishLoop:
         )
 
     def _writer_failed(self, writer: PartitionWriter) -> None:
-        metrics.PUBLISH_FAILURES.labels(writer.feed.value, writer.error_type or "").inc()
+        metrics.PUBLISH_FAILURES.labels(writer.feed.name, writer.error_type or "").inc()
         if writer.unreachable:
             # Health only: the other writers keep their own pace.
             self.last_error = writer.error
@@ -207,22 +207,22 @@ class PublishLoop:
         self._backoff.succeeded()
         self.last_error = None
 
-    def _published(self, feed: Feed, result: FlushResult) -> None:
+    def _published(self, feed: AnyFeed, result: FlushResult) -> None:
         self._destination_answered()
         if result.published:
-            metrics.FILES_PUBLISHED.labels(feed.value).inc(len(result.published))
-            metrics.ROWS_PUBLISHED.labels(feed.value).inc(result.rows_published)
-            metrics.LAST_PUBLISH.labels(feed.value).set_to_current_time()
-            self.last_publish[feed.value] = time.time()
-            self.published_files[feed.value] += len(result.published)
-            self.published_rows[feed.value] += result.rows_published
+            metrics.FILES_PUBLISHED.labels(feed.name).inc(len(result.published))
+            metrics.ROWS_PUBLISHED.labels(feed.name).inc(result.rows_published)
+            metrics.LAST_PUBLISH.labels(feed.name).set_to_current_time()
+            self.last_publish[feed.name] = time.time()
+            self.published_files[feed.name] += len(result.published)
+            self.published_rows[feed.name] += result.rows_published
 
     def _update_gauges(self) -> None:
         now = self._monotonic()
-        for feed in Feed:
+        for feed in FEEDS:
             batchers = [s.batchers[feed] for s in self._sources if feed in s.batchers]
-            metrics.PENDING_ROWS.labels(feed.value).set(sum(len(b) for b in batchers))
-            metrics.OLDEST_PENDING_AGE.labels(feed.value).set(
+            metrics.PENDING_ROWS.labels(feed.name).set(sum(len(b) for b in batchers))
+            metrics.OLDEST_PENDING_AGE.labels(feed.name).set(
                 max((b.age(now) for b in batchers), default=0)
             )
         for state in WriterState:
@@ -232,7 +232,7 @@ class PublishLoop:
 
 def observe_attempt(attempt: FileAttempt) -> None:
     """Every attempt's duration; each row's latency once, by the attempt that landed it."""
-    feed = attempt.feed.value
+    feed = attempt.feed.name
     metrics.PUBLISH_DURATION.labels(feed).observe(attempt.seconds)
     if attempt.landed_at is not None:
         latency = metrics.EVENT_TO_CSV.labels(feed)

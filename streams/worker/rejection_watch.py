@@ -11,7 +11,7 @@ from typing import Any
 
 from sinks.destination import Destination
 from sinks.exceptions import SinkError
-from sinks.feeds import Feed
+from sinks.feeds import FEEDS
 from sinks.rejections import Rejection, RejectionReader
 from streams import metrics
 
@@ -39,9 +39,9 @@ class RejectionWatch:
             self.error = f"{type(exc).__name__}: {exc}"
             return
         self.rejections, self.checked_at, self.error = found, time.time(), None
-        for feed in Feed:
-            metrics.NETSUITE_REJECTED.labels(feed.value).set(
-                sum(1 for r in found if r.feed == feed.value)
+        for feed in FEEDS:
+            metrics.NETSUITE_REJECTED.labels(feed.name).set(
+                sum(1 for r in found if r.feed == feed.name)
             )
 
     def to_json(self) -> dict[str, Any]:

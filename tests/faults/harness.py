@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.codec import decode
 from schemas.models import CountApproved, EventKind
-from sinks.feeds import Feed
+from sinks.feeds import FEEDS
 from streams.cli import main as cli
 from streams.config import KafkaConfig, Settings, load_settings
 from streams.devstack.broker import LocalBroker
@@ -145,9 +145,9 @@ data_dir = "{self.tmp_path / "worker"}"
     def published_references(self) -> Counter[str]:
         """Reference Nos and External Ids in every file NetSuite could import."""
         found: Counter[str] = Counter()
-        for feed in Feed:
+        for feed in FEEDS:
             for folder in ("csv", "archive", "failed"):
-                for path in (self.root / feed.value / folder).glob("*.csv"):
+                for path in (self.root / feed.name / folder).glob("*.csv"):
                     rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
                     found.update(row[0] for row in rows[1:])
         return found
@@ -188,9 +188,9 @@ data_dir = "{self.tmp_path / "worker"}"
             f"extra {sorted(set(booked) - set(expected.references))[:10]}"
         )
         assert books == expected.nonzero_balances()
-        for feed in Feed:
-            assert not list((self.root / feed.value / "failed").iterdir()), (
-                f"{feed.value}/failed is not empty"
+        for feed in FEEDS:
+            assert not list((self.root / feed.name / "failed").iterdir()), (
+                f"{feed.name}/failed is not empty"
             )
         code = cli(["reconcile", "--config", str(self.config), "--ledger", str(self.ledger)])
         assert code == 0, "reconcile found drift"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from sinks.feeds import Feed
+from sinks.feeds import ADJUSTMENT, FEEDS
 from streams.producer.client import Event
 from tests.faults.harness import FaultStack
 from tests.faults.traffic import Traffic
@@ -20,7 +20,7 @@ from tests.fixtures.ci import require
 
 ROUNDS = 20  # each waits for its flowing events' files
 MAX_PENDING = 6
-ADJUSTMENTS = Feed.ADJUSTMENT.value
+ADJUSTMENTS = ADJUSTMENT.name
 
 
 def of_facility(traffic: Traffic, facility: str, count: int) -> list[Event]:
@@ -35,8 +35,8 @@ def of_facility(traffic: Traffic, facility: str, count: int) -> list[Event]:
 def files_of_partition(stack: FaultStack, partition: int) -> int:
     return sum(
         1
-        for feed in Feed
-        for path in (stack.root / feed.value / "csv").glob("*.csv")
+        for feed in FEEDS
+        for path in (stack.root / feed.name / "csv").glob("*.csv")
         if f"-p{partition}_" in path.name
     )
 

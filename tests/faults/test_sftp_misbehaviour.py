@@ -11,8 +11,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from sinks.feeds import Feed
-from sinks.layout import NETSUITE_TREE
+from sinks.feeds import ADJUSTMENT, FEEDS
+from sinks.layout import netsuite_tree
 from streams.devstack.sftp_server import load_or_create_key
 from tests.faults.harness import WINDOW_SECONDS, FaultStack
 from tests.fixtures.ci import require
@@ -57,7 +57,7 @@ def test_a_full_disk_delays_batches_until_space_is_freed(stack: FaultStack) -> N
     traffic = stack.traffic(seed=51)
     events = traffic.events(30)
     with small_disk(stack.root, 512):
-        for folder in NETSUITE_TREE:
+        for folder in netsuite_tree():
             (stack.root / folder).mkdir(parents=True, exist_ok=True)
         filler = fill(stack.root)
         worker = stack.start_worker()
@@ -65,7 +65,7 @@ def test_a_full_disk_delays_batches_until_space_is_freed(stack: FaultStack) -> N
         stack.publish(events)
         wait_for(lambda: "DestinationRefused" in worker.log(), 30, "a refused upload", worker)
         time.sleep(4 * WINDOW_SECONDS)
-        assert not list((stack.root / Feed.ADJUSTMENT.value / "csv").iterdir())
+        assert not list((stack.root / ADJUSTMENT.name / "csv").iterdir())
         assert worker.alive
         filler.unlink()
         stack.wait_published(traffic.expected(events))
@@ -76,7 +76,7 @@ def test_a_csv_folder_we_may_not_write_delays_batches(stack: FaultStack) -> None
     require_root("chattr +i")
     traffic = stack.traffic(seed=52)
     events = traffic.events(30)
-    csv_dirs = [stack.root / feed.value / "csv" for feed in Feed]
+    csv_dirs = [stack.root / feed.name / "csv" for feed in FEEDS]
     for folder in csv_dirs:
         folder.mkdir(parents=True, exist_ok=True)
         run("chattr", "+i", str(folder))
@@ -109,8 +109,8 @@ def test_a_wrong_host_key_is_refused_clearly_and_nothing_is_lost(stack: FaultSta
     log = refused.log()
     assert "is not the one pinned in" in log
     assert str(stack.sshd.params.client_keys[0]) not in log
-    assert not (stack.root / Feed.ADJUSTMENT.value / "csv").exists() or not list(
-        (stack.root / Feed.ADJUSTMENT.value / "csv").iterdir()
+    assert not (stack.root / ADJUSTMENT.name / "csv").exists() or not list(
+        (stack.root / ADJUSTMENT.name / "csv").iterdir()
     )
     status, body = refused.get("/ready")
     assert (status, body["checks"]["destination_reachable"]) == (503, False)

@@ -31,7 +31,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.codec import encode_avro
 from schemas.models import VarianceLogged
-from sinks.feeds import Feed
+from sinks.feeds import FEEDS
 from streams.cli import main as cli
 from streams.config import KafkaConfig
 from streams.devstack.broker import LocalBroker
@@ -103,8 +103,8 @@ def run_stack(base: FaultStack, name: str) -> FaultStack:
 
 def rows_of(stack: FaultStack) -> Counter[tuple[str, ...]]:
     found: Counter[tuple[str, ...]] = Counter()
-    for feed in Feed:
-        for path in (stack.root / feed.value / "csv").glob("*.csv"):
+    for feed in FEEDS:
+        for path in (stack.root / feed.name / "csv").glob("*.csv"):
             lines = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
             found.update(tuple(row) for row in lines[1:])
     return found

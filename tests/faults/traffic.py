@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from schemas.models import CountApproved, CountLine, VarianceLogged
-from sinks.rows import AdjustmentRow, FeedRow, TransferRow
+from sinks.feeds import AdjustmentRow, FeedRow, TransferRow
 from streams.config import NetSuiteConfig
 from streams.core.routing import Change, route_count, route_variance
 from streams.producer.client import Event

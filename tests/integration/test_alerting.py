@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sinks.feeds import STATE_DIR, Feed
+from sinks.feeds import ADJUSTMENT, FEEDS, STATE_DIR
 from streams.devstack.broker import EmbeddedBroker, free_port
 from streams.kafka.broker import TopicNames
 from streams.producer.client import Event
@@ -216,14 +216,14 @@ def test_a_parked_writer_pages_through_prometheus_and_every_panel_has_data(
         stack.wait_published(traffic.expected(before), settle=False)
 
         # NetSuite rejects a file: its import moves it to failed/ with an error file.
-        rejected = stack.root / Feed.ADJUSTMENT.value / "csv" / "not-an-import.csv"
+        rejected = stack.root / ADJUSTMENT.name / "csv" / "not-an-import.csv"
         rejected.write_text("Item,Qty\n3410,1\n", encoding="utf-8")
         stack.import_all()
 
         # The fault, on one partition only: its ledger folders refuse every write.
-        for feed in Feed:
+        for feed in FEEDS:
             for topic in TopicNames.from_config(stack.settings.kafka).inputs:
-                folder = stack.root / STATE_DIR / "ledger" / feed.value / topic / f"p{FAULTED}"
+                folder = stack.root / STATE_DIR / "ledger" / feed.name / topic / f"p{FAULTED}"
                 folder.mkdir(parents=True, exist_ok=True)
                 subprocess.run(["chattr", "+i", str(folder)], check=True)
                 frozen.append(folder)
@@ -267,7 +267,7 @@ def test_a_parked_writer_pages_through_prometheus_and_every_panel_has_data(
             raise AssertionError("panels without data:\n" + "\n".join(failing)) from None
         [rejections] = prometheus.api(
             "query",
-            query=f'max(variance_sync_netsuite_rejected_files{{feed="{Feed.ADJUSTMENT.value}"}})',
+            query=f'max(variance_sync_netsuite_rejected_files{{feed="{ADJUSTMENT.name}"}})',
         )["data"]["result"]
         assert float(rejections["value"][1]) == 1
 

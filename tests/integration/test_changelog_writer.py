@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from sinks.feeds import Feed
+from sinks.feeds import ADJUSTMENT
 from sinks.source_partition import SourcePartition
 from streams.config import KafkaConfig
 from streams.core.dead_letter import DeadLetterRecord
@@ -74,7 +74,7 @@ async def stage(
 async def claimed(
     bootstrap: str, traits: BrokerTraits, request_timeout_ms: int = 40_000
 ) -> tuple[SourceState, ChangelogWriter]:
-    registry = SourceRegistry({"inputs": (Feed.ADJUSTMENT,)}, durable_gate=True)
+    registry = SourceRegistry({"inputs": (ADJUSTMENT,)}, durable_gate=True)
     registry.assign([SOURCE])
     writer = ChangelogWriter(
         KafkaConfig(bootstrap=bootstrap),

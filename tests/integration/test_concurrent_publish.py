@@ -15,10 +15,10 @@ import pytest
 
 from sinks.csv_render import render
 from sinks.feed_publisher import FeedPublisher, PublisherOptions
-from sinks.feeds import Feed
+from sinks.feeds import ADJUSTMENT, AdjustmentRow
 from sinks.layout import ensure_layout
 from sinks.ledger import BatchLedger
-from sinks.rows import AdjustmentRow, PendingRow
+from sinks.rows import PendingRow
 from sinks.sftp import SFTPDestination
 from sinks.source_partition import SourcePartition
 from tests.fixtures.sshd import SSHDServer
@@ -51,7 +51,7 @@ def publisher(dest: SFTPDestination, hook: Paused | None = None) -> FeedPublishe
     faults = hook or Paused()
     if hook is None:
         faults.reached.set()  # never pauses
-    return FeedPublisher(Feed.ADJUSTMENT, SOURCE, dest, BatchLedger(dest), OPTIONS, faults=faults)
+    return FeedPublisher(ADJUSTMENT, SOURCE, dest, BatchLedger(dest), OPTIONS, faults=faults)
 
 
 def files(root: Path, folder: str) -> list[Path]:
@@ -94,5 +94,5 @@ def test_a_zombie_and_its_successor_publish_one_seal_once(
     others = files(root, "csv" if between else "archive")
     assert len(landed) == 1
     assert others == []
-    assert landed[0].read_bytes() == render(Feed.ADJUSTMENT, [row.row for row in ROWS])
+    assert landed[0].read_bytes() == render(ADJUSTMENT, [row.row for row in ROWS])
     assert files(root, ".staging") == []

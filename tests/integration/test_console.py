@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 from selenium.webdriver import Chrome
 
 from schemas.models import VarianceLogged
-from sinks.feeds import Feed
+from sinks.feeds import ADJUSTMENT
 from sinks.rejections import ERROR_HEADER
 from streams.config import KafkaConfig, load_settings
 from streams.devstack.broker import LocalBroker
@@ -100,7 +100,7 @@ def check_a_failing_destination(
     shows all of it, then the recovery."""
     event = count(line("10017", "3410", counted=2, system=3), count_id="CC2002")
     expected.fold(event)
-    with read_only(root / Feed.ADJUSTMENT.staging_dir):
+    with read_only(root / ADJUSTMENT.staging_dir):
         asyncio.run(publish(worker_bootstrap(worker), [event]))
 
         def stuck() -> bool:
@@ -137,7 +137,7 @@ def worker_bootstrap(worker: WorkerProcess) -> str:
 
 def reject_a_file(root: Path) -> None:
     """What NetSuite's script leaves for a file it could not import."""
-    feed = Feed.ADJUSTMENT
+    feed = ADJUSTMENT
     (root / feed.failed_dir).mkdir(parents=True)
     (root / feed.error_dir).mkdir(parents=True)
     (root / feed.failed_dir / REJECTED).write_text("header\nrow\n", encoding="utf-8")
@@ -411,5 +411,5 @@ def assert_read_only_and_self_contained(browser: Chrome, worker: WorkerProcess) 
     for path in ("/console", "/console/console.js", "/dead-letters", "/rejections"):
         assert worker.text(path, method="POST")[0] == 405
         assert worker.text(path, method="DELETE")[0] == 405
-    metric = f'variance_sync_netsuite_rejected_files{{feed="{Feed.ADJUSTMENT.value}"}} 1.0'
+    metric = f'variance_sync_netsuite_rejected_files{{feed="{ADJUSTMENT.name}"}} 1.0'
     assert metric in worker.text("/metrics")[1]

@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from sinks.exceptions import DestinationRefused
-from sinks.feeds import Feed
-from sinks.layout import NETSUITE_TREE, ensure_layout
+from sinks.feeds import TRANSFER
+from sinks.layout import ensure_layout, netsuite_tree
 from sinks.rejections import RejectionReader
 from streams.netsuite.import_rules import render_errors
 
@@ -42,10 +42,10 @@ async def test_a_folder_removed_behind_its_back_is_made_again(site: Site) -> Non
 async def test_ensure_layout_creates_the_netsuite_tree(site: Site) -> None:
     await ensure_layout(site.dest)
     await ensure_layout(site.dest)
-    for folder in NETSUITE_TREE:
+    for folder in netsuite_tree():
         assert (site.path / folder).is_dir(), folder
-    assert {"inventoryadjustment/csv", "inventorytransfer/.staging"} <= set(NETSUITE_TREE)
-    assert {"variance-sync/ledger", "variance-sync/manifests"} <= set(NETSUITE_TREE)
+    assert {"inventoryadjustment/csv", "inventorytransfer/.staging"} <= set(netsuite_tree())
+    assert {"variance-sync/ledger", "variance-sync/manifests"} <= set(netsuite_tree())
 
 
 async def test_write_read_size_exists(site: Site) -> None:
@@ -182,14 +182,14 @@ async def test_a_read_only_folder_is_refused(site: Site) -> None:
 
 async def test_netsuite_s_rejections_read_the_same_on_every_destination(site: Site) -> None:
     await ensure_layout(site.dest)
-    feed = Feed.TRANSFER
+    feed = TRANSFER
     (site.path / feed.failed_dir / "b.csv").write_bytes(b"rows")
     error = site.path / feed.error_dir / "b_error.csv"
     error.write_bytes(render_errors("b.csv", ["Invalid item 3410"]))
     reader = RejectionReader(site.dest)
     (found,) = await reader.read()
     assert (found.feed, found.file, found.in_failed, found.errors) == (
-        feed.value,
+        feed.name,
         "b.csv",
         True,
         ("Invalid item 3410",),

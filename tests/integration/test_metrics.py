@@ -15,7 +15,7 @@ from aiokafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from sinks.feeds import Feed
+from sinks.feeds import ADJUSTMENT
 from streams.config import KafkaConfig, load_settings
 from streams.devstack.broker import LocalBroker
 from streams.kafka.broker import TopicNames
@@ -28,7 +28,7 @@ from tests.integration.test_pipeline_e2e import publish_variances
 __all__ = ["broker"]
 
 Partition = tuple[str, int]
-FEED = Feed.ADJUSTMENT.value  # where publish_variances' rows go
+FEED = ADJUSTMENT.name  # where publish_variances' rows go
 
 
 def scrape(worker: WorkerProcess) -> list[Sample]:

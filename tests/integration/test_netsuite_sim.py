@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from sinks.csv_render import render
-from sinks.feeds import Feed
-from sinks.rows import AdjustmentRow, TransferRow
+from sinks.feeds import ADJUSTMENT, FEEDS, TRANSFER, AdjustmentRow, AnyFeed, TransferRow
 from streams.cli import main
 from streams.devstack.broker import LocalBroker
 from streams.netsuite.ledger import Transaction, balances, open_ledger, transactions
@@ -33,15 +32,15 @@ LEAP_DAY = date(2024, 2, 29)
 COUNT = "Inventory cycle count by HotWax"
 
 
-def batch(feed: Feed, minute: int) -> str:
+def batch(feed: AnyFeed, minute: int) -> str:
     offsets = f"{minute:012d}-{minute:012d}"
     return (
         f"acme_{feed.file_label}_2024-02-29-18_{minute:02d}_00_000_count-approved-p0_{offsets}.csv"
     )
 
 
-A1, A2, A3, A4 = (batch(Feed.ADJUSTMENT, m) for m in range(4))
-T1, T2, T3 = (batch(Feed.TRANSFER, m) for m in range(3))
+A1, A2, A3, A4 = (batch(ADJUSTMENT, m) for m in range(4))
+T1, T2, T3 = (batch(TRANSFER, m) for m in range(3))
 
 
 def adj(
@@ -55,7 +54,7 @@ def move(external_id: str, item: str, quantity: int, source: str, target: str) -
 
 
 A1_BYTES = render(
-    Feed.ADJUSTMENT,
+    ADJUSTMENT,
     [
         adj("CC1001-10017", "3410", -3),
         adj("CC1001-10019", "3412", 5),
@@ -63,22 +62,20 @@ A1_BYTES = render(
         adj("CC1002-20001", "4001", -2, location="300"),
     ],
 )
-A3_BYTES = render(Feed.ADJUSTMENT, [adj("CC1003-1", "3410", 1)]) + (
+A3_BYTES = render(ADJUSTMENT, [adj("CC1003-1", "3410", 1)]) + (
     b"CC1003-2,927,3410,1.5,254,02/29/2024,M,1,CC1003-2\r\n"
     b"CC1003-3,927,3410,2,254,02/30/2024,M,1,CC1003-3\r\n"
 )
-A4_BYTES = render(Feed.ADJUSTMENT, [adj("CC1004-1", "3410", 7)])
+A4_BYTES = render(ADJUSTMENT, [adj("CC1004-1", "3410", 7)])
 T1_BYTES = render(
-    Feed.TRANSFER,
+    TRANSFER,
     [move("VL-dmg-1", "3410", 5, "254", "1099"), move("VL-found-1", "3411", 2, "1099", "254")],
 )
 T2_BYTES = render(
-    Feed.TRANSFER,
+    TRANSFER,
     [move("VL-dmg-1", "3410", 5, "254", "1099"), move("VL-new-1", "3410", 1, "254", "1099")],
 )
-T3_BYTES = render(Feed.TRANSFER, [move("VL-stolen-1", "3410", 1, "254", "1098")]).replace(
-    b"\r\n", b"\n"
-)
+T3_BYTES = render(TRANSFER, [move("VL-stolen-1", "3410", 1, "254", "1098")]).replace(b"\r\n", b"\n")
 
 ERROR_A3 = (
     f"fileName,errorMessage\r\n{A3},line 3: Adjust Qty By '1.5' is not an integer\r\n"
@@ -235,7 +232,7 @@ def test_the_simulator_imports_everything_a_real_worker_published(
     try:
         worker.wait_ready()
         asyncio.run(publish_mix(broker.bootstrap))
-        adjustments, transfers = (root / feed.csv_dir for feed in Feed)
+        adjustments, transfers = (root / feed.csv_dir for feed in FEEDS)
         wait_for(
             lambda: len(read_rows(adjustments)[1]) >= 4 and len(read_rows(transfers)[1]) >= 2,
             60,
@@ -264,7 +261,7 @@ def test_the_simulator_imports_everything_a_real_worker_published(
     }
     assert not list(adjustments.iterdir())
     assert not list(transfers.iterdir())
-    archived = {p.name for feed in Feed for p in (root / feed.archive_dir).iterdir()}
+    archived = {p.name for feed in FEEDS for p in (root / feed.archive_dir).iterdir()}
     assert archived == published
     with open_ledger(tmp_path / "ledger.sqlite") as connection:
         references = dict(connection.execute("SELECT id, reference FROM transactions"))

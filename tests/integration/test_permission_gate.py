@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from schemas.models import VarianceLogged
-from sinks.feeds import Feed
+from sinks.feeds import TRANSFER
 from streams.cli import main
 from streams.config import KafkaConfig, load_settings
 from streams.devstack.broker import LocalBroker
@@ -37,7 +37,7 @@ def test_only_managers_move_netsuite_inventory(
     try:
         worker.wait_ready()
         asyncio.run(publish(broker.bootstrap, refused, allowed))
-        csv_dir = tmp_path / "netsuite" / Feed.TRANSFER.csv_dir
+        csv_dir = tmp_path / "netsuite" / TRANSFER.csv_dir
         wait_for(lambda: any(csv_dir.glob("*.csv")), 60, "the transfer file", worker)
         rows = "".join(p.read_text(encoding="utf-8") for p in csv_dir.glob("*.csv"))
         assert f"VL-{allowed.event_id}," in rows

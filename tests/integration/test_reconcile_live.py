@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from sinks.feeds import Feed
+from sinks.feeds import ADJUSTMENT
 from sinks.rejections import ERROR_HEADER
 from streams.cli import main
 from streams.config import KafkaConfig, load_settings
@@ -181,14 +181,14 @@ def make_differences(
         )
     rejected = variance(-1, "VAR_LOST", facility="STORE_1")
     asyncio.run(publish(bootstrap, rejected))
-    csv_dir = tmp_path / "netsuite" / Feed.ADJUSTMENT.csv_dir
+    csv_dir = tmp_path / "netsuite" / ADJUSTMENT.csv_dir
     wait_for(lambda: any(csv_dir.glob("*.csv")), 60, "the file to reject", worker)
     (path,) = csv_dir.glob("*.csv")
-    error_dir = tmp_path / "netsuite" / Feed.ADJUSTMENT.error_dir
+    error_dir = tmp_path / "netsuite" / ADJUSTMENT.error_dir
     (error_dir / f"{path.stem}_error.csv").write_text(
         f"{','.join(ERROR_HEADER)}\n{path.name},Invalid item 3410\n", encoding="utf-8"
     )
-    shutil.move(path, tmp_path / "netsuite" / Feed.ADJUSTMENT.failed_dir / path.name)
+    shutil.move(path, tmp_path / "netsuite" / ADJUSTMENT.failed_dir / path.name)
     return {
         deleted: "missing",
         doubled: "imported twice",

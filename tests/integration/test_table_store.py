@@ -11,7 +11,7 @@ import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.types import TP
 
-from sinks.feeds import Feed
+from sinks.feeds import ADJUSTMENT
 from streams.config import KafkaConfig
 from streams.core.pending import SourceRegistry
 from streams.devstack.broker import LocalBroker
@@ -42,7 +42,7 @@ async def scenario(bootstrap: str, data_dir: Path, traits: BrokerTraits) -> None
     )
     await admin.close()
     writer = ChangelogWriter(
-        KafkaConfig(bootstrap=bootstrap), SourceRegistry({"t": (Feed.ADJUSTMENT,)}), traits
+        KafkaConfig(bootstrap=bootstrap), SourceRegistry({"t": (ADJUSTMENT,)}), traits
     )
     try:
         table = tables(data_dir, writer)

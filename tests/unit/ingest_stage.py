@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.models import EventKind
-from sinks.feeds import Feed
+from sinks.feeds import ADJUSTMENT, TRANSFER, AnyFeed
 from sinks.retry import Backoff
 from sinks.source_partition import SourcePartition
 from streams.core.dead_letter import (
@@ -35,7 +35,7 @@ from tests.factories import make_settings
 
 COUNTS, VARIANCES = "counts", "variances"
 KINDS = {COUNTS: EventKind.COUNT_APPROVED, VARIANCES: EventKind.VARIANCE_LOGGED}
-FEEDS = {COUNTS: (Feed.ADJUSTMENT,), VARIANCES: (Feed.ADJUSTMENT, Feed.TRANSFER)}
+FEEDS_BY_TOPIC = {COUNTS: (ADJUSTMENT,), VARIANCES: (ADJUSTMENT, TRANSFER)}
 RECORD_TIME_MS = 1_709_229_600_000  # 2024-02-29T18:00:00Z, the factories' NOON_UTC
 
 
@@ -216,7 +216,7 @@ class Stage:
         self.inventory_table = FakeTable()
         self.progress_table = FakeTable()
         self.sources = SourceRegistry(
-            FEEDS, durable_gate=True, progress=TableProgress(self.progress_table)
+            FEEDS_BY_TOPIC, durable_gate=True, progress=TableProgress(self.progress_table)
         )
         self.log = FakeLog(self.sources, (self.inventory_table, self.progress_table), transactions)
         self.consumer = FakeConsumer()
@@ -298,7 +298,7 @@ class Stage:
         assert state is not None
         return state
 
-    def pending(self, topic: str, feed: Feed, partition: int = 0) -> list[str]:
+    def pending(self, topic: str, feed: AnyFeed, partition: int = 0) -> list[str]:
         rows = self.state(topic, partition).batchers[feed].rows_through(10**9)
         return [getattr(r.row, "reference_no", getattr(r.row, "external_id", "")) for r in rows]
 

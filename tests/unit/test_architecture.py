@@ -1,6 +1,7 @@
 """Imports go one way (docs/architecture.md): every import of our own code, at any depth
 of a module, must follow the component rules below, and only the worker imports Faust.
-A new back edge fails here, naming the module and what it imported."""
+A new back edge fails here, naming the module and what it imported; so does an import
+loop, even one within a component, naming the modules on it."""
 
 from __future__ import annotations
 
@@ -53,10 +54,10 @@ def component(module: str) -> str:
     return rest.split(".")[0]
 
 
-def modules() -> Iterator[tuple[str, Path]]:
-    for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            parts = path.relative_to(ROOT).with_suffix("").parts
+def modules(root: Path = ROOT, packages: tuple[str, ...] = PACKAGES) -> Iterator[tuple[str, Path]]:
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            parts = path.relative_to(root).with_suffix("").parts
             name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
             yield name, path
 
@@ -76,9 +77,95 @@ def ours(module: str) -> bool:
     return module.split(".", maxsplit=1)[0] in PACKAGES and module != "streams"
 
 
-def known(module: str) -> bool:
-    path = ROOT.joinpath(*module.split("."))
+def known(module: str, root: Path = ROOT) -> bool:
+    path = root.joinpath(*module.split("."))
     return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
+
+
+def ancestors(module: str) -> list[str]:
+    """The packages that importing `module` runs first: `a` and `a.b` for `a.b.c`."""
+    parts = module.split(".")
+    return [".".join(parts[:end]) for end in range(1, len(parts))]
+
+
+def dependencies(name: str, path: Path, root: Path = ROOT) -> Iterator[str]:
+    """Every module whose code an import in `name` may run, at any depth of it (under
+    `if TYPE_CHECKING:` too): the module imported and the packages above it, whose
+    `__init__` runs first. A module's own packages have started before it runs, so they
+    count only where it takes names from them (`from a.b import name` in `a.b.c`): a
+    package may re-export its submodules, which import one another."""
+    own = set(ancestors(name))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+
+    def loads(module: str, takes_names: bool) -> Iterator[str]:
+        yield from (parent for parent in ancestors(module) if parent not in own)
+        if module not in own or takes_names:
+            yield module
+
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield from loads(alias.name, takes_names=True)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            named = [f"{base}.{alias.name}" for alias in node.names]
+            submodules = [module for module in named if known(module, root)]
+            yield from loads(base, takes_names=len(submodules) < len(named))
+            yield from submodules
+
+
+def import_graph(root: Path = ROOT, packages: tuple[str, ...] = PACKAGES) -> dict[str, set[str]]:
+    found = dict(modules(root, packages))
+    return {
+        name: {dep for dep in dependencies(name, path, root) if dep in found and dep != name}
+        for name, path in found.items()
+    }
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for step in graph[todo.pop()] - seen:
+            seen.add(step)
+            todo.append(step)
+    return seen
+
+
+def loop_through(graph: dict[str, set[str]], start: str, within: set[str]) -> list[str]:
+    """A shortest way from `start` back to itself inside one strongly connected set."""
+    came_from: dict[str, str] = {}
+    frontier = [start]
+    while start not in came_from:
+        following = []
+        for here in frontier:
+            for step in sorted(graph[here] & within):
+                if step not in came_from:
+                    came_from[step] = here
+                    following.append(step)
+        frontier = following
+    way = [start]
+    while len(way) == 1 or way[-1] != start:
+        way.append(came_from[way[-1]])
+    return way[::-1]
+
+
+def cycles(graph: dict[str, set[str]]) -> list[str]:
+    """Each strongly connected set of more than one module, as one loop through it."""
+    reach = {module: reachable(graph, module) for module in graph}
+    found: list[str] = []
+    placed: set[str] = set()
+    for module in sorted(graph):
+        if module in placed or module not in reach[module]:
+            continue
+        tied = {other for other in reach[module] if module in reach[other]}
+        placed |= tied
+        loop = " -> ".join(loop_through(graph, module, tied))
+        found.append(f"{loop} (tied: {', '.join(sorted(tied))})")
+    return found
 
 
 def test_every_component_has_a_rule() -> None:
@@ -116,9 +203,13 @@ def test_the_rules_are_layered() -> None:
         assert allowed <= set(order[:position]), name
 
 
+def test_no_import_loop() -> None:
+    assert cycles(import_graph()) == []
+
+
 def test_importing_the_worker_loads_no_tool() -> None:
     probe = (
-        "import sys, streams.worker; "
+        "import sys, streams.worker.run; "
         "print(sorted(m for m in sys.modules if m.startswith("
         "('streams.ops', 'streams.cli', 'streams.devstack', 'streams.producer', "
         "'streams.netsuite'))))"
@@ -136,3 +227,63 @@ def test_the_checker_sees_a_back_edge(tmp_path: Path) -> None:
     found = list(imports(sample))
     assert "streams.devstack.stack" in found
     assert component("streams.devstack.stack") not in ALLOWED["ops"]
+
+
+def plant(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def test_the_checker_sees_a_loop(tmp_path: Path) -> None:
+    # A view taking a name from its package, whose __init__ imports the app, which
+    # imports the view: the loop is found, although the import is inside a function.
+    plant(
+        tmp_path,
+        {
+            "pkg/__init__.py": "from pkg.app import build\nRUN = build\n",
+            "pkg/app.py": "from pkg import web\nbuild = web\n",
+            "pkg/web.py": "def page():\n    from pkg import RUN\n",
+        },
+    )
+    assert cycles(import_graph(tmp_path, ("pkg",))) == [
+        "pkg -> pkg.app -> pkg.web -> pkg (tied: pkg, pkg.app, pkg.web)"
+    ]
+
+
+def test_the_checker_counts_package_inits_and_type_checking(tmp_path: Path) -> None:
+    # Importing other.leaf runs other/__init__.py, which imports other.deep, which
+    # imports the app back for its types only: still a loop.
+    plant(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/app.py": "import other.leaf\n",
+            "other/__init__.py": "from other.deep import Deep\n",
+            "other/leaf.py": "",
+            "other/deep.py": (
+                "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.app import App\n"
+            ),
+        },
+    )
+    assert cycles(import_graph(tmp_path, ("pkg", "other"))) == [
+        "other -> other.deep -> pkg.app -> other (tied: other, other.deep, pkg.app)"
+    ]
+
+
+def test_a_package_may_reexport_submodules_that_import_each_other(tmp_path: Path) -> None:
+    # Both submodules import a sibling, relatively or not: the package has started
+    # already when they run, and they take no name from its __init__.
+    plant(
+        tmp_path,
+        {
+            "ok/__init__.py": "from ok.a import A\nfrom ok.b import B\n",
+            "ok/a.py": "from ok.b import B\nA = B\n",
+            "ok/b.py": "from . import c\nB = c\n",
+            "ok/c.py": "",
+        },
+    )
+    graph = import_graph(tmp_path, ("ok",))
+    assert graph["ok.b"] == {"ok.c"}
+    assert cycles(graph) == []

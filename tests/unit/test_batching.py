@@ -4,8 +4,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from sinks.feeds import AdjustmentRow
 from sinks.retry import Backoff
-from sinks.rows import AdjustmentRow, PendingRow
+from sinks.rows import PendingRow
 from streams.core.batching import FeedBatcher, WindowPolicy
 
 POLICY = WindowPolicy(window_seconds=60, max_rows=3)

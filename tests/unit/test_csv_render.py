@@ -11,17 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sinks.csv_render import (
-    ADJUSTMENT_HEADER,
-    NETSUITE_MAX_ROWS,
-    TRANSFER_HEADER,
-    chunk_rows,
-    neutralise_text,
-    render,
-    single_line,
-)
-from sinks.feeds import Feed
-from sinks.rows import AdjustmentRow, FeedRow, TransferRow
+from sinks.csv_render import NETSUITE_MAX_ROWS, chunk_rows, render
+from sinks.feeds import ADJUSTMENT, TRANSFER, AdjustmentRow, AnyFeed, FeedRow, TransferRow
+from sinks.feeds.cells import neutralise_text, single_line
 
 GOLDEN = Path(__file__).parent / "golden"
 COUNT_MEMO = "Inventory cycle count by HotWax"
@@ -49,20 +41,20 @@ def parse(data: bytes) -> list[list[str]]:
 
 
 def test_headers_match_the_import_maps() -> None:
-    assert ",".join(ADJUSTMENT_HEADER) == (
+    assert ",".join(ADJUSTMENT.header) == (
         "Reference No,Adjustment Account,Item,Adjust Qty By,Location,Date,Memo,Subsidiary,"
         "HC Inventory Adj Id"
     )
-    assert ",".join(TRANSFER_HEADER) == (
+    assert ",".join(TRANSFER.header) == (
         "External Id,Item,Adjust Qty By,From Location,To Location,Date,Memo,Subsidiary"
     )
 
 
 @pytest.mark.parametrize(
     ("feed", "name"),
-    [(Feed.ADJUSTMENT, "adjustment_header_only.csv"), (Feed.TRANSFER, "transfer_header_only.csv")],
+    [(ADJUSTMENT, "adjustment_header_only.csv"), (TRANSFER, "transfer_header_only.csv")],
 )
-def test_zero_rows_render_the_header_only(feed: Feed, name: str) -> None:
+def test_zero_rows_render_the_header_only(feed: AnyFeed, name: str) -> None:
     assert render(feed, []) == golden(name)
 
 
@@ -74,7 +66,7 @@ def test_adjustments_positive_and_negative_deltas() -> None:
         adj("VL-3b1e77a0", "3410", -2, loc="255", day=date(2022, 6, 20), memo="Lost"),
         adj("VL-c0ffee01", "3413", -40000, loc="255", day=date(2022, 12, 31), memo="VAR_STOLEN"),
     ]
-    data = render(Feed.ADJUSTMENT, rows)
+    data = render(ADJUSTMENT, rows)
     assert data == golden("adjustment_deltas.csv")
     # The DESIGN section 4 example row, verbatim.
     assert data.split(b"\r\n")[1] == (
@@ -92,7 +84,7 @@ def test_transfers_move_positive_units_in_both_directions() -> None:
         ),  # found: back in
         xfer("VL-5d5d5d5d", 12000, "254", "1098", day=date(2023, 1, 5), memo="Stolen", item="3414"),
     ]
-    data = render(Feed.TRANSFER, rows)
+    data = render(TRANSFER, rows)
     assert data == golden("transfer_directions.csv")
     assert data.split(b"\r\n")[1] == b"VL-8f2c41d0,3410,5,254,1099,06/20/2022,Damaged,1"
 
@@ -116,7 +108,7 @@ def test_memos_with_commas_quotes_and_line_breaks() -> None:
         )
         for i, m in enumerate(memos, start=1)
     ]
-    assert render(Feed.ADJUSTMENT, rows) == golden("memo_quoting.csv")
+    assert render(ADJUSTMENT, rows) == golden("memo_quoting.csv")
 
 
 def test_non_ascii_memos_are_utf8_without_bom() -> None:
@@ -125,7 +117,7 @@ def test_non_ascii_memos_are_utf8_without_bom() -> None:
         xfer("VL-e2", 1, "254", "1099", day=date(2023, 11, 2), memo="破損した箱 / 파손된 상자"),
         xfer("VL-e3", 4, "1097", "254", day=date(2023, 11, 3), memo="Gefunden: Größe „M“, 📦"),
     ]
-    data = render(Feed.TRANSFER, rows)
+    data = render(TRANSFER, rows)
     assert data == golden("non_ascii.csv")
     assert not data.startswith(b"\xef\xbb\xbf")
 
@@ -139,7 +131,7 @@ def test_formulas_in_adjustment_text_cells_are_neutralised() -> None:
         adj("\tCC1003-1", "3410", -7, memo="\t=cmd|' /C calc'!A0"),
         adj("CC1004-1", "3410", -3, memo="=1+1"),
     ]
-    data = render(Feed.ADJUSTMENT, rows)
+    data = render(ADJUSTMENT, rows)
     assert data == golden("formula_adjustment.csv")
     assert [record[3] for record in parse(data)[1:]] == ["-3", "-3", "5", "-7", "-3"]
 
@@ -149,7 +141,7 @@ def test_formulas_in_transfer_text_cells_are_neutralised() -> None:
         xfer("+VL-1", 5, "254", "1099", day=date(2022, 6, 20), memo="-Damaged"),
         xfer("\rVL-2", 1, "254", "1099", day=date(2022, 6, 20), memo="=2*3"),
     ]
-    assert render(Feed.TRANSFER, rows) == golden("formula_transfer.csv")
+    assert render(TRANSFER, rows) == golden("formula_transfer.csv")
 
 
 @pytest.mark.parametrize(
@@ -183,22 +175,22 @@ def test_single_line(memo: str, expected: str) -> None:
 @pytest.mark.parametrize(
     ("feed", "row"),
     [
-        (Feed.ADJUSTMENT, xfer("VL-1", 1, "254", "1099", memo="Damaged")),
-        (Feed.TRANSFER, adj("CC1-1", "3410", -1)),
+        (ADJUSTMENT, xfer("VL-1", 1, "254", "1099", memo="Damaged")),
+        (TRANSFER, adj("CC1-1", "3410", -1)),
     ],
 )
-def test_a_row_of_the_other_feed_is_rejected(feed: Feed, row: FeedRow) -> None:
+def test_a_row_of_the_other_feed_is_rejected(feed: AnyFeed, row: FeedRow) -> None:
     with pytest.raises(ValueError, match="cannot go in"):
         render(feed, [row])
 
 
 def test_a_bool_quantity_is_rejected() -> None:
     with pytest.raises(ValueError, match="quantity"):
-        render(Feed.ADJUSTMENT, [adj("CC1-1", "3410", True)])
+        render(ADJUSTMENT, [adj("CC1-1", "3410", True)])
 
 
 def test_dates_are_zero_padded() -> None:
-    data = render(Feed.ADJUSTMENT, [adj("CC1-1", "3410", 1, day=date(999, 1, 2))])
+    data = render(ADJUSTMENT, [adj("CC1-1", "3410", 1, day=date(999, 1, 2))])
     assert parse(data)[1][5] == "01/02/0999"
 
 
@@ -218,7 +210,7 @@ def test_chunking_25_rows_by_10_gives_three_files_each_with_a_header() -> None:
     chunks = chunk_rows(count_rows(25), 10)
     assert [len(c) for c in chunks] == [10, 10, 5]
     for number, chunk in enumerate(chunks, start=1):
-        assert render(Feed.ADJUSTMENT, chunk) == golden(f"chunk_part{number}of3.csv")
+        assert render(ADJUSTMENT, chunk) == golden(f"chunk_part{number}of3.csv")
 
 
 def test_chunking_keeps_order_and_exact_multiples() -> None:
@@ -238,9 +230,9 @@ def test_chunk_limits_outside_what_netsuite_accepts_are_rejected(limit: int) -> 
 
 @given(ref=st.text(min_size=1), memo=st.text(), qty=st.integers())
 def test_adjustment_cells_round_trip_through_csv_reader(ref: str, memo: str, qty: int) -> None:
-    data = render(Feed.ADJUSTMENT, [adj(ref, "3410", qty, memo=memo)])
+    data = render(ADJUSTMENT, [adj(ref, "3410", qty, memo=memo)])
     header, record = parse(data)
-    assert tuple(header) == ADJUSTMENT_HEADER
+    assert tuple(header) == ADJUSTMENT.header
     assert record[0] == record[8] == neutralise_text(ref)
     assert record[6] == neutralise_text(single_line(memo))
     assert record[3] == str(qty)
@@ -249,9 +241,9 @@ def test_adjustment_cells_round_trip_through_csv_reader(ref: str, memo: str, qty
 
 @given(ext=st.text(min_size=1), memo=st.text(), qty=st.integers(min_value=1))
 def test_transfer_cells_round_trip_through_csv_reader(ext: str, memo: str, qty: int) -> None:
-    data = render(Feed.TRANSFER, [xfer(ext, qty, "254", "1099", memo=memo)])
+    data = render(TRANSFER, [xfer(ext, qty, "254", "1099", memo=memo)])
     header, record = parse(data)
-    assert tuple(header) == TRANSFER_HEADER
+    assert tuple(header) == TRANSFER.header
     assert record[0] == neutralise_text(ext)
     assert record[6] == neutralise_text(single_line(memo))
     assert record[2] == str(qty)
@@ -259,7 +251,7 @@ def test_transfer_cells_round_trip_through_csv_reader(ext: str, memo: str, qty: 
 
 @given(memo=st.text())
 def test_every_line_ends_with_crlf_and_memos_never_span_lines(memo: str) -> None:
-    data = render(Feed.ADJUSTMENT, [adj("CC1-1", "3410", -3, memo=memo)])
+    data = render(ADJUSTMENT, [adj("CC1-1", "3410", -3, memo=memo)])
     assert data.endswith(b"\r\n")
     assert data.count(b"\n") == data.count(b"\r") == data.count(b"\r\n") == 2
 
@@ -268,7 +260,7 @@ def test_every_line_ends_with_crlf_and_memos_never_span_lines(memo: str) -> None
 def test_no_text_cell_can_start_a_formula_and_quantities_stay_numbers(
     ref: str, memo: str, qty: int
 ) -> None:
-    data = render(Feed.ADJUSTMENT, [adj(ref, "3410", qty, memo=memo)])
+    data = render(ADJUSTMENT, [adj(ref, "3410", qty, memo=memo)])
     _, record = parse(data)
     for text_cell in (record[0], record[6], record[8]):
         assert not text_cell.startswith(("=", "+", "-", "@", "\t", "\r"))

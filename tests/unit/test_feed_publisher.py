@@ -13,11 +13,11 @@ import pytest
 
 from sinks.exceptions import LedgerConflict, Superseded
 from sinks.feed_publisher import FeedPublisher, PublisherOptions
-from sinks.feeds import Feed
+from sinks.feeds import ADJUSTMENT, AdjustmentRow, AnyFeed
 from sinks.layout import ensure_layout
 from sinks.ledger import PUBLISHED_SUFFIX, SEAL_SUFFIX, BatchLedger, ledger_dir
 from sinks.local import LocalDestination
-from sinks.rows import AdjustmentRow, PendingRow
+from sinks.rows import PendingRow
 from sinks.source_partition import SourcePartition
 
 SOURCE = SourcePartition("hotwax.inventory.count-approved", 2)
@@ -55,7 +55,7 @@ def publisher(dest: LocalDestination, crash_at: str | None = None) -> FeedPublis
         if step == crash_at:
             raise Crash(step)
 
-    return FeedPublisher(Feed.ADJUSTMENT, SOURCE, dest, BatchLedger(dest), OPTIONS, faults=faults)
+    return FeedPublisher(ADJUSTMENT, SOURCE, dest, BatchLedger(dest), OPTIONS, faults=faults)
 
 
 def published_refs(root: Path) -> list[str]:
@@ -230,8 +230,8 @@ async def test_old_published_batches_leave_the_ledger_and_the_head_stays(
     dest: LocalDestination,
 ) -> None:
     ledger = BatchLedger(dest, keep=2, prune_every=3)
-    flush = FeedPublisher(Feed.ADJUSTMENT, SOURCE, dest, ledger, OPTIONS).flush
-    folder = dest.root / ledger_dir(Feed.ADJUSTMENT, SOURCE)
+    flush = FeedPublisher(ADJUSTMENT, SOURCE, dest, ledger, OPTIONS).flush
+    folder = dest.root / ledger_dir(ADJUSTMENT, SOURCE)
 
     def seals() -> list[int]:
         return sorted(int(p.name.split(".")[0]) for p in folder.glob(f"*{SEAL_SUFFIX}"))
@@ -256,7 +256,7 @@ class PausedBeforeClaim(BatchLedger):
         super().__init__(dest)
         self.go = asyncio.Event()
 
-    async def claim(self, feed: Feed, source: SourcePartition, manifest: dict[str, Any]) -> Any:
+    async def claim(self, feed: AnyFeed, source: SourcePartition, manifest: dict[str, Any]) -> Any:
         await self.go.wait()
         return await super().claim(feed, source, manifest)
 
@@ -265,14 +265,14 @@ async def test_a_publisher_paused_before_its_claim_cannot_reopen_a_pruned_batch(
     dest: LocalDestination,
 ) -> None:
     stale = PausedBeforeClaim(dest)
-    zombie = FeedPublisher(Feed.ADJUSTMENT, SOURCE, dest, stale, OPTIONS)
+    zombie = FeedPublisher(ADJUSTMENT, SOURCE, dest, stale, OPTIONS)
     paused = asyncio.create_task(zombie.flush(rows(0), consumed_through=0))
     await asyncio.sleep(0.05)  # it read an empty ledger, and stopped
     ledger = BatchLedger(dest, keep=2, prune_every=1)
-    successor = FeedPublisher(Feed.ADJUSTMENT, SOURCE, dest, ledger, OPTIONS)
+    successor = FeedPublisher(ADJUSTMENT, SOURCE, dest, ledger, OPTIONS)
     for offset in range(5):
         await successor.flush(rows(offset), consumed_through=offset)
-    folder = dest.root / ledger_dir(Feed.ADJUSTMENT, SOURCE)
+    folder = dest.root / ledger_dir(ADJUSTMENT, SOURCE)
     assert not (folder / f"{0:020d}{SEAL_SUFFIX}").exists()  # pruned: the name is free
     stale.go.set()
     with pytest.raises(Superseded):
@@ -297,7 +297,7 @@ async def test_a_publisher_paused_before_its_rename_cannot_land_a_file_twice(
     dest: LocalDestination,
 ) -> None:
     reached, release, faults = pausing("promoting")
-    zombie = FeedPublisher(Feed.ADJUSTMENT, SOURCE, dest, BatchLedger(dest), OPTIONS, faults=faults)
+    zombie = FeedPublisher(ADJUSTMENT, SOURCE, dest, BatchLedger(dest), OPTIONS, faults=faults)
     paused = asyncio.create_task(zombie.flush(rows(1), consumed_through=1))
     await asyncio.wait_for(reached.wait(), 5)  # its upload is named to be promoted
     result = await publisher(dest).flush(rows(1), consumed_through=1)
@@ -315,11 +315,11 @@ async def test_a_promotion_claimed_after_its_batch_was_pruned_is_superseded(
     dest: LocalDestination,
 ) -> None:
     reached, release, faults = pausing("staged")
-    zombie = FeedPublisher(Feed.ADJUSTMENT, SOURCE, dest, BatchLedger(dest), OPTIONS, faults=faults)
+    zombie = FeedPublisher(ADJUSTMENT, SOURCE, dest, BatchLedger(dest), OPTIONS, faults=faults)
     paused = asyncio.create_task(zombie.flush(rows(0), consumed_through=0))
     await asyncio.wait_for(reached.wait(), 5)
     ledger = BatchLedger(dest, keep=2, prune_every=1)
-    successor = FeedPublisher(Feed.ADJUSTMENT, SOURCE, dest, ledger, OPTIONS)
+    successor = FeedPublisher(ADJUSTMENT, SOURCE, dest, ledger, OPTIONS)
     for offset in range(5):
         await successor.flush(rows(offset), consumed_through=offset)
     netsuite_imports(dest.root)

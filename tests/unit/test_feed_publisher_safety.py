@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sinks.feed_publisher import FeedPublisher
-from sinks.feeds import Feed
+from sinks.feeds import ADJUSTMENT, FEEDS
 from sinks.layout import ensure_layout
 from sinks.ledger import BatchLedger
 from sinks.local import LocalDestination
@@ -43,7 +43,7 @@ class Recording(LocalDestination):
 
 
 def owned_by_netsuite(path: str) -> bool:
-    return any(f"{feed.value}/{folder}" in path for feed in Feed for folder in NETSUITE_OWNED)
+    return any(f"{feed.name}/{folder}" in path for feed in FEEDS for folder in NETSUITE_OWNED)
 
 
 @pytest.mark.parametrize("crash_at", [None, "staged", "promoted", "recorded"])
@@ -55,7 +55,7 @@ async def test_netsuite_folders_are_never_written(tmp_path: Path, crash_at: str 
         if step == crash_at:
             raise Crash(step)
 
-    first = FeedPublisher(Feed.ADJUSTMENT, SOURCE, dest, BatchLedger(dest), OPTIONS, faults=faults)
+    first = FeedPublisher(ADJUSTMENT, SOURCE, dest, BatchLedger(dest), OPTIONS, faults=faults)
     with contextlib.suppress(Crash):
         await first.flush(rows(1, 2, 3, 4), consumed_through=4)
     # NetSuite imports what is there, and a replay rebuilds everything.
@@ -64,7 +64,7 @@ async def test_netsuite_folders_are_never_written(tmp_path: Path, crash_at: str 
     (tmp_path / "inventoryadjustment" / "error" / "x_error.csv").write_text(
         "fileName,errorMessage\n"
     )
-    again = FeedPublisher(Feed.ADJUSTMENT, SOURCE, dest, BatchLedger(dest), OPTIONS)
+    again = FeedPublisher(ADJUSTMENT, SOURCE, dest, BatchLedger(dest), OPTIONS)
     await again.flush(rows(1, 2, 3, 4, 7), consumed_through=9)
     assert dest.changed
     assert not [path for path in dest.changed if owned_by_netsuite(path)]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from schemas.codec import encode_avro, encode_json
-from sinks.feeds import Feed
+from sinks.feeds import ADJUSTMENT, TRANSFER
 from sinks.source_partition import SourcePartition
 from streams import metrics
 from streams.core.dead_letter import ORIGINAL_SHA256, TRUNCATED_FROM
@@ -42,7 +42,7 @@ async def test_a_count_updates_positions_and_is_acked_once_durable_and_published
         line("10017", "3410", counted=7, system=10), line("10018", "3411", counted=2, system=2)
     )
     held = await stage.send(COUNTS, encode_avro(event))
-    assert stage.pending(COUNTS, Feed.ADJUSTMENT) == ["CC1001-10017"]
+    assert stage.pending(COUNTS, ADJUSTMENT) == ["CC1001-10017"]
     assert stage.inventory["STORE_1/10017"]["net_variance"] == -3
     assert stage.inventory["STORE_1/10018"]["last_counted_quantity"] == 2
     stage.publish(COUNTS)
@@ -54,7 +54,7 @@ async def test_a_count_updates_positions_and_is_acked_once_durable_and_published
 async def test_json_bodies_are_accepted_with_their_content_type(stage: Stage) -> None:
     body = encode_json(variance(-2, "VAR_DAMAGED", event_id="j1"))
     await stage.send(VARIANCES, body, headers=(("content-type", b"application/json"),))
-    assert stage.pending(VARIANCES, Feed.TRANSFER) == ["VL-j1"]
+    assert stage.pending(VARIANCES, TRANSFER) == ["VL-j1"]
 
 
 async def test_a_record_delivered_again_counts_once_and_sends_the_consumer_on(
@@ -66,7 +66,7 @@ async def test_a_record_delivered_again_counts_once_and_sends_the_consumer_on(
     assert stage.consumer.seeks[-1] == (VARIANCES, 0, 1)
     await stage.send(VARIANCES, lost(1, "r2"), offset=1)
     assert stage.inventory["STORE_1/10017"]["net_variance"] == -3
-    assert stage.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-r1", "VL-r2"]
+    assert stage.pending(VARIANCES, ADJUSTMENT) == ["VL-r1", "VL-r2"]
 
 
 def events_counted() -> float:
@@ -93,10 +93,10 @@ async def test_a_record_past_a_gap_is_refused_until_the_consumer_goes_back(stage
     skipped = await stage.send(VARIANCES, lost(1, "g3"), offset=3)
     assert stage.consumer.seeks[-1] == (VARIANCES, 0, 2)
     assert stage.state(VARIANCES).consumed_through == 1
-    assert stage.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-g0", "VL-g1"]
+    assert stage.pending(VARIANCES, ADJUSTMENT) == ["VL-g0", "VL-g1"]
     await stage.send(VARIANCES, lost(1, "g2"), offset=2)
     await stage.send(VARIANCES, lost(1, "g3"), offset=3)
-    assert stage.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-g0", "VL-g1", "VL-g2", "VL-g3"]
+    assert stage.pending(VARIANCES, ADJUSTMENT) == ["VL-g0", "VL-g1", "VL-g2", "VL-g3"]
     stage.flush()
     stage.publish(VARIANCES)
     assert not skipped.acked  # only the copy taken in order is acked
@@ -136,7 +136,7 @@ async def test_the_first_record_of_an_assignment_starts_at_the_committed_offset(
     assert stage.consumer.seeks == [(VARIANCES, 0, 5)]
     for offset in (5, 6, 7):
         await stage.send(VARIANCES, lost(1, f"c{offset}"), offset=offset)
-    assert stage.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-c5", "VL-c6", "VL-c7"]
+    assert stage.pending(VARIANCES, ADJUSTMENT) == ["VL-c5", "VL-c6", "VL-c7"]
 
 
 async def test_after_a_rebalance_a_redelivered_record_is_batched_but_not_reapplied(
@@ -149,14 +149,14 @@ async def test_after_a_rebalance_a_redelivered_record_is_batched_but_not_reappli
     await stage.send(VARIANCES, lost(2, "r2"), offset=0)
     assert stage.inventory["STORE_1/10017"]["net_variance"] == -2
     assert stage.inventory["STORE_1/10017"]["events_applied"] == 1
-    assert stage.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-r2"]
+    assert stage.pending(VARIANCES, ADJUSTMENT) == ["VL-r2"]
 
 
 async def test_a_producer_duplicate_is_ignored_entirely(stage: Stage) -> None:
     await stage.send(VARIANCES, lost(2, "d1"))
     duplicate = await stage.send(VARIANCES, lost(2, "d1"))
     assert stage.inventory["STORE_1/10017"]["net_variance"] == -2
-    assert stage.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-d1"]
+    assert stage.pending(VARIANCES, ADJUSTMENT) == ["VL-d1"]
     stage.flush()
     assert not duplicate.acked  # held behind the first copy's unpublished row
 
@@ -169,7 +169,7 @@ async def test_a_producer_duplicate_of_a_count_is_ignored_on_every_line(stage: S
     await stage.send(COUNTS, encode_avro(event))
     assert stage.inventory["STORE_1/10017"]["net_variance"] == -3
     assert stage.inventory["STORE_1/10018"]["net_variance"] == -1
-    assert stage.pending(COUNTS, Feed.ADJUSTMENT) == ["CC1001-10017", "CC1001-10018"]
+    assert stage.pending(COUNTS, ADJUSTMENT) == ["CC1001-10017", "CC1001-10018"]
 
 
 async def test_an_unsynced_reason_changes_the_table_and_is_acked_once_durable(
@@ -307,11 +307,11 @@ async def test_an_error_carrying_an_event_out_halts_only_its_partition(stage: St
     assert 0 in stage.sources.halts
     assert stage.state(VARIANCES).consumed_through == -1  # nothing moved past it
     await stage.send(VARIANCES, lost(1, "e1"), offset=0, partition=1)
-    assert stage.pending(VARIANCES, Feed.ADJUSTMENT, partition=1) == ["VL-e1"]
+    assert stage.pending(VARIANCES, ADJUSTMENT, partition=1) == ["VL-e1"]
     stage.inventory_table.put = broken  # type: ignore[method-assign]
     await asyncio.sleep(0.1)
     await stage.send(VARIANCES, lost(1, "e0"), offset=0)
-    assert stage.pending(VARIANCES, Feed.ADJUSTMENT) == ["VL-e0"]
+    assert stage.pending(VARIANCES, ADJUSTMENT) == ["VL-e0"]
 
 
 async def test_a_fenced_partition_stays_halted_until_it_is_assigned_again(stage: Stage) -> None:
@@ -386,7 +386,7 @@ async def test_events_below_the_floor_are_not_looked_at_again(stage: Stage) -> N
     stage.flush()
     assert stage.inventory["STORE_1/10017"]["net_variance"] == -4
     assert len(stage.log.dlq) == 1
-    assert stage.pending(VARIANCES, Feed.ADJUSTMENT) == []
+    assert stage.pending(VARIANCES, ADJUSTMENT) == []
     assert all(event.acked for event in held)
 
 

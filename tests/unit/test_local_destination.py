@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sinks.exceptions import DestinationRefused, DestinationUnavailable
-from sinks.layout import NETSUITE_TREE, ensure_layout
+from sinks.layout import ensure_layout, netsuite_tree
 from sinks.local import LocalDestination
 
 
@@ -172,9 +172,9 @@ async def test_ensure_layout_is_idempotent(dest: LocalDestination) -> None:
     await ensure_layout(dest)
     await dest.write("inventoryadjustment/csv/kept.csv", b"1")
     await ensure_layout(dest)
-    assert all((dest.root / folder).is_dir() for folder in NETSUITE_TREE)
+    assert all((dest.root / folder).is_dir() for folder in netsuite_tree())
     assert await dest.list_dir("inventoryadjustment/csv") == ["kept.csv"]
-    assert len(NETSUITE_TREE) == 12
+    assert len(netsuite_tree()) == 12
 
 
 def test_description_names_the_folder(dest: LocalDestination) -> None:

@@ -27,7 +27,7 @@ from streams.logs import (
     dict_config,
     level_number,
 )
-from streams.worker import faust_worker
+from streams.worker.run import faust_worker
 from tests.factories import write_config
 
 

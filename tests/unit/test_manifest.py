@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from sinks.csv_render import chunk_rows, render
-from sinks.feeds import Feed
+from sinks.feeds import ADJUSTMENT, TRANSFER, AnyFeed, FeedRow
 from sinks.manifest import BatchFile, build_manifest, manifest_bytes, parse_manifest
 from sinks.naming import batch_file_name
-from sinks.rows import FeedRow
 from sinks.source_partition import SourcePartition
 from tests.unit.test_csv_render import adj, count_rows, xfer
 
@@ -25,7 +24,7 @@ VARIANCES = SourcePartition("hotwax.inventory.variance-logged", 1)
 DAY = date(2022, 6, 20)
 
 
-def single_file_manifest(feed: Feed, rows: list[FeedRow]) -> dict[str, object]:
+def single_file_manifest(feed: AnyFeed, rows: list[FeedRow]) -> dict[str, object]:
     files = [BatchFile.from_bytes("f.csv", render(feed, rows), len(rows))]
     return build_manifest(
         feed=feed,
@@ -53,14 +52,14 @@ def test_a_chunked_batch_matches_its_golden_manifest() -> None:
     chunks = chunk_rows(rows, 10)
     files = [
         BatchFile.from_bytes(
-            batch_file_name("acme", Feed.ADJUSTMENT, FIRST_EVENT, COUNTS, 120, 245, n, len(chunks)),
-            render(Feed.ADJUSTMENT, chunk),
+            batch_file_name("acme", ADJUSTMENT, FIRST_EVENT, COUNTS, 120, 245, n, len(chunks)),
+            render(ADJUSTMENT, chunk),
             len(chunk),
         )
         for n, chunk in enumerate(chunks, start=1)
     ]
     manifest = build_manifest(
-        feed=Feed.ADJUSTMENT,
+        feed=ADJUSTMENT,
         source=COUNTS,
         start=120,
         end=245,
@@ -82,7 +81,7 @@ def test_adjustment_totals_net_signed_quantities_per_location() -> None:
         adj("VL-2", "3412", 7, loc="256"),
         adj("VL-3", "3412", -7, loc="256"),
     ]
-    manifest = single_file_manifest(Feed.ADJUSTMENT, rows)
+    manifest = single_file_manifest(ADJUSTMENT, rows)
     assert manifest["quantity_totals_by_location"] == {"254": 9, "255": -2, "256": 0}
     assert manifest["row_count"] == 5
 
@@ -94,7 +93,7 @@ def test_transfer_totals_take_from_source_and_give_to_destination() -> None:
         xfer("VL-3", 3, "255", "1098", day=DAY, memo="Stolen"),
         xfer("VL-4", 5, "1099", "254", day=DAY, memo="Damaged, returned"),
     ]
-    totals = single_file_manifest(Feed.TRANSFER, rows)["quantity_totals_by_location"]
+    totals = single_file_manifest(TRANSFER, rows)["quantity_totals_by_location"]
     assert totals == {"254": 2, "255": -3, "1097": -2, "1098": 3, "1099": 0}
     # A transfer moves units; it neither creates nor destroys them.
     assert isinstance(totals, dict)
@@ -103,7 +102,7 @@ def test_transfer_totals_take_from_source_and_give_to_destination() -> None:
 
 def test_manifest_identifies_feed_source_and_time_in_utc() -> None:
     manifest = single_file_manifest(
-        Feed.TRANSFER, [xfer("VL-1", 5, "254", "1099", day=DAY, memo="Damaged")]
+        TRANSFER, [xfer("VL-1", 5, "254", "1099", day=DAY, memo="Damaged")]
     )
     assert manifest["feed"] == "inventorytransfer"
     assert manifest["import_map"] == "custimport_inventory_transfer_hc"
@@ -114,7 +113,7 @@ def test_manifest_identifies_feed_source_and_time_in_utc() -> None:
 
 
 def test_an_empty_batch_has_no_totals() -> None:
-    manifest = single_file_manifest(Feed.ADJUSTMENT, [])
+    manifest = single_file_manifest(ADJUSTMENT, [])
     assert manifest["row_count"] == 0
     assert manifest["quantity_totals_by_location"] == {}
 
@@ -142,11 +141,11 @@ def test_manifest_bytes_are_canonical_utf8_with_a_final_newline() -> None:
 def test_inconsistent_batches_are_rejected(change: dict[str, object], message: str) -> None:
     rows = [adj("CC1-1", "3410", -3)]
     arguments: dict[str, object] = {
-        "feed": Feed.ADJUSTMENT,
+        "feed": ADJUSTMENT,
         "source": COUNTS,
         "start": 10,
         "end": 20,
-        "files": [BatchFile.from_bytes("f.csv", render(Feed.ADJUSTMENT, rows), 1)],
+        "files": [BatchFile.from_bytes("f.csv", render(ADJUSTMENT, rows), 1)],
         "rows": rows,
         "schema_versions": [],
         "created_at": CREATED,
@@ -157,7 +156,7 @@ def test_inconsistent_batches_are_rejected(change: dict[str, object], message: s
 
 
 def valid_manifest() -> dict[str, object]:
-    return single_file_manifest(Feed.ADJUSTMENT, [adj("CC1-1", "3410", -3)])
+    return single_file_manifest(ADJUSTMENT, [adj("CC1-1", "3410", -3)])
 
 
 @pytest.mark.parametrize(

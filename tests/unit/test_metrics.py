@@ -11,11 +11,11 @@ from prometheus_client import REGISTRY, generate_latest
 
 from sinks.exceptions import DestinationUnavailable
 from sinks.feed_publisher import FeedPublisher, FileAttempt, PublisherOptions
-from sinks.feeds import Feed
+from sinks.feeds import ADJUSTMENT, AdjustmentRow
 from sinks.layout import ensure_layout
 from sinks.ledger import BatchLedger
 from sinks.local import LocalDestination
-from sinks.rows import AdjustmentRow, PendingRow
+from sinks.rows import PendingRow
 from sinks.source_partition import SourcePartition
 from streams import metrics
 from streams.config import NetSuiteConfig, PermissionsConfig
@@ -132,14 +132,14 @@ class RefusingUploads(LocalDestination):
     """Takes the ledger's writes, refuses every upload of a CSV file."""
 
     async def write(self, path: str, data: bytes) -> None:
-        if path.startswith(Feed.ADJUSTMENT.staging_dir):
+        if path.startswith(ADJUSTMENT.staging_dir):
             raise DestinationUnavailable("the server hung up")
         await super().write(path, data)
 
 
 def observed_publisher(dest: LocalDestination, seen: list[FileAttempt]) -> FeedPublisher:
     return FeedPublisher(
-        Feed.ADJUSTMENT,
+        ADJUSTMENT,
         SOURCE,
         dest,
         BatchLedger(dest),
@@ -180,4 +180,4 @@ async def test_a_failed_attempt_reports_its_duration_and_no_landing(tmp_path: Pa
     seen: list[FileAttempt] = []
     with pytest.raises(DestinationUnavailable):
         await observed_publisher(dest, seen).flush([pending(1, 30)], consumed_through=1)
-    assert seen == [FileAttempt(Feed.ADJUSTMENT, 1.0)]
+    assert seen == [FileAttempt(ADJUSTMENT, 1.0)]

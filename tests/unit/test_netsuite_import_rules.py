@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from sinks.csv_render import NETSUITE_MAX_ROWS, render
-from sinks.feeds import Feed
-from sinks.rows import AdjustmentRow, TransferRow
+from sinks.feeds import ADJUSTMENT, TRANSFER, AdjustmentRow, AnyFeed, TransferRow
 from streams.core.routing import count_reference, variance_reference
 from streams.netsuite.import_rules import (
     FileRejected,
@@ -49,7 +48,7 @@ def transfer(external_id: str = "VL-dmg-1", quantity: int = 5) -> TransferRow:
     )
 
 
-def rejected(feed: Feed, data: bytes) -> tuple[str, ...]:
+def rejected(feed: AnyFeed, data: bytes) -> tuple[str, ...]:
     with pytest.raises(FileRejected) as caught:
         parse_import_file(feed, "f.csv", data)
     return caught.value.problems
@@ -65,7 +64,7 @@ def transfer_file(*rows: str) -> bytes:
 
 def test_a_rendered_adjustment_file_books_each_row() -> None:
     rows = [adjustment(), adjustment("VL-lost-1", 2, 'Lost, "really"')]
-    booked = parse_import_file(Feed.ADJUSTMENT, "a.csv", render(Feed.ADJUSTMENT, rows))
+    booked = parse_import_file(ADJUSTMENT, "a.csv", render(ADJUSTMENT, rows))
     assert booked == [
         Transaction(
             "adjustment", "CC1001-10017", "3410", "254", None, -3, "2024-02-29", "Counted", "a.csv"
@@ -86,7 +85,7 @@ def test_a_rendered_adjustment_file_books_each_row() -> None:
 
 def test_a_rendered_transfer_file_books_each_row() -> None:
     rows = [transfer(), transfer("VL-dmg-2", 1)]
-    booked = parse_import_file(Feed.TRANSFER, "t.csv", render(Feed.TRANSFER, rows))
+    booked = parse_import_file(TRANSFER, "t.csv", render(TRANSFER, rows))
     assert booked == [
         Transaction(
             "transfer", "VL-dmg-1", "3410", "254", "1099", 5, "2022-06-20", "Damaged", "t.csv"
@@ -99,14 +98,14 @@ def test_a_rendered_transfer_file_books_each_row() -> None:
 
 @pytest.mark.parametrize("data", [b"", ADJ_HEADER, ADJ_HEADER.rstrip()])
 def test_an_empty_or_header_only_file_books_nothing(data: bytes) -> None:
-    assert parse_import_file(Feed.ADJUSTMENT, "e.csv", data) == []
+    assert parse_import_file(ADJUSTMENT, "e.csv", data) == []
 
 
 def test_lf_line_ends_read_like_crlf() -> None:
-    crlf = render(Feed.ADJUSTMENT, [adjustment(), adjustment("CC1001-10019", 5)])
+    crlf = render(ADJUSTMENT, [adjustment(), adjustment("CC1001-10019", 5)])
     lf = crlf.replace(b"\r\n", b"\n")
-    assert parse_import_file(Feed.ADJUSTMENT, "a.csv", lf) == parse_import_file(
-        Feed.ADJUSTMENT, "a.csv", crlf
+    assert parse_import_file(ADJUSTMENT, "a.csv", lf) == parse_import_file(
+        ADJUSTMENT, "a.csv", crlf
     )
 
 
@@ -126,7 +125,7 @@ def test_lf_line_ends_read_like_crlf() -> None:
     ],
 )
 def test_a_file_that_is_not_the_import_map_is_rejected_whole(data: bytes, problem: str) -> None:
-    (only,) = rejected(Feed.ADJUSTMENT, data + ADJ_ROW.encode())
+    (only,) = rejected(ADJUSTMENT, data + ADJ_ROW.encode())
     assert only.startswith(problem)
 
 
@@ -168,7 +167,7 @@ def test_a_file_that_is_not_the_import_map_is_rejected_whole(data: bytes, proble
     ],
 )
 def test_each_broken_adjustment_rule_names_its_line_and_column(row: str, problem: str) -> None:
-    (only,) = rejected(Feed.ADJUSTMENT, adj_file(row, ADJ_ROW))
+    (only,) = rejected(ADJUSTMENT, adj_file(row, ADJ_ROW))
     assert only.startswith(problem)
 
 
@@ -203,13 +202,13 @@ def test_each_broken_adjustment_rule_names_its_line_and_column(row: str, problem
     ],
 )
 def test_each_broken_transfer_rule_names_its_line_and_column(row: str, problem: str) -> None:
-    (only,) = rejected(Feed.TRANSFER, transfer_file(row, TRANSFER_ROW))
+    (only,) = rejected(TRANSFER, transfer_file(row, TRANSFER_ROW))
     assert only.startswith(problem)
 
 
 def test_every_problem_of_a_file_is_listed_in_line_order() -> None:
     problems = rejected(
-        Feed.TRANSFER,
+        TRANSFER,
         transfer_file(
             TRANSFER_ROW, "VL-2,x,5,254,1099,06/20/2022,D,1", "VL-3,3410,-1,254,1099,1/1/2022,D,1"
         ),
@@ -224,18 +223,18 @@ def test_every_problem_of_a_file_is_listed_in_line_order() -> None:
 
 def test_an_external_id_may_appear_once_per_file() -> None:
     problems = rejected(
-        Feed.TRANSFER, transfer_file(TRANSFER_ROW, "x,1,1,1,2,01/01/2024,m,1", TRANSFER_ROW)
+        TRANSFER, transfer_file(TRANSFER_ROW, "x,1,1,1,2,01/01/2024,m,1", TRANSFER_ROW)
     )
     assert problems == ("line 4: External Id 'VL-dmg-1' repeats line 2",)
 
 
 def test_an_external_id_already_booked_in_netsuite_is_rejected(tmp_path: Path) -> None:
     with open_ledger(tmp_path / "ledger.sqlite") as ledger:
-        first = parse_import_file(Feed.TRANSFER, "t1.csv", transfer_file(TRANSFER_ROW))
+        first = parse_import_file(TRANSFER, "t1.csv", transfer_file(TRANSFER_ROW))
         record_import(ledger, first, file="t1.csv", feed="inventorytransfer", at="now")
         with pytest.raises(FileRejected) as caught:
             parse_import_file(
-                Feed.TRANSFER,
+                TRANSFER,
                 "t2.csv",
                 transfer_file("VL-new,3410,1,254,1099,06/20/2022,D,1", TRANSFER_ROW),
                 lambda external_id: transfer_exists(ledger, external_id),
@@ -245,7 +244,7 @@ def test_an_external_id_already_booked_in_netsuite_is_rejected(tmp_path: Path) -
 
 def test_more_rows_than_netsuite_imports_at_once_are_rejected() -> None:
     rows = [adjustment(f"CC1-{i}", 1) for i in range(NETSUITE_MAX_ROWS + 1)]
-    problems = rejected(Feed.ADJUSTMENT, render(Feed.ADJUSTMENT, rows))
+    problems = rejected(ADJUSTMENT, render(ADJUSTMENT, rows))
     assert problems == ("25001 rows; NetSuite imports at most 25000 per file",)
 
 

@@ -12,9 +12,8 @@ import pytest
 
 from sinks.csv_render import render
 from sinks.exceptions import DestinationUnavailable
-from sinks.feeds import Feed
+from sinks.feeds import ADJUSTMENT, AdjustmentRow
 from sinks.local import LocalDestination
-from sinks.rows import AdjustmentRow
 from streams.devstack.netsuite_sim import Importer, serve
 from streams.netsuite.ledger import balances, open_ledger, transactions
 from tests.factories import write_config
@@ -31,7 +30,7 @@ def adjustment_file(*references: str) -> bytes:
         AdjustmentRow(ref, "927", "3410", -2, "254", date(2024, 2, 29), "Counted", "1")
         for ref in references
     ]
-    return render(Feed.ADJUSTMENT, rows)
+    return render(ADJUSTMENT, rows)
 
 
 def put(root: Path, folder: str, name: str, data: bytes) -> Path:

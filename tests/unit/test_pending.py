@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from sinks.feeds import Feed
+from sinks.feeds import ADJUSTMENT, TRANSFER, AnyFeed
 from sinks.source_partition import SourcePartition
 from streams.core.pending import Delivery, GapRefused, SourceRegistry, SourceState
 from tests.unit.test_batching import row
@@ -12,9 +12,9 @@ from tests.unit.test_batching import row
 SOURCE = SourcePartition("variances", 0)
 
 
-def started(*feeds: Feed, durable_gate: bool = False) -> SourceState:
+def started(*feeds: AnyFeed, durable_gate: bool = False) -> SourceState:
     """A state whose assignment starts at offset 0."""
-    state = SourceState(SOURCE, feeds or (Feed.ADJUSTMENT,), durable_gate=durable_gate)
+    state = SourceState(SOURCE, feeds or (ADJUSTMENT,), durable_gate=durable_gate)
     state.start_at(0)
     return state
 
@@ -30,7 +30,7 @@ class Event:
 
 
 def test_events_without_rows_are_acked_at_once_when_nothing_waits() -> None:
-    state = started(Feed.ADJUSTMENT, Feed.TRANSFER)
+    state = started(ADJUSTMENT, TRANSFER)
     acked: list[int] = []
     state.record(0, Event(0, acked), {}, now=0)
     state.record(1, Event(1, acked), {}, now=0)
@@ -39,17 +39,17 @@ def test_events_without_rows_are_acked_at_once_when_nothing_waits() -> None:
 
 
 def test_nothing_at_or_after_the_first_unpublished_row_is_acked() -> None:
-    state = started(Feed.ADJUSTMENT, Feed.TRANSFER)
+    state = started(ADJUSTMENT, TRANSFER)
     acked: list[int] = []
     state.record(0, Event(0, acked), {}, now=0)
-    state.record(1, Event(1, acked), {Feed.TRANSFER: [row(1)]}, now=0)
+    state.record(1, Event(1, acked), {TRANSFER: [row(1)]}, now=0)
     state.record(2, Event(2, acked), {}, now=0)
-    state.record(3, Event(3, acked), {Feed.ADJUSTMENT: [row(3)]}, now=0)
+    state.record(3, Event(3, acked), {ADJUSTMENT: [row(3)]}, now=0)
     assert acked == [0]
-    state.batchers[Feed.TRANSFER].drop_through(3)  # the transfer batch is published
+    state.batchers[TRANSFER].drop_through(3)  # the transfer batch is published
     assert state.release() == 2
     assert acked == [0, 1, 2]
-    state.batchers[Feed.ADJUSTMENT].drop_through(3)
+    state.batchers[ADJUSTMENT].drop_through(3)
     state.release()
     assert acked == [0, 1, 2, 3]
 
@@ -59,18 +59,18 @@ def test_a_rewind_forgets_what_comes_after_it_but_keeps_earlier_rows() -> None:
     acked: list[int] = []
     state.record(0, Event(0, acked), {}, now=0)
     for offset in (1, 2, 3):
-        state.record(offset, Event(offset, acked), {Feed.ADJUSTMENT: [row(offset)]}, now=0)
+        state.record(offset, Event(offset, acked), {ADJUSTMENT: [row(offset)]}, now=0)
     state.rewind(2)
     assert state.consumed_through == 1
-    assert [r.offset for r in state.batchers[Feed.ADJUSTMENT].rows_through(9)] == [1]
-    state.record(2, Event(2, acked), {Feed.ADJUSTMENT: [row(2)]}, now=0)
-    state.batchers[Feed.ADJUSTMENT].drop_through(2)
+    assert [r.offset for r in state.batchers[ADJUSTMENT].rows_through(9)] == [1]
+    state.record(2, Event(2, acked), {ADJUSTMENT: [row(2)]}, now=0)
+    state.batchers[ADJUSTMENT].drop_through(2)
     state.release()
     assert acked == [0, 1, 2]
 
 
 def test_the_registry_only_knows_owned_partitions() -> None:
-    registry = SourceRegistry({"variances": (Feed.ADJUSTMENT,)})
+    registry = SourceRegistry({"variances": (ADJUSTMENT,)})
     assert registry.get(SOURCE) is None
     registry.assign([SOURCE, SourcePartition("unrelated-changelog", 0)])
     assert registry.get(SOURCE) is not None
@@ -80,7 +80,7 @@ def test_the_registry_only_knows_owned_partitions() -> None:
 
 
 def test_deliveries_are_told_apart_by_where_the_partition_stands() -> None:
-    state = SourceState(SOURCE, (Feed.ADJUSTMENT,))
+    state = SourceState(SOURCE, (ADJUSTMENT,))
     assert state.delivery(7) is Delivery.FIRST
     state.start_at(5)
     assert [state.delivery(o) for o in (4, 5, 6)] == [
@@ -104,11 +104,11 @@ def test_nothing_is_recorded_past_a_gap_until_it_is_shown_empty() -> None:
 def test_a_rollback_forgets_what_is_not_durable_and_says_where_to_resume() -> None:
     state = started(durable_gate=True)
     for offset in (0, 1):
-        state.record(offset, Event(offset), {Feed.ADJUSTMENT: [row(offset)]}, now=0)
+        state.record(offset, Event(offset), {ADJUSTMENT: [row(offset)]}, now=0)
     state.mark_durable(state.consumed_mark())
-    state.record(2, Event(2), {Feed.ADJUSTMENT: [row(2)]}, now=0)
+    state.record(2, Event(2), {ADJUSTMENT: [row(2)]}, now=0)
     assert state.rewind_to_durable() == 2
-    assert [r.offset for r in state.batchers[Feed.ADJUSTMENT].rows_through(9)] == [0, 1]
+    assert [r.offset for r in state.batchers[ADJUSTMENT].rows_through(9)] == [0, 1]
     assert state.delivery(2) is Delivery.NEXT
 
 
@@ -137,10 +137,10 @@ def test_with_the_durable_gate_events_wait_for_their_table_writes() -> None:
 def test_the_durable_gate_and_unpublished_rows_both_hold_an_event() -> None:
     state = started(durable_gate=True)
     acked: list[int] = []
-    state.record(0, Event(0, acked), {Feed.ADJUSTMENT: [row(0)]}, now=0)
+    state.record(0, Event(0, acked), {ADJUSTMENT: [row(0)]}, now=0)
     state.mark_durable(state.consumed_mark())
     assert acked == []
-    state.batchers[Feed.ADJUSTMENT].drop_through(0)
+    state.batchers[ADJUSTMENT].drop_through(0)
     state.release()
     assert acked == [0]
 
@@ -160,7 +160,7 @@ def test_a_mark_taken_before_a_rewind_acks_nothing_consumed_again() -> None:
 
 
 def test_a_mark_from_before_a_revoke_does_not_reach_the_next_assignment() -> None:
-    registry = SourceRegistry({"variances": (Feed.ADJUSTMENT,)}, durable_gate=True)
+    registry = SourceRegistry({"variances": (ADJUSTMENT,)}, durable_gate=True)
     registry.assign([SOURCE])
     first = registry.get(SOURCE)
     assert first is not None

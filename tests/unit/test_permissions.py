@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 
 from schemas.codec import encode_avro, encode_json
 from schemas.models import VarianceLogged
-from sinks.feeds import Feed
+from sinks.feeds import TRANSFER
 from streams.config import ConfigError, PermissionsConfig
 from streams.core.dead_letter import ErrorClass
 from streams.core.permissions import permission_problem
@@ -105,7 +105,7 @@ async def test_a_refused_variance_is_dead_lettered_and_changes_nothing(tmp_path:
         ),
     ]
     assert harness.inventory == {}
-    assert harness.pending(VARIANCES, Feed.TRANSFER) == []
+    assert harness.pending(VARIANCES, TRANSFER) == []
     assert (refusals("STORE_ASSOCIATE"), refusals("(none)")) == (before[0] + 1, before[1] + 1)
 
 
@@ -115,7 +115,7 @@ async def test_counts_and_permitted_variances_go_through(tmp_path: Path) -> None
     await harness.send(VARIANCES, encode_avro(allowed))
     await harness.send(COUNTS, encode_avro(count()))
     assert harness.dead == []
-    assert harness.pending(VARIANCES, Feed.TRANSFER) == [f"VL-{allowed.event_id}"]
+    assert harness.pending(VARIANCES, TRANSFER) == [f"VL-{allowed.event_id}"]
 
 
 async def test_without_a_permissions_section_nothing_is_checked(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
-from sinks.rows import AdjustmentRow
+from sinks.feeds import ADJUSTMENT, AdjustmentRow, FeedExport
 from streams.core.positions import (
     Applied,
     Position,
@@ -17,7 +17,7 @@ from streams.core.positions import (
 from streams.core.routing import Change
 from tests.factories import NOON_UTC
 
-CHANGE = Change("STORE_1", "10017", "254", "3410", quantity=-3, counted_quantity=7, row=None)
+CHANGE = Change("STORE_1", "10017", "254", "3410", quantity=-3, counted_quantity=7, export=None)
 DAY_MS = 86_400_000
 
 
@@ -55,7 +55,15 @@ def test_a_position_names_every_copy_applied_to_it_whatever_the_order() -> None:
 def test_copies_are_named_per_topic() -> None:
     position = apply_change(None, CHANGE, applied(5, "counts"))
     row = AdjustmentRow("VL-1", "927", "3410", 2, "254", date(2024, 2, 29), "Found", "1")
-    exported = Change("STORE_1", "10017", "254", "3410", quantity=2, counted_quantity=None, row=row)
+    exported = Change(
+        "STORE_1",
+        "10017",
+        "254",
+        "3410",
+        quantity=2,
+        counted_quantity=None,
+        export=FeedExport(ADJUSTMENT, row),
+    )
     after = apply_change(position, exported, applied(5, "variances", event_id="v5"))
     assert after.net_variance == -1
     assert after.exported_variance == 2
@@ -100,7 +108,7 @@ def test_state_stays_bounded_over_a_long_stream() -> None:
 
 def test_an_older_count_does_not_replace_the_last_counted_quantity() -> None:
     newer = apply_change(None, CHANGE, applied(5))
-    older = Change("STORE_1", "10017", "254", "3410", quantity=0, counted_quantity=99, row=None)
+    older = Change("STORE_1", "10017", "254", "3410", quantity=0, counted_quantity=99, export=None)
     after = apply_change(newer, older, applied(6, at=NOON_UTC - timedelta(days=1)))
     assert after.last_counted_quantity == 7
     assert after.events_applied == 2

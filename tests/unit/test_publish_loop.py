@@ -15,11 +15,11 @@ from sinks.exceptions import (
     SinkError,
 )
 from sinks.feed_publisher import PublisherOptions
-from sinks.feeds import Feed
+from sinks.feeds import ADJUSTMENT, FEEDS, TRANSFER, AdjustmentRow, AnyFeed, TransferRow
 from sinks.local import LocalDestination
 from sinks.partition_writer import WriterState
 from sinks.retry import Backoff
-from sinks.rows import AdjustmentRow, PendingRow, TransferRow
+from sinks.rows import PendingRow
 from sinks.source_partition import SourcePartition
 from streams.core.batching import WindowPolicy
 from streams.core.pending import SourceRegistry, SourceState
@@ -37,11 +37,11 @@ class Refusing(LocalDestination):
     def __init__(self, root: Path) -> None:
         super().__init__(root)
         self.error: SinkError | None = None
-        self.feeds = tuple(Feed)
+        self.feeds = tuple(FEEDS)
         self.refused = ""  # only paths that hold this, when set
 
     async def write(self, path: str, data: bytes) -> None:
-        ours = any(feed.value in path for feed in self.feeds) and self.refused in path
+        ours = any(feed.name in path for feed in self.feeds) and self.refused in path
         if self.error is not None and ours and ("/p0/" in path or "-p0_" in path):
             raise self.error
         await super().write(path, data)
@@ -69,9 +69,7 @@ class Stage:
     def __init__(self, tmp_path: Path, dest: Refusing | None = None) -> None:
         self.dest = dest or Refusing(tmp_path)
         self.clock = Clock()
-        self.sources = SourceRegistry(
-            {COUNTS: (Feed.ADJUSTMENT,), VARIANCES: (Feed.ADJUSTMENT, Feed.TRANSFER)}
-        )
+        self.sources = SourceRegistry({COUNTS: (ADJUSTMENT,), VARIANCES: (ADJUSTMENT, TRANSFER)})
         self.sources.assign(
             [SourcePartition(COUNTS, 0), SourcePartition(COUNTS, 1), SourcePartition(VARIANCES, 0)]
         )
@@ -95,9 +93,9 @@ class Stage:
     def consume(self, topic: str, partition: int, offset: int, *rows: PendingRow) -> None:
         state = self.state(topic, partition)
         acked = self.acked.setdefault(state.source, [])
-        by_feed: dict[Feed, list[PendingRow]] = {}
+        by_feed: dict[AnyFeed, list[PendingRow]] = {}
         for row in rows:
-            feed = Feed.TRANSFER if isinstance(row.row, TransferRow) else Feed.ADJUSTMENT
+            feed = TRANSFER if isinstance(row.row, TransferRow) else ADJUSTMENT
             by_feed.setdefault(feed, []).append(row)
         state.record(offset, Event(offset, acked), by_feed, self.clock.now)
 
@@ -106,11 +104,11 @@ class Stage:
         await self.loop.tick(force=True)
         await self.loop.settle()
 
-    def writer_state(self, feed: Feed, topic: str, partition: int) -> str:
+    def writer_state(self, feed: AnyFeed, topic: str, partition: int) -> str:
         return next(
             w.state
             for w in self.loop.writers()
-            if (w.feed, w.topic, w.partition) == (feed.value, topic, partition)
+            if (w.feed, w.topic, w.partition) == (feed.name, topic, partition)
         )
 
 
@@ -133,13 +131,13 @@ async def test_an_event_waits_for_every_feed_that_holds_a_row_at_or_below_it(
     stage: Stage,
 ) -> None:
     stage.dest.error = DestinationRefused("adjustments are refused")
-    stage.dest.feeds = (Feed.ADJUSTMENT,)
+    stage.dest.feeds = (ADJUSTMENT,)
     stage.consume(VARIANCES, 0, 0, adjustment(0))
     stage.consume(VARIANCES, 0, 1, transfer(1))
     await stage.tick()
     # The transfer is published, yet nothing is acked: offset 0's adjustment still waits.
-    assert stage.writer_state(Feed.TRANSFER, VARIANCES, 0) == "idle"
-    assert stage.writer_state(Feed.ADJUSTMENT, VARIANCES, 0) == "retrying"
+    assert stage.writer_state(TRANSFER, VARIANCES, 0) == "idle"
+    assert stage.writer_state(ADJUSTMENT, VARIANCES, 0) == "retrying"
     assert stage.acked[SourcePartition(VARIANCES, 0)] == []
     stage.dest.error = None
     stage.clock.now += 2
@@ -154,7 +152,7 @@ async def test_a_retriable_failure_parks_only_its_writer(stage: Stage) -> None:
     await stage.tick()
     assert stage.acked[SourcePartition(COUNTS, 1)] == [0]
     assert stage.acked[SourcePartition(COUNTS, 0)] == []
-    assert stage.writer_state(Feed.ADJUSTMENT, COUNTS, 0) == WriterState.RETRYING.value
+    assert stage.writer_state(ADJUSTMENT, COUNTS, 0) == WriterState.RETRYING.value
     assert stage.loop.parked() == []
     # Within its backoff the failed writer does not try; the other goes on publishing.
     writes = len(list(stage.dest.root.rglob("*.csv")))
@@ -166,7 +164,7 @@ async def test_a_retriable_failure_parks_only_its_writer(stage: Stage) -> None:
     stage.clock.now += 1.5
     await stage.tick()
     assert stage.acked[SourcePartition(COUNTS, 0)] == [0]
-    assert stage.writer_state(Feed.ADJUSTMENT, COUNTS, 0) == "idle"
+    assert stage.writer_state(ADJUSTMENT, COUNTS, 0) == "idle"
 
 
 async def test_a_non_retriable_failure_parks_its_writer_and_says_so(stage: Stage) -> None:
@@ -202,15 +200,15 @@ async def test_a_refusal_that_lasts_parks_its_writer_and_an_outage_does_not(
     stage.consume(COUNTS, 0, 0, adjustment(0))
     stage.consume(COUNTS, 1, 0, adjustment(0))
     await stage.tick()
-    assert stage.writer_state(Feed.ADJUSTMENT, COUNTS, 0) == "retrying"
+    assert stage.writer_state(ADJUSTMENT, COUNTS, 0) == "retrying"
     stage.clock.now += park_after - 1
     await stage.tick()
-    assert stage.writer_state(Feed.ADJUSTMENT, COUNTS, 0) == "retrying"
+    assert stage.writer_state(ADJUSTMENT, COUNTS, 0) == "retrying"
     stage.clock.now += 31
     await stage.tick()
     expected = "parked" if parks else "retrying"
-    assert stage.writer_state(Feed.ADJUSTMENT, COUNTS, 0) == expected
-    assert stage.writer_state(Feed.ADJUSTMENT, COUNTS, 1) == "idle"
+    assert stage.writer_state(ADJUSTMENT, COUNTS, 0) == expected
+    assert stage.writer_state(ADJUSTMENT, COUNTS, 1) == "idle"
     assert stage.acked[SourcePartition(COUNTS, 0)] == []
     # The cause gone, the next retry publishes and the writer is a plain one again.
     stage.dest.error = None
@@ -272,9 +270,9 @@ async def test_a_batch_is_open_then_sealed_then_published(stage: Stage) -> None:
     """What the console's pipeline shows: sealed from the seal until it is in csv/."""
     stage.consume(COUNTS, 0, 0, adjustment(0))
     stage.consume(COUNTS, 0, 1, adjustment(1))
-    pending = [{"feed": Feed.ADJUSTMENT.value, "rows": 2}]
+    pending = [{"feed": ADJUSTMENT.name, "rows": 2}]
     assert pipeline(pending, stage.loop.writers(), stage.loop)[0] == {
-        "feed": Feed.ADJUSTMENT.value,
+        "feed": ADJUSTMENT.name,
         "open_batches": 1,
         "open_rows": 2,
         "sealed": 0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sinks.feeds import Feed
+from sinks.feeds import ADJUSTMENT
 from sinks.naming import batch_file_name
 from sinks.source_partition import SourcePartition
 from streams.netsuite.ledger import Transaction
@@ -26,7 +26,7 @@ COUNTS = "hotwax.inventory.count-approved"
 
 def file_of(topic: str, partition: int, start: int, end: int) -> str:
     source = SourcePartition(topic, partition)
-    return batch_file_name("acme", Feed.ADJUSTMENT, NOON_UTC, source, start, end)
+    return batch_file_name("acme", ADJUSTMENT, NOON_UTC, source, start, end)
 
 
 def row(reference: str, quantity: int, offset: int, *, item: str = "3410") -> ExportedRow:

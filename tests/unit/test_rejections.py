@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sinks.feeds import Feed
+from sinks.feeds import ADJUSTMENT, TRANSFER
 from sinks.local import LocalDestination
 from sinks.naming import batch_file_name
 from sinks.rejections import ERROR_HEADER, RejectionReader, failed_name, parse_error_file
@@ -13,7 +13,7 @@ from sinks.source_partition import SourcePartition
 from streams.netsuite.import_rules import render_errors
 
 AT = datetime(2024, 2, 29, 18, 0, tzinfo=UTC)
-BATCH = batch_file_name("acme", Feed.ADJUSTMENT, AT, SourcePartition("counts", 0), 0, 4)
+BATCH = batch_file_name("acme", ADJUSTMENT, AT, SourcePartition("counts", 0), 0, 4)
 HEADER = ",".join(ERROR_HEADER)
 
 
@@ -38,7 +38,7 @@ def write(root: Path, path: str, text: str) -> None:
 
 
 async def test_failed_files_are_listed_with_their_reasons(tmp_path: Path) -> None:
-    adjustments, transfers = Feed.ADJUSTMENT, Feed.TRANSFER
+    adjustments, transfers = ADJUSTMENT, TRANSFER
     write(tmp_path, f"{adjustments.failed_dir}/{BATCH}", "rows")
     error = BATCH.replace(".csv", "_error.csv")
     write(tmp_path, f"{adjustments.error_dir}/{error}", f"{HEADER}\n{BATCH},Bad\n")
@@ -46,9 +46,9 @@ async def test_failed_files_are_listed_with_their_reasons(tmp_path: Path) -> Non
     write(tmp_path, f"{transfers.error_dir}/gone_error.csv", f"{HEADER}\ngone.csv,X\n")
     found = await RejectionReader(LocalDestination(tmp_path)).read()
     assert [(r.feed, r.file, r.in_failed, r.errors) for r in found] == [
-        (adjustments.value, BATCH, True, ("Bad",)),
-        (transfers.value, "foreign.csv", True, ()),
-        (transfers.value, "gone.csv", False, ("X",)),
+        (adjustments.name, BATCH, True, ("Bad",)),
+        (transfers.name, "foreign.csv", True, ()),
+        (transfers.name, "gone.csv", False, ("X",)),
     ]
     assert found[0].batch_at == AT
     assert found[1].batch_at is None
@@ -56,7 +56,7 @@ async def test_failed_files_are_listed_with_their_reasons(tmp_path: Path) -> Non
 
 async def test_an_error_file_is_read_again_only_when_its_size_changes(tmp_path: Path) -> None:
     dest = LocalDestination(tmp_path)
-    path = f"{Feed.ADJUSTMENT.error_dir}/a_error.csv"
+    path = f"{ADJUSTMENT.error_dir}/a_error.csv"
     write(tmp_path, path, f"{HEADER}\n")  # NetSuite is still writing it
     reader = RejectionReader(dest)
     assert (await reader.read())[0].errors == ()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from sinks.rows import AdjustmentRow, TransferRow
+from sinks.feeds import AdjustmentRow, TransferRow
 from streams.config import NetSuiteConfig
 from streams.core.routing import UnroutableEvent, route_count, route_variance
 from tests.factories import count, line, make_settings, variance
@@ -82,6 +82,7 @@ def test_dates_are_local_to_the_retailer(netsuite: NetSuiteConfig) -> None:
     # 03:00 UTC on March 1st is still February 29th in Chicago.
     event = count(at=datetime(2024, 3, 1, 3, 0, tzinfo=UTC))
     row = route_count(event, netsuite).rows[0]
+    assert isinstance(row, AdjustmentRow)
     assert row.date == date(2024, 2, 29)
 
 
