@@ -25,8 +25,8 @@ from aiokafka import TopicPartition
 from bench.workload import facilities
 from sinks.feeds import FEEDS
 from streams.config import KafkaConfig, NetSuiteConfig, Settings, load_settings
-from streams.devstack.broker import EmbeddedBroker, LocalBroker, free_port
-from streams.devstack.kafka_broker import KafkaBroker, missing_parts
+from streams.devstack.local_broker import EmbeddedBroker, LocalBroker, free_port
+from streams.devstack.local_kafka import KafkaBroker, missing_parts
 from streams.devstack.sftp_server import EmbeddedSFTPServer
 from streams.kafka.broker import TopicNames, prepare_broker
 from streams.kafka.offsets import OffsetReader

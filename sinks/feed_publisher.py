@@ -36,10 +36,10 @@ from sinks.csv_render import chunk_rows, render
 from sinks.destination import Destination
 from sinks.exceptions import LedgerConflict, SinkError, VerificationFailed
 from sinks.feeds import AnyFeed
-from sinks.ledger import BatchLedger, LedgerHead, Seal
 from sinks.manifest import BatchFile, build_manifest
 from sinks.naming import batch_file_name, parse_batch_file_name
 from sinks.rows import PendingRow
+from sinks.seal_ledger import BatchLedger, LedgerHead, Seal
 from sinks.source_partition import SourcePartition
 
 log = logging.getLogger(__name__)

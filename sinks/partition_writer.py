@@ -39,9 +39,9 @@ from sinks.feed_publisher import (
     no_faults,
 )
 from sinks.feeds import AnyFeed
-from sinks.ledger import BatchLedger
 from sinks.retry import Backoff
 from sinks.rows import PendingRow
+from sinks.seal_ledger import BatchLedger
 from sinks.source_partition import SourcePartition
 
 log = logging.getLogger(__name__)

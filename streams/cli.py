@@ -115,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from streams.devstack.broker import BrokerStartError
-    from streams.devstack.kafka_broker import default_jars, missing_parts
+    from streams.devstack.local_broker import BrokerStartError
+    from streams.devstack.local_kafka import default_jars, missing_parts
     from streams.devstack.stack import DevOptions, run_dev
 
     if args.broker == "kafka" and (problem := missing_parts(default_jars())) is not None:

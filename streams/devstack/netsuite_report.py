@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from streams.errors import UsageError
-from streams.netsuite.ledger import balances, open_books
+from streams.netsuite.books import balances, open_books
 from streams.output import print_json
 
 SHOWN_FAILURES = 10

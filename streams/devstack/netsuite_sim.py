@@ -2,7 +2,7 @@
 
 Every pass lists each feed's `csv/` (DESIGN section 5), checks every file whole against
 its import map (`streams.netsuite.import_rules`), books valid files in a SQLite
-ledger (`streams.netsuite.ledger`) and moves them to `archive/`; a rejected
+ledger (`streams.netsuite.books`) and moves them to `archive/`; a rejected
 file goes to `failed/`, after its `fileName,errorMessage` CSV is written to `error/`.
 For imported adjustment files with count rows it writes the cycle-count
 acknowledgement (`workEffortId,externalId`) to `inventoryadjustment/cycle_count/`.
@@ -30,20 +30,20 @@ from streams.config import load_settings
 from streams.destination_factory import make_destination
 from streams.devstack import netsuite_report
 from streams.errors import UsageError
-from streams.netsuite.import_rules import (
-    FileRejected,
-    cycle_count_id,
-    parse_import_file,
-    render_ack,
-    render_errors,
-)
-from streams.netsuite.ledger import (
+from streams.netsuite.books import (
     open_books,
     open_ledger,
     record_failure,
     record_import,
     transactions,
     transfer_exists,
+)
+from streams.netsuite.import_rules import (
+    FileRejected,
+    cycle_count_id,
+    parse_import_file,
+    render_ack,
+    render_errors,
 )
 from streams.netsuite.saved_search import render_export
 

@@ -30,9 +30,9 @@ from sinks.local import LocalDestination
 from sinks.sftp import SFTPDestination
 from streams.config import DEFAULT_CONFIG, Settings, load_settings
 from streams.devstack import netsuite_sim
-from streams.devstack.broker import EmbeddedBroker, LocalBroker
-from streams.devstack.kafka_broker import KafkaBroker
 from streams.devstack.lifeline import die_with_parent
+from streams.devstack.local_broker import EmbeddedBroker, LocalBroker
+from streams.devstack.local_kafka import KafkaBroker
 from streams.devstack.sample import Catalog, SampleGenerator, run_sample_traffic
 from streams.devstack.sftp_server import EmbeddedSFTPServer
 from streams.devstack.stopping import StopRequest, exit_code

@@ -20,7 +20,7 @@ from sinks.csv_render import NETSUITE_MAX_ROWS
 from sinks.feeds import AnyFeed, NetSuiteRecord
 from sinks.rejections import ERROR_HEADER
 from streams.errors import StreamsError
-from streams.netsuite.ledger import Transaction
+from streams.netsuite.books import Transaction
 
 # streams.core.routing.variance_reference: logged variances are `VL-<event_id>`; every other
 # adjustment row is a count line, `<count_id>-...`, and count ids contain no `-`.

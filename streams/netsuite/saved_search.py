@@ -13,7 +13,7 @@ import io
 from collections.abc import Sequence
 
 from streams.errors import UsageError
-from streams.netsuite.ledger import Transaction
+from streams.netsuite.books import Transaction
 
 EXPORT_HEADER = ("Type", "Reference No", "Item", "Location", "To Location", "Quantity")
 EXPORT_KINDS = {"Inventory Adjustment": "adjustment", "Inventory Transfer": "transfer"}

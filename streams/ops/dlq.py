@@ -47,7 +47,7 @@ from streams.ops.dead_letter_reader import (
     target_partition,
     when,
 )
-from streams.ops.dlq_state import read_state
+from streams.ops.dead_letter_state import read_state
 from streams.output import print_json, progress
 
 CLASSES = [*(c.value for c in ErrorClass), UNKNOWN]

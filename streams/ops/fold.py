@@ -26,7 +26,7 @@ from streams.core.progress import Progress
 from streams.kafka.broker import TopicNames
 from streams.kafka.changelog import RebuiltTable, scan
 from streams.kafka.offsets import OffsetReader
-from streams.ops.dlq_state import dead_lettered, read_state
+from streams.ops.dead_letter_state import dead_lettered, read_state
 from streams.ops.reconcile_model import ExportedRow
 from streams.output import progress
 

@@ -22,8 +22,9 @@ from streams.config import Settings
 from streams.core.lag_status import LagHistory, LagPolicy, Status
 from streams.errors import UsageError
 from streams.kafka.broker import TopicNames
-from streams.kafka.lag_report import GroupReport, build_report, read_batch_health, sample_group
+from streams.kafka.lag_report import GroupReport, build_report, sample_group
 from streams.kafka.offsets import OffsetReader
+from streams.kafka.status_log import read_batch_health
 from streams.ops.common import add_connection_options, settings_from
 from streams.output import print_json
 

@@ -29,15 +29,15 @@ from rich.table import Column, Table
 from sinks.destination import Destination
 from sinks.exceptions import SinkError
 from sinks.feeds import ADJUSTMENT, FEEDS
-from sinks.ledger import manifests_dir
 from sinks.rejections import RejectionReader
+from sinks.seal_ledger import manifests_dir
 from streams.config import Settings
 from streams.destination_factory import make_destination
 from streams.errors import UsageError
 from streams.kafka.broker import TopicNames
 from streams.kafka.offsets import OffsetReader
+from streams.netsuite.books import Transaction, open_ledger, transactions
 from streams.netsuite.import_rules import ACK_HEADER, FileRejected, parse_import_file
-from streams.netsuite.ledger import Transaction, open_ledger, transactions
 from streams.netsuite.saved_search import parse_export
 from streams.ops.common import add_connection_options, settings_from
 from streams.ops.fold import fold_inputs

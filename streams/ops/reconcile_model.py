@@ -30,8 +30,8 @@ from typing import Any
 from sinks.feeds import FeedRow
 from sinks.naming import parse_batch_file_name
 from sinks.source_partition import SourcePartition
+from streams.netsuite.books import Transaction
 from streams.netsuite.import_rules import cycle_count_id
-from streams.netsuite.ledger import Transaction
 
 Key = tuple[str, str]  # (NetSuite location, item)
 Identity = tuple[str, str, str]  # (reference, location, item)

@@ -24,7 +24,7 @@ from streams.config import KafkaConfig
 from streams.core.dead_letter import SourceRecord
 from streams.kafka.offsets import OffsetReader
 from streams.logs import coords
-from streams.worker.dlq_search import find_dead_letter
+from streams.worker.dead_letter_search import find_dead_letter
 
 log = logging.getLogger(__name__)
 

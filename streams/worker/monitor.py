@@ -39,14 +39,9 @@ from streams.core.lag_status import LagHistory, LagPolicy
 from streams.core.pending import SourceRegistry
 from streams.kafka.broker import BrokerError, TopicNames
 from streams.kafka.dead_letter_counter import DeadLetterCounter
-from streams.kafka.lag_report import (
-    GroupReport,
-    StatusLog,
-    build_report,
-    read_batch_health,
-    sample_group,
-)
+from streams.kafka.lag_report import GroupReport, build_report, sample_group
 from streams.kafka.offsets import OffsetReader
+from streams.kafka.status_log import StatusLog, read_batch_health
 from streams.worker.publish_loop import PublishLoop
 
 log = logging.getLogger(__name__)

@@ -27,9 +27,9 @@ from sinks.exceptions import SinkError
 from sinks.feed_publisher import FaultHook, FileAttempt, FlushResult, PublisherOptions, no_faults
 from sinks.feeds import FEEDS, STATE_DIR, AnyFeed
 from sinks.layout import ensure_layout
-from sinks.ledger import BatchLedger
 from sinks.partition_writer import PartitionWriter, WriterState, WriterStatus
 from sinks.retry import Backoff
+from sinks.seal_ledger import BatchLedger
 from sinks.source_partition import SourcePartition
 from streams import metrics
 from streams.core.batching import WindowPolicy

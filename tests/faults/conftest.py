@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.devstack.broker import LocalBroker
-from streams.devstack.kafka_broker import KafkaBroker
+from streams.devstack.local_broker import LocalBroker
+from streams.devstack.local_kafka import KafkaBroker
 from tests.faults.harness import FaultStack
 from tests.fixtures.broker import broker, kafka_broker
 from tests.fixtures.sshd import SSHDServer, sshd

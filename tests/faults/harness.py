@@ -32,10 +32,10 @@ from schemas.models import CountApproved, EventKind
 from sinks.feeds import FEEDS
 from streams.cli import main as cli
 from streams.config import KafkaConfig, Settings, load_settings
-from streams.devstack.broker import LocalBroker
+from streams.devstack.local_broker import LocalBroker
 from streams.kafka.broker import TABLES, TopicNames, changelog_topic, prepare_broker
 from streams.kafka.offsets import OffsetReader
-from streams.netsuite.ledger import balances, open_ledger, transactions
+from streams.netsuite.books import balances, open_ledger, transactions
 from streams.producer.client import Event, VarianceProducer
 from tests.factories import SAMPLE_TOML
 from tests.faults.traffic import Expected, ExpectedAnalytics, Traffic

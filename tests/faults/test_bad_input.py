@@ -13,7 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from schemas.codec import encode_avro
-from streams.devstack.kafka_broker import KafkaBroker
+from streams.devstack.local_kafka import KafkaBroker
 from tests.factories import variance
 from tests.faults.harness import FaultStack
 

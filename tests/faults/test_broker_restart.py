@@ -15,7 +15,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from streams.devstack.kafka_broker import KafkaBroker
+from streams.devstack.local_kafka import KafkaBroker
 from streams.kafka.offsets import FETCH_TIMEOUT
 from streams.producer.client import Event, PublishFailed
 from tests.faults.harness import FaultStack

@@ -34,7 +34,7 @@ from schemas.models import VarianceLogged
 from sinks.feeds import FEEDS
 from streams.cli import main as cli
 from streams.config import KafkaConfig
-from streams.devstack.broker import LocalBroker
+from streams.devstack.local_broker import LocalBroker
 from streams.kafka.broker import client_options
 from streams.producer.client import Event
 from tests.faults.harness import FaultStack

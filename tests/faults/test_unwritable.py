@@ -27,7 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from streams.cli import main as cli
 from streams.config import KafkaConfig
 from streams.core.dead_letter import ORIGINAL_SHA256, TRUNCATED_FROM
-from streams.devstack.kafka_broker import KafkaBroker
+from streams.devstack.local_kafka import KafkaBroker
 from streams.kafka.broker import client_options
 from streams.kafka.offsets import OffsetReader
 from tests.faults.harness import FaultStack

@@ -23,7 +23,7 @@ from typing import Any
 from sinks.feeds import ADJUSTMENT, FEEDS, TRANSFER, AnyFeed
 from sinks.naming import parse_batch_file_name
 from streams.config import KafkaConfig, load_settings
-from streams.devstack.broker import LocalBroker
+from streams.devstack.local_broker import LocalBroker
 from streams.kafka.broker import prepare_broker
 from streams.producer.client import Event, VarianceProducer
 from tests.factories import count, line, stack_config, variance

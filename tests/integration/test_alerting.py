@@ -31,7 +31,7 @@ import pytest
 import yaml
 
 from sinks.feeds import ADJUSTMENT, FEEDS, STATE_DIR
-from streams.devstack.broker import EmbeddedBroker, free_port
+from streams.devstack.local_broker import EmbeddedBroker, free_port
 from streams.kafka.broker import TopicNames
 from streams.producer.client import Event
 from tests.faults.harness import FaultStack

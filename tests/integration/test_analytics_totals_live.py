@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from streams.config import load_settings
 from streams.core.analytics import Fact, accuracy_report, variance_report
 from streams.core.positions import COUNTED
-from streams.devstack.broker import LocalBroker
+from streams.devstack.local_broker import LocalBroker
 from streams.kafka.broker import prepare_broker
 from streams.producer.client import Event
 from tests.factories import count, line, stack_config, variance

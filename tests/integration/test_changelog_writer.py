@@ -17,7 +17,7 @@ from sinks.source_partition import SourcePartition
 from streams.config import KafkaConfig
 from streams.core.dead_letter import DeadLetterRecord
 from streams.core.pending import SourceRegistry, SourceState
-from streams.devstack.broker import LocalBroker
+from streams.devstack.local_broker import LocalBroker
 from streams.kafka.traits import BrokerTraits
 from streams.worker.changelog_writer import (
     ChangelogWriteFailed,

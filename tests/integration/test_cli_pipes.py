@@ -16,7 +16,7 @@ from aiokafka import TopicPartition
 from schemas.codec import decode_event
 from schemas.models import EventKind, ValidationLimits
 from streams.config import load_settings
-from streams.devstack.broker import LocalBroker
+from streams.devstack.local_broker import LocalBroker
 from streams.kafka.broker import prepare_broker
 from streams.kafka.offsets import OffsetReader
 from tests.factories import variance, write_config

@@ -23,8 +23,8 @@ import pytest
 import yaml
 
 from streams.config import KafkaConfig
-from streams.devstack.broker import free_port
-from streams.devstack.kafka_broker import KafkaBroker
+from streams.devstack.local_broker import free_port
+from streams.devstack.local_kafka import KafkaBroker
 from streams.producer.client import VarianceProducer
 from tests.factories import variance
 from tests.fixtures.ci import require

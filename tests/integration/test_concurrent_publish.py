@@ -17,8 +17,8 @@ from sinks.csv_render import render
 from sinks.feed_publisher import FeedPublisher, PublisherOptions
 from sinks.feeds import ADJUSTMENT, AdjustmentRow
 from sinks.layout import ensure_layout
-from sinks.ledger import BatchLedger
 from sinks.rows import PendingRow
+from sinks.seal_ledger import BatchLedger
 from sinks.sftp import SFTPDestination
 from sinks.source_partition import SourcePartition
 from tests.fixtures.sshd import SSHDServer

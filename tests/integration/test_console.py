@@ -24,7 +24,7 @@ from schemas.models import VarianceLogged
 from sinks.feeds import ADJUSTMENT
 from sinks.rejections import ERROR_HEADER
 from streams.config import KafkaConfig, load_settings
-from streams.devstack.broker import LocalBroker
+from streams.devstack.local_broker import LocalBroker
 from streams.kafka.broker import prepare_broker
 from streams.producer.client import Event, VarianceProducer
 from tests.factories import count, line, stack_config, variance

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from streams.cli import main
 from streams.config import load_settings
 from streams.core.dead_letter import HEADER_PREFIX
-from streams.devstack.broker import LocalBroker
+from streams.devstack.local_broker import LocalBroker
 from streams.kafka.broker import TopicNames, prepare_broker
 from streams.kafka.dead_letter_counter import DeadLetterCounter
 from streams.kafka.offsets import OffsetReader

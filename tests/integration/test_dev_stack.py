@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from streams.config import KafkaConfig
-from streams.devstack.broker import free_port, port_open
-from streams.devstack.kafka_broker import default_jars, missing_parts
+from streams.devstack.local_broker import free_port, port_open
+from streams.devstack.local_kafka import default_jars, missing_parts
 from streams.kafka.offsets import OffsetReader
-from streams.netsuite.ledger import balances, open_ledger
+from streams.netsuite.books import balances, open_ledger
 from streams.producer.client import VarianceProducer
 from tests.factories import variance
 from tests.fixtures.broker import BROKERS

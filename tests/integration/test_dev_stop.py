@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.devstack.broker import free_port, port_open
-from streams.devstack.kafka_broker import default_jars, missing_parts
+from streams.devstack.local_broker import free_port, port_open
+from streams.devstack.local_kafka import default_jars, missing_parts
 from tests.fixtures.ci import require
 from tests.fixtures.proc import command_line, descendants, running
 

@@ -16,7 +16,7 @@ from schemas.codec import encode_avro
 from streams.cli import main
 from streams.config import KafkaConfig
 from streams.core.dead_letter import DeadLetter, ErrorClass, SourceRecord
-from streams.devstack.broker import LocalBroker
+from streams.devstack.local_broker import LocalBroker
 from streams.kafka.broker import prepare_broker
 from tests.factories import variance, write_config
 from tests.fixtures.broker import broker

@@ -23,7 +23,7 @@ from schemas.codec import encode_avro
 from sinks.naming import parse_batch_file_name
 from streams.cli import main
 from streams.config import KafkaConfig
-from streams.devstack.broker import LocalBroker
+from streams.devstack.local_broker import LocalBroker
 from streams.kafka.offsets import OffsetReader
 from tests.factories import SAMPLE_TOML, variance
 from tests.fixtures.broker import broker

@@ -20,7 +20,7 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from selenium.webdriver import Chrome
 
 from streams.config import KafkaConfig, load_settings
-from streams.devstack.broker import LocalBroker
+from streams.devstack.local_broker import LocalBroker
 from streams.kafka.broker import TopicNames, prepare_broker
 from streams.kafka.offsets import OffsetReader
 from tests.factories import stack_config

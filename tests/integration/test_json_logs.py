@@ -12,7 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 
-from streams.devstack.broker import EmbeddedBroker
+from streams.devstack.local_broker import EmbeddedBroker
 from tests.factories import stack_config
 from tests.fixtures.worker import WorkerProcess, wait_for
 

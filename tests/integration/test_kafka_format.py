@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.devstack.broker import free_port
-from streams.devstack.kafka_broker import KafkaBroker
+from streams.devstack.local_broker import free_port
+from streams.devstack.local_kafka import KafkaBroker
 
 # A random cluster id starts with "-" once in 64 formats; CI met one.
 DASHED = "-krbxPDGRAW0ucOGDGaXKw"

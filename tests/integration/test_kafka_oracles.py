@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from streams.cli import main
 from streams.config import KafkaConfig
-from streams.devstack.kafka_broker import KafkaBroker
+from streams.devstack.local_kafka import KafkaBroker
 from streams.kafka.broker import prepare_broker
 from streams.kafka.offsets import OffsetReader
 from tests.factories import write_config

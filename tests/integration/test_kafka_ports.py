@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.devstack.broker import PortInUseError, free_port
-from streams.devstack.kafka_broker import KafkaBroker
+from streams.devstack.local_broker import PortInUseError, free_port
+from streams.devstack.local_kafka import KafkaBroker
 from tests.fixtures.broker import QUICK_START, on_fresh_ports
 from tests.fixtures.proc import open_fd_targets
 

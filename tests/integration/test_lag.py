@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from streams.cli import main
 from streams.config import KafkaConfig, load_settings
-from streams.devstack.broker import LocalBroker
+from streams.devstack.local_broker import LocalBroker
 from streams.kafka.broker import prepare_broker
 from streams.kafka.offsets import OffsetReader
 from tests.factories import SAMPLE_TOML

@@ -17,7 +17,7 @@ from prometheus_client.samples import Sample
 
 from sinks.feeds import ADJUSTMENT
 from streams.config import KafkaConfig, load_settings
-from streams.devstack.broker import LocalBroker
+from streams.devstack.local_broker import LocalBroker
 from streams.kafka.broker import TopicNames
 from streams.kafka.offsets import OffsetReader
 from tests.fixtures.broker import broker

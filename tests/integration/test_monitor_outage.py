@@ -16,7 +16,7 @@ from streams.config import KafkaConfig
 from streams.core.batching import WindowPolicy
 from streams.core.lag_status import LagPolicy
 from streams.core.pending import SourceRegistry
-from streams.devstack.broker import LocalBroker
+from streams.devstack.local_broker import LocalBroker
 from streams.kafka.broker import BrokerError, prepare_broker
 from streams.kafka.offsets import FETCH_TIMEOUT
 from streams.worker.monitor import Monitor

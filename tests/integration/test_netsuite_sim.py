@@ -18,8 +18,8 @@ import pytest
 from sinks.csv_render import render
 from sinks.feeds import ADJUSTMENT, FEEDS, TRANSFER, AdjustmentRow, AnyFeed, TransferRow
 from streams.cli import main
-from streams.devstack.broker import LocalBroker
-from streams.netsuite.ledger import Transaction, balances, open_ledger, transactions
+from streams.devstack.local_broker import LocalBroker
+from streams.netsuite.books import Transaction, balances, open_ledger, transactions
 from tests.factories import SAMPLE_TOML
 from tests.fixtures.broker import broker
 from tests.fixtures.sshd import SSHDServer

@@ -13,7 +13,7 @@ from schemas.models import VarianceLogged
 from sinks.feeds import TRANSFER
 from streams.cli import main
 from streams.config import KafkaConfig, load_settings
-from streams.devstack.broker import LocalBroker
+from streams.devstack.local_broker import LocalBroker
 from streams.kafka.broker import prepare_broker
 from streams.producer.client import VarianceProducer
 from tests.factories import stack_config, variance

@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from schemas.codec import encode_avro
 from sinks.naming import parse_batch_file_name
 from streams.config import KafkaConfig
-from streams.devstack.broker import LocalBroker
+from streams.devstack.local_broker import LocalBroker
 from streams.producer.client import VarianceProducer
 from tests.factories import SAMPLE_TOML, count, line, variance
 from tests.fixtures.broker import broker

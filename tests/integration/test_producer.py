@@ -12,8 +12,8 @@ from schemas.codec import decode_event
 from schemas.exceptions import InvalidEvent
 from schemas.models import EventKind, ValidationLimits
 from streams.config import KafkaConfig
-from streams.devstack.broker import LocalBroker
-from streams.devstack.kafka_broker import KafkaBroker
+from streams.devstack.local_broker import LocalBroker
+from streams.devstack.local_kafka import KafkaBroker
 from streams.kafka.broker import prepare_broker
 from streams.kafka.offsets import OffsetReader
 from streams.producer.client import VarianceProducer

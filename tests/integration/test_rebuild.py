@@ -21,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from schemas.codec import encode_avro
 from streams.cli import main
 from streams.config import KafkaConfig
-from streams.devstack.broker import EmbeddedBroker, LocalBroker
+from streams.devstack.local_broker import EmbeddedBroker, LocalBroker
 from streams.kafka.broker import prepare_broker
 from streams.kafka.changelog import tables_dir
 from streams.kafka.offsets import OffsetReader

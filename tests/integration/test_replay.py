@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.cli import main
 from streams.config import KafkaConfig
-from streams.devstack.broker import LocalBroker
+from streams.devstack.local_broker import LocalBroker
 from streams.kafka.offsets import OffsetReader
 from tests.factories import write_config
 from tests.fixtures.broker import broker

@@ -24,7 +24,7 @@ from aiokafka import TopicPartition
 from schemas.models import Event
 from streams.cli import main
 from streams.config import KafkaConfig
-from streams.devstack.broker import EmbeddedBroker, LocalBroker
+from streams.devstack.local_broker import EmbeddedBroker, LocalBroker
 from streams.kafka.offsets import OffsetReader
 from streams.producer.client import VarianceProducer
 from tests.factories import SAMPLE_TOML, count, line, variance

@@ -12,7 +12,7 @@ import pytest
 
 from streams.cli import main
 from streams.config import KafkaConfig, load_settings
-from streams.devstack.broker import LocalBroker
+from streams.devstack.local_broker import LocalBroker
 from streams.kafka.broker import prepare_broker
 from streams.producer.client import Event, VarianceProducer
 from tests.factories import count, line, stack_config, variance

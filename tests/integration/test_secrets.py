@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from streams.cli import main
-from streams.devstack.broker import LocalBroker
+from streams.devstack.local_broker import LocalBroker
 from tests.fixtures.broker import broker
 from tests.fixtures.sshd import SSHDServer
 from tests.fixtures.worker import WorkerProcess, wait_for

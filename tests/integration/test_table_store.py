@@ -14,7 +14,7 @@ from faust.types import TP
 from sinks.feeds import ADJUSTMENT
 from streams.config import KafkaConfig
 from streams.core.pending import SourceRegistry
-from streams.devstack.broker import LocalBroker
+from streams.devstack.local_broker import LocalBroker
 from streams.kafka.broker import BrokerFlavor
 from streams.kafka.traits import BrokerTraits
 from streams.worker.changelog_writer import ChangelogWriter

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.devstack.broker import free_port
+from streams.devstack.local_broker import free_port
 from tests.factories import variance, write_config
 from tests.unit.cli_run import run
 

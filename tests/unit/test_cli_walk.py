@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from streams.cli import build_parser, main
-from streams.devstack.broker import free_port
+from streams.devstack.local_broker import free_port
 from tests.factories import write_config
 from tests.fixtures.ci import require
 

@@ -13,7 +13,7 @@ from streams.config import ConfigError
 from streams.core.decision import Rejected
 from streams.core.pending import GapRefused
 from streams.core.routing import UnroutableEvent
-from streams.devstack.broker import BrokerStartError, PortInUseError
+from streams.devstack.local_broker import BrokerStartError, PortInUseError
 from streams.errors import StreamsError, UsageError
 from streams.kafka.broker import BrokerError
 from streams.netsuite.import_rules import FileRejected

@@ -15,9 +15,9 @@ from sinks.exceptions import LedgerConflict, Superseded
 from sinks.feed_publisher import FeedPublisher, PublisherOptions
 from sinks.feeds import ADJUSTMENT, AdjustmentRow, AnyFeed
 from sinks.layout import ensure_layout
-from sinks.ledger import PUBLISHED_SUFFIX, SEAL_SUFFIX, BatchLedger, ledger_dir
 from sinks.local import LocalDestination
 from sinks.rows import PendingRow
+from sinks.seal_ledger import PUBLISHED_SUFFIX, SEAL_SUFFIX, BatchLedger, ledger_dir
 from sinks.source_partition import SourcePartition
 
 SOURCE = SourcePartition("hotwax.inventory.count-approved", 2)

@@ -11,8 +11,8 @@ import pytest
 from sinks.feed_publisher import FeedPublisher
 from sinks.feeds import ADJUSTMENT, FEEDS
 from sinks.layout import ensure_layout
-from sinks.ledger import BatchLedger
 from sinks.local import LocalDestination
+from sinks.seal_ledger import BatchLedger
 from tests.unit.test_feed_publisher import OPTIONS, SOURCE, Crash, rows
 
 NETSUITE_OWNED = ("archive/", "failed/", "error/")

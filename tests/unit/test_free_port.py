@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.devstack.broker import IANA_EPHEMERAL_LOW, PICK_FROM, ephemeral_low, free_port
-from streams.devstack.kafka_broker import bind_failure
+from streams.devstack.local_broker import IANA_EPHEMERAL_LOW, PICK_FROM, ephemeral_low, free_port
+from streams.devstack.local_kafka import bind_failure
 
 
 def test_the_ephemeral_range_is_read_from_the_kernel_file(tmp_path: Path) -> None:
@@ -38,7 +38,7 @@ def test_a_port_that_is_held_is_never_picked(monkeypatch: pytest.MonkeyPatch) ->
         taken = held.getsockname()[1]
         picks = iter([taken - PICK_FROM, taken - PICK_FROM, 5])
         monkeypatch.setattr("secrets.randbelow", lambda _n: next(picks))
-        monkeypatch.setattr("streams.devstack.broker.ephemeral_low", lambda: taken + 1)
+        monkeypatch.setattr("streams.devstack.local_broker.ephemeral_low", lambda: taken + 1)
         assert free_port() == PICK_FROM + 5
 
 

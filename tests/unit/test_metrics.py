@@ -13,9 +13,9 @@ from sinks.exceptions import DestinationUnavailable
 from sinks.feed_publisher import FeedPublisher, FileAttempt, PublisherOptions
 from sinks.feeds import ADJUSTMENT, AdjustmentRow
 from sinks.layout import ensure_layout
-from sinks.ledger import BatchLedger
 from sinks.local import LocalDestination
 from sinks.rows import PendingRow
+from sinks.seal_ledger import BatchLedger
 from sinks.source_partition import SourcePartition
 from streams import metrics
 from streams.config import NetSuiteConfig, PermissionsConfig

@@ -10,18 +10,18 @@ import pytest
 from sinks.csv_render import NETSUITE_MAX_ROWS, render
 from sinks.feeds import ADJUSTMENT, TRANSFER, AdjustmentRow, AnyFeed, TransferRow
 from streams.core.routing import count_reference, variance_reference
+from streams.netsuite.books import (
+    Transaction,
+    open_ledger,
+    record_import,
+    transfer_exists,
+)
 from streams.netsuite.import_rules import (
     FileRejected,
     cycle_count_id,
     parse_import_file,
     render_ack,
     render_errors,
-)
-from streams.netsuite.ledger import (
-    Transaction,
-    open_ledger,
-    record_import,
-    transfer_exists,
 )
 from tests.factories import count, line, variance
 

@@ -15,7 +15,7 @@ from sinks.exceptions import DestinationUnavailable
 from sinks.feeds import ADJUSTMENT, AdjustmentRow
 from sinks.local import LocalDestination
 from streams.devstack.netsuite_sim import Importer, serve
-from streams.netsuite.ledger import balances, open_ledger, transactions
+from streams.netsuite.books import balances, open_ledger, transactions
 from tests.factories import write_config
 from tests.unit.cli_run import run
 

@@ -8,7 +8,7 @@ import pytest
 from sinks.feeds import ADJUSTMENT
 from sinks.naming import batch_file_name
 from sinks.source_partition import SourcePartition
-from streams.netsuite.ledger import Transaction
+from streams.netsuite.books import Transaction
 from streams.ops.reconcile_model import (
     Cause,
     ExportedRow,

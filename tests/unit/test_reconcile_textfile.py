@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.cli import build_parser
 from streams.errors import UsageError
-from streams.netsuite.ledger import Transaction
+from streams.netsuite.books import Transaction
 from streams.ops.reconcile_model import ExportedRow, KafkaSide, NetSuiteSide, Report, reconcile
 from streams.ops.reconcile_textfile import gauges, render, write_atomically
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streams.errors import UsageError
-from streams.netsuite.ledger import Transaction
+from streams.netsuite.books import Transaction
 from streams.netsuite.saved_search import parse_export, render_export
 
 

@@ -18,8 +18,8 @@ import uuid
 from pathlib import Path
 from typing import IO
 
-from streams.devstack.broker import BrokerStartError, PortInUseError, free_port, port_open
 from streams.devstack.lifeline import die_with_parent
+from streams.devstack.local_broker import BrokerStartError, PortInUseError, free_port, port_open
 
 log = logging.getLogger(__name__)
 
