@@ -61,15 +61,24 @@ class BrokerReads:
                     extra=coords(source.topic, source.partition, offset),
                 )
             found = await reader.record_at(tp, max(start, offset))
-            return None if found is None else found.offset
+        if found is None:
+            # A kept consumer keeps each partition's high watermark across seeks, so its
+            # "nothing there" may be from a fetch made before the records arrived: only a
+            # consumer that has fetched nothing else may say so.
+            async with self._open(fresh=True) as reader:
+                found = await reader.record_at(tp, max(start, offset))
+        return None if found is None else found.offset
 
     async def find_dead_letter(self, record: SourceRecord, from_offset: int) -> int | None:
         return await find_dead_letter(self._kafka, self._dlq_topic, record, from_offset)
 
     @contextlib.asynccontextmanager
-    async def _open(self) -> AsyncIterator[OffsetReader]:
-        """The kept reader, for one question at a time; closed on any failure."""
+    async def _open(self, *, fresh: bool = False) -> AsyncIterator[OffsetReader]:
+        """The kept reader (a new one when `fresh`), for one question at a time; closed on
+        any failure."""
         async with self._lock:
+            if fresh:
+                await self.close()
             if self._reader is None:
                 self._reader = await OffsetReader(self._kafka).__aenter__()
             try:

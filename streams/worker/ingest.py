@@ -253,7 +253,24 @@ class Ingest:
                 extra=coords(record.topic, record.partition, record.offset),
             )
         first = awaiting[1]
-        if first is None or first >= record.offset:
+        if first is None:
+            # The broker delivered `record`, so something consumable lies at or before it:
+            # "nothing there" is an answer from before it arrived. Never skip on it; go
+            # back to `expected` and ask again at the next record past the gap.
+            state.awaiting = None
+            log.warning(
+                "%s[%d]: the broker said nothing lies at or after %d, yet delivered %d; "
+                "not skipping: going back to %d",
+                record.topic,
+                record.partition,
+                expected,
+                record.offset,
+                expected,
+                extra=coords(record.topic, record.partition, record.offset),
+            )
+            await self._seek(state.source, expected)
+            return False
+        if first >= record.offset:
             state.skip_to(record.offset)
             return True
         # Faust passes on no record below the last one it delivered, and every stale

@@ -253,7 +253,12 @@ data_dir = "{self.tmp_path / "worker"}"
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             code = cli(["rebuild-table", "--json", "--config", str(self.config)])
-        assert code == 0, f"rebuild-table found differences: {out.getvalue()[-3000:]}"
+        # Every worker's gap, skip and halt lines, from the whole log: a difference here
+        # is a lost or doubled table write, and its cause is usually far back in a log.
+        clues = "".join(
+            f"\n--- {w.log_file.name}\n" + "\n".join(_clues(w.log_file)) for w in self.workers
+        )
+        assert code == 0, f"rebuild-table found differences: {out.getvalue()[-3000:]}{clues}"
 
     def assert_positions(self, worker: WorkerProcess, expected: Expected) -> None:
         """What `worker` serves for every position is the fold of the distinct events."""
@@ -327,3 +332,11 @@ async def _lag(kafka: KafkaConfig) -> int:
         committed = await reader.committed(kafka.group_id, tps)
         marks = await reader.high_watermarks(tps)
     return sum(marks[tp] - (committed[tp] or 0) for tp in tps)
+
+
+def _clues(log_file: Path) -> list[str]:
+    marks = ("came before", "not skipping", "HALTED", "halted", "deleted by the broker")
+    if not log_file.exists():
+        return []
+    lines = log_file.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [line for line in lines if any(mark in line for mark in marks)][-40:]

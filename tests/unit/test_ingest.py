@@ -127,6 +127,19 @@ async def test_a_gap_the_broker_holds_nothing_in_is_taken(stage: Stage) -> None:
     assert stage.consumer.seeks == []
 
 
+async def test_a_gap_is_never_skipped_on_an_answer_from_before_its_records(stage: Stage) -> None:
+    # A reader whose high watermark predates the records says "nothing at or after 0";
+    # the broker delivering offset 2 proves that answer stale, so 0 and 1 must still come.
+    stage.broker.records[SOURCE] = set()  # what a stale reader sees: nothing at all
+    await stage.send(VARIANCES, lost(1, "f2"), offset=2)
+    assert stage.state(VARIANCES).consumed_through == -1
+    assert stage.consumer.seeks == [(VARIANCES, 0, 0)]
+    stage.broker.records[SOURCE] = {0, 1, 2}  # asked again, the broker answers truly
+    for offset in (0, 1, 2):
+        await stage.send(VARIANCES, lost(1, f"f{offset}"), offset=offset)
+    assert stage.pending(VARIANCES, ADJUSTMENT) == ["VL-f0", "VL-f1", "VL-f2"]
+
+
 async def test_the_first_record_of_an_assignment_starts_at_the_committed_offset(
     stage: Stage,
 ) -> None:
