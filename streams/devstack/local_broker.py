@@ -91,6 +91,18 @@ def _bindable(host: str, port: int) -> bool:
         return True
 
 
+def stop_process(process: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """Terminate `process` and wait for it; kill it if it outlasts `timeout`."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class EmbeddedBroker:
     def __init__(
         self,
@@ -150,13 +162,7 @@ class EmbeddedBroker:
 
     def stop(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, timeout)
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None

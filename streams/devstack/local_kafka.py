@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import IO
 
 from streams.devstack.lifeline import die_with_parent
-from streams.devstack.local_broker import BrokerStartError, PortInUseError, free_port, port_open
+from streams.devstack.local_broker import (
+    BrokerStartError,
+    PortInUseError,
+    free_port,
+    port_open,
+    stop_process,
+)
 
 log = logging.getLogger(__name__)
 
@@ -178,13 +184,8 @@ class KafkaBroker:
 
     def stop(self, timeout: float = 30.0) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()  # a controlled shutdown: the log is clean for a restart
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        # A controlled shutdown first: the log is clean for a restart.
+        stop_process(process, timeout)
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None

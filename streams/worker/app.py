@@ -12,12 +12,10 @@ from functools import partial
 from typing import Any
 
 import faust
-from faust.types import TP
 
 from sinks.destination import Destination
 from sinks.feed_publisher import FaultHook, PublisherOptions, no_faults
 from sinks.retry import Backoff
-from sinks.source_partition import SourcePartition
 from streams.config import KafkaConfig, Settings
 from streams.core.batch_status import web_address
 from streams.core.batching import WindowPolicy
@@ -35,7 +33,7 @@ from streams.worker.monitor import Monitor, SendStatus
 from streams.worker.publish_loop import PublishLoop
 from streams.worker.rejection_watch import RejectionWatch
 from streams.worker.tables import TableProgress, register_tables
-from streams.worker.transport import read_committed, rejoin_group
+from streams.worker.transport import GroupConsumer, read_committed
 from streams.worker.web import register_metrics, register_views
 
 # DESIGN section 9: Tansu's group joins wait the full rebalance timeout, so dev and tests
@@ -73,9 +71,6 @@ def build_app(
     inventory, progress = register_tables(app, settings.kafka.partitions, writer, topics.inputs)
     sources.use_progress(TableProgress(progress))
 
-    def assigned(source: SourcePartition) -> bool:
-        return TP(source.topic, source.partition) in app.consumer.assignment()
-
     ingest = Ingest(
         rules=Rules.from_settings(settings),
         kinds=topics.kinds,
@@ -85,12 +80,10 @@ def build_app(
         writer=writer,
         traits=traits,
         broker=BrokerReads(settings.kafka, topics.dlq),
-        consumer=lambda: app.consumer,
-        assigned=assigned,
+        consumer=GroupConsumer(app),
         max_pending_rows=settings.batching.max_pending_rows,
         max_dead_letter_bytes=max_dead_letter_bytes,
         backoff=HALT_BACKOFF,
-        rejoin=lambda: rejoin_group(app),
     )
     writer.watch(ingest)
     publish_loop = new_publish_loop(settings, sources, destination, faults, ingest)

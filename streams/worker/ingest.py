@@ -20,12 +20,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiokafka.errors import IllegalStateError
-from faust.types import TP
 
 from schemas.models import EventKind
 from sinks.retry import Backoff
@@ -50,13 +49,19 @@ HALTED, ROWS, CHANGELOG = "halted", "rows", "changelog"
 
 
 class Consumer(Protocol):
-    """The parts of Faust's consumer that steer one partition."""
+    """The group's consumer, as ingest steers it: one source partition at a time
+    (`streams.worker.transport.GroupConsumer`)."""
 
-    async def seek(self, tp: Any, offset: int) -> None: ...
+    def assigned(self, source: SourcePartition) -> bool: ...
 
-    def pause_partitions(self, tps: Any) -> None: ...
+    async def seek(self, source: SourcePartition, offset: int) -> None: ...
 
-    def resume_partitions(self, tps: Any) -> None: ...
+    def pause(self, source: SourcePartition) -> None: ...
+
+    def resume(self, source: SourcePartition) -> None: ...
+
+    async def rejoin(self) -> None:
+        """Ask the group for a new assignment."""
 
 
 class Log(Protocol):
@@ -138,12 +143,10 @@ class Ingest:
         writer: Log,
         traits: BrokerTraits,
         broker: Broker,
-        consumer: Callable[[], Consumer],
-        assigned: Callable[[SourcePartition], bool],
+        consumer: Consumer,
         max_pending_rows: int,
         max_dead_letter_bytes: int,
         backoff: Backoff,
-        rejoin: Callable[[], Awaitable[None]],
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._rules = rules
@@ -156,11 +159,9 @@ class Ingest:
         self._traits = traits
         self._broker = broker
         self._consumer = consumer
-        self._assigned = assigned
         self._max_rows = max_pending_rows
         self._max_letter = max_dead_letter_bytes
         self._backoff = backoff
-        self._rejoin = rejoin
         self._monotonic = monotonic
         self._recoveries: dict[int, asyncio.Task[None]] = {}
         self._backoffs: dict[int, Backoff] = {}  # per partition number, while it fails
@@ -205,7 +206,7 @@ class Ingest:
         state = self._sources.get(source)
         if state is not None:
             return state
-        if not self._assigned(source) or not self._writer.claimed(source.partition):
+        if not self._consumer.assigned(source) or not self._writer.claimed(source.partition):
             # Revoked while in flight, or not claimed yet (a rebalance is under way): the
             # partition's owner consumes it again from the committed offset.
             return None
@@ -419,12 +420,12 @@ class Ingest:
         self._writer.dead_letter(record.partition, source, record.offset, dead)
 
     async def _seek(self, source: SourcePartition, offset: int) -> None:
-        await self._consumer().seek(_tp(source), offset)
+        await self._consumer.seek(source, offset)
 
     # -- pauses ------------------------------------------------------------------------
 
     def _hold(self, state: SourceState) -> None:
-        self._consumer().pause_partitions([_tp(state.source)])
+        self._consumer.pause(state.source)
 
     def _pause(self, state: SourceState, cause: str) -> None:
         if cause not in state.paused:
@@ -439,7 +440,7 @@ class Ingest:
         self._count_pauses()
         if not state.paused and self._sources.owns(state):
             await self._seek_to_next(state)
-            self._consumer().resume_partitions([_tp(state.source)])
+            self._consumer.resume(state.source)
 
     def _relieve_or_hold(self, state: SourceState) -> None:
         if state.pending_rows > self._max_rows:
@@ -526,7 +527,7 @@ class Ingest:
                     partition,
                     extra=coords(None, partition),
                 )
-                await self._rejoin()
+                await self._consumer.rejoin()
                 return
             del self._sources.halts[partition]
             metrics.HALTED.set(len(self._sources.halts))
@@ -551,8 +552,3 @@ class Ingest:
         self._progress.forget_unwritten(partition)
         for state in self._sources.of_partition(partition):
             state.rewind_to_durable()
-
-
-def _tp(source: SourcePartition) -> TP:
-    # Faust's own tuple: its consumer checks for it.
-    return TP(source.topic, source.partition)

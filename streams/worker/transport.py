@@ -1,6 +1,6 @@
 """Faust's aiokafka transport, reading committed records only, seeking in the consumer's
-own thread, telling when the flow of records resumes after a rebalance; and asking for a
-new assignment.
+own thread, telling when the flow of records resumes after a rebalance; asking for a
+new assignment; and `GroupConsumer`, the one handle ingest steers partitions with.
 
 Where the broker has transactions the worker writes its changelogs and dead letters in
 them (`streams.worker.changelog_writer`), and a fenced owner's aborted writes must never
@@ -21,6 +21,8 @@ from typing import Any
 import faust
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
+
+from sinks.source_partition import SourcePartition
 
 
 class _CommittedReadThread(driver.AIOKafkaConsumerThread):
@@ -91,3 +93,31 @@ async def rejoin_group(app: faust.App) -> None:
         thread._ensure_consumer()._coordinator.request_rejoin()
 
     await thread.call_thread(request)
+
+
+class GroupConsumer:
+    """`app`'s consumer as ingest steers it (`streams.worker.ingest.Consumer`). Looked up
+    at each call: Faust builds its consumer only when the worker starts."""
+
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
+
+    def assigned(self, source: SourcePartition) -> bool:
+        return _tp(source) in self._app.consumer.assignment()
+
+    async def seek(self, source: SourcePartition, offset: int) -> None:
+        await self._app.consumer.seek(_tp(source), offset)
+
+    def pause(self, source: SourcePartition) -> None:
+        self._app.consumer.pause_partitions([_tp(source)])
+
+    def resume(self, source: SourcePartition) -> None:
+        self._app.consumer.resume_partitions([_tp(source)])
+
+    async def rejoin(self) -> None:
+        await rejoin_group(self._app)
+
+
+def _tp(source: SourcePartition) -> TP:
+    # Faust's own tuple: its consumer checks for it.
+    return TP(source.topic, source.partition)

@@ -8,7 +8,6 @@ stream may deliver them, and flushes when it wants, as the writer's timer would.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,15 +146,23 @@ class FakeLog:
 class FakeConsumer:
     seeks: list[tuple[str, int, int]] = field(default_factory=list)
     paused: set[tuple[str, int]] = field(default_factory=set)
+    assignment: set[SourcePartition] = field(default_factory=set)
+    rejoins: int = 0
 
-    async def seek(self, tp: Any, offset: int) -> None:
-        self.seeks.append((tp.topic, tp.partition, offset))
+    def assigned(self, source: SourcePartition) -> bool:
+        return source in self.assignment
 
-    def pause_partitions(self, tps: Iterable[Any]) -> None:
-        self.paused.update((tp.topic, tp.partition) for tp in tps)
+    async def seek(self, source: SourcePartition, offset: int) -> None:
+        self.seeks.append((source.topic, source.partition, offset))
 
-    def resume_partitions(self, tps: Iterable[Any]) -> None:
-        self.paused.difference_update((tp.topic, tp.partition) for tp in tps)
+    def pause(self, source: SourcePartition) -> None:
+        self.paused.add((source.topic, source.partition))
+
+    def resume(self, source: SourcePartition) -> None:
+        self.paused.discard((source.topic, source.partition))
+
+    async def rejoin(self) -> None:
+        self.rejoins += 1
 
 
 @dataclass
@@ -221,7 +228,7 @@ class Stage:
         self.log = FakeLog(self.sources, (self.inventory_table, self.progress_table), transactions)
         self.consumer = FakeConsumer()
         self.broker = FakeBroker(self.log)
-        self.assigned: set[SourcePartition] = set()
+        self.assigned = self.consumer.assignment
         flavor = BrokerFlavor.KAFKA if transactions else BrokerFlavor.TANSU
         self.ingest = Ingest(
             rules=Rules.from_settings(self.settings),
@@ -232,20 +239,14 @@ class Stage:
             writer=self.log,
             traits=BrokerTraits.of(flavor),
             broker=self.broker,
-            consumer=lambda: self.consumer,
-            assigned=lambda source: source in self.assigned,
+            consumer=self.consumer,
             max_pending_rows=self.settings.batching.max_pending_rows,
             max_dead_letter_bytes=1_000_000,
             backoff=Backoff(initial=0.01, maximum=0.02, jitter=0),
-            rejoin=self._rejoin,
             monotonic=lambda: 0.0,
         )
         self.offsets: dict[tuple[str, int], int] = {}
-        self.rejoins = 0
         self.assign(SourcePartition(COUNTS, 0), SourcePartition(VARIANCES, 0))
-
-    async def _rejoin(self) -> None:
-        self.rejoins += 1
 
     def assign(self, *sources: SourcePartition) -> None:
         self.assigned.update(sources)

@@ -334,7 +334,7 @@ async def test_a_fenced_partition_stays_halted_until_it_is_assigned_again(stage:
     assert not stage.flush()
     await asyncio.sleep(0.1)
     assert 0 in stage.sources.halts  # only a new assignment opens it again
-    assert stage.rejoins == 1  # which it asks the group for
+    assert stage.consumer.rejoins == 1  # which it asks the group for
     stage.revoke(SOURCE, SourcePartition(COUNTS, 0))
     assert 0 not in stage.sources.halts
 
