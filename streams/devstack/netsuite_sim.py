@@ -39,6 +39,7 @@ from streams.netsuite.books import (
     transfer_exists,
 )
 from streams.netsuite.import_rules import (
+    ACK_DIR,
     FileRejected,
     cycle_count_id,
     parse_import_file,
@@ -51,7 +52,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LEDGER = Path("var/netsuite-sim.sqlite")
 DEFAULT_INTERVAL = 15.0
-CYCLE_COUNT_DIR = f"{ADJUSTMENT.name}/cycle_count"
 # NetSuite's own outputs are staged here and renamed into place, so that the OMS (or
 # our monitor) never reads half an acknowledgement or error file.
 TEMP_DIR = ".netsuite-sim"
@@ -88,7 +88,7 @@ class Importer:
             # label, so name order is time order: NetSuite's "list by date".
             names = sorted(await self._dest.list_dir(feed.csv_dir))
             if names:
-                for folder in (feed.archive_dir, feed.failed_dir, feed.error_dir, CYCLE_COUNT_DIR):
+                for folder in (feed.archive_dir, feed.failed_dir, feed.error_dir, ACK_DIR):
                     await self._dest.makedirs(folder)
                 await self._dest.makedirs(f"{feed.name}/{TEMP_DIR}")
             for name in names:
@@ -141,7 +141,7 @@ class Importer:
             if (count := cycle_count_id(ref))
         ]
         if acks:
-            target = f"{CYCLE_COUNT_DIR}/{PurePosixPath(name).stem}_ack.csv"
+            target = f"{ACK_DIR}/{PurePosixPath(name).stem}_ack.csv"
             await self._write_atomically(ADJUSTMENT, target, render_ack(acks))
 
     async def _fail(self, feed: AnyFeed, name: str, problems: tuple[str, ...]) -> None:

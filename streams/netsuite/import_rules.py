@@ -17,7 +17,7 @@ from datetime import date
 from typing import assert_never
 
 from sinks.csv_render import NETSUITE_MAX_ROWS
-from sinks.feeds import AnyFeed, NetSuiteRecord
+from sinks.feeds import ADJUSTMENT, AnyFeed, NetSuiteRecord
 from sinks.rejections import ERROR_HEADER
 from streams.errors import StreamsError
 from streams.netsuite.books import Transaction
@@ -26,6 +26,9 @@ from streams.netsuite.books import Transaction
 # adjustment row is a count line, `<count_id>-...`, and count ids contain no `-`.
 VARIANCE_REFERENCE_PREFIX = "VL-"
 ACK_HEADER = ("workEffortId", "externalId")
+# Where NetSuite's script writes its cycle-count acknowledgements: beside the adjustment
+# feed, whichever feed took the count rows (the OMS's import job reads them there).
+ACK_DIR = f"{ADJUSTMENT.name}/cycle_count"
 
 # ASCII only: str.isdigit() and `\d` would also accept other scripts' digits.
 _INTERNAL_ID = re.compile(r"[0-9]{1,18}")

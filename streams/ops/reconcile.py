@@ -28,7 +28,7 @@ from rich.table import Column, Table
 
 from sinks.destination import Destination
 from sinks.exceptions import SinkError
-from sinks.feeds import ADJUSTMENT, FEEDS
+from sinks.feeds import FEEDS
 from sinks.rejections import RejectionReader
 from sinks.seal_ledger import manifests_dir
 from streams.config import Settings
@@ -37,7 +37,7 @@ from streams.errors import UsageError
 from streams.kafka.broker import TopicNames
 from streams.kafka.offsets import OffsetReader
 from streams.netsuite.books import Transaction, open_ledger, transactions
-from streams.netsuite.import_rules import ACK_HEADER, FileRejected, parse_import_file
+from streams.netsuite.import_rules import ACK_DIR, ACK_HEADER, FileRejected, parse_import_file
 from streams.netsuite.saved_search import parse_export
 from streams.ops.common import add_connection_options, settings_from
 from streams.ops.fold import fold_inputs
@@ -57,7 +57,6 @@ from streams.output import print_json
 # NetSuite's scheduled imports run every 15 minutes, then queue: a file in csv/ before an
 # export was taken may still have been imported after it.
 IMPORT_LAG_MINUTES = 30.0
-ACK_DIR = f"{ADJUSTMENT.name}/cycle_count"
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
