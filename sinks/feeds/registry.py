@@ -46,14 +46,8 @@ class FeedRegistry:
     def __iter__(self) -> Iterator[AnyFeed]:
         return iter(tuple(self._feeds))
 
-    def __len__(self) -> int:
-        return len(self._feeds)
-
     def names(self) -> tuple[str, ...]:
         return tuple(feed.name for feed in self._feeds)
-
-    def named(self, name: str) -> AnyFeed | None:
-        return next((feed for feed in self._feeds if feed.name == name), None)
 
     def labelled(self, label: str) -> AnyFeed | None:
         return next((feed for feed in self._feeds if feed.file_label == label), None)
