@@ -162,7 +162,8 @@ class SourceState:
     def record(
         self, offset: int, event: Ackable, rows: Mapping[AnyFeed, Sequence[PendingRow]], now: float
     ) -> None:
-        """Take a consumed event and its rows (none for invalid or duplicate events)."""
+        """Take a consumed event and its rows (none for invalid or duplicate events). It is
+        acked by the next `release`: a batch's events are acked together."""
         if self.delivery(offset) is not Delivery.NEXT:
             raise GapRefused(
                 f"{self.source.topic}[{self.source.partition}]: offset {offset} taken after "
@@ -172,7 +173,6 @@ class SourceState:
             self.batchers[feed].add(feed_rows, now)
         self.consumed_through = offset
         self._unacked.append((offset, event))
-        self.release()
 
     def consumed_mark(self) -> ConsumedMark:
         return ConsumedMark(self._epoch, self._through)

@@ -1,9 +1,15 @@
-"""The ingest agent: one stream over both input topics, in offset order per partition.
+"""The ingest agent: one stream over both input topics, in offset order per partition,
+taken in batches.
 
-Acks are manual (`noack`): `streams.core.pending` acks an event only once every row it
-produced is published and its writes are durable, so Faust never commits an offset past
-an unpublished row. Each event's decision is carried out by `streams.worker.ingest`,
-which never lets an error move the stream past an event.
+A batch is at most `BATCH_EVENTS` events, or what came within `BATCH_SECONDS`: large
+enough that per-batch work (acks, pauses, counts, one changelog record per position)
+is spread over many events, short enough that a lone event waits no longer than a tick of
+the changelog writer. Acks are manual: `noack_take` never acks (Faust's `take_events`
+acks every event in a `finally`, even when the agent raises), and `streams.core.pending`
+acks an event only once every row it produced is published and its writes are durable,
+so Faust never commits an offset past an unpublished row. Each event's decision is
+carried out by `streams.worker.ingest`, which never lets an error move the stream past
+an event.
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from streams.core.pending import SourceRegistry
 from streams.worker.changelog_writer import ChangelogWriter
 from streams.worker.ingest import Ingest
 from streams.worker.transport import on_flow_resumed
+
+BATCH_EVENTS = 500
+BATCH_SECONDS = 0.05
 
 
 def register_ingest_agent(
@@ -41,8 +50,8 @@ def register_ingest_agent(
     )
 
     async def ingest_agent(stream: Any) -> None:
-        async for event in stream.noack().events():
-            await ingest.take(event)
+        async for events in stream.noack_take(BATCH_EVENTS, within=BATCH_SECONDS):
+            await ingest.take_batch(events)
 
     app.agent(channel, name="ingest")(ingest_agent)
 

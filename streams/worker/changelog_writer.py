@@ -36,12 +36,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import IllegalOperation, KafkaError, ProducerFenced
-from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import RecordMetadata, TopicPartition
 
 from sinks.feed_publisher import FaultHook, no_faults
@@ -60,12 +59,10 @@ from streams.kafka.broker import (
 from streams.kafka.changelog_ends import end_partitions
 from streams.kafka.traits import BrokerTraits
 from streams.logs import coords
+from streams.worker.changelog_pending import MAX_BATCH_BYTES, Batch, Letter, Pending
 
 log = logging.getLogger(__name__)
 
-# Large enough that a flush is usually one batch per partition, within the broker's
-# default message.max.bytes (1 MiB).
-MAX_BATCH_BYTES = 1_000_000
 # A partition flushes once this much is appended, or `LINGER_SECONDS` after its last flush.
 FLUSH_BYTES = 256 * 1024
 LINGER_SECONDS = 0.05
@@ -122,38 +119,12 @@ class _NoEvents:
         )
 
 
-@dataclass
-class _Batch:
-    builder: BatchBuilder
-    records: list[tuple[bytes | None, bytes | None, Any]] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class _Letter:
-    """A dead letter that waits for the flush carrying its pending mark (no transactions)."""
-
-    source: SourcePartition
-    offset: int
-    record: DeadLetterRecord
-
-
-@dataclass
-class _Pending:
-    batches: dict[TopicPartition, list[_Batch]] = field(default_factory=dict)
-    letters: list[_Letter] = field(default_factory=list)
-    size: int = 0
-    pruning: bool = False  # a position write here forgot an event (a fault point)
-
-    def __bool__(self) -> bool:
-        return bool(self.batches or self.letters)
-
-
 class _Log:
     """One partition number: what waits for its next flush, and who flushes it."""
 
     def __init__(self, partition: int) -> None:
         self.partition = partition
-        self.pending = _Pending()
+        self.pending = Pending()
         self.producer: AIOKafkaProducer | None = None  # its own, where transactional
         self.lock = asyncio.Lock()  # one flush at a time keeps its records in order
         self.wake = asyncio.Event()
@@ -191,7 +162,9 @@ class ChangelogWriter:
         self._sources = sources
         self._traits = traits
         self._dlq = TopicPartition(dlq_topic, 0)
-        self._dlq_max_bytes = dlq_max_bytes
+        # The broker checks whole batches against max.message.bytes: dead letters share a
+        # batch only within the DLQ's.
+        self._limits = {self._dlq: dlq_max_bytes}
         self._faults = faults
         self._request_timeout_ms = request_timeout_ms
         # A transaction that outlasts this failed, whether or not the broker answered.
@@ -234,8 +207,7 @@ class ChangelogWriter:
         self, topic: str, partition: int, key: bytes | None, value: bytes | None, tag: Any = None
     ) -> None:
         """Queue a record for the partition's next flush; `tag` comes back once durable."""
-        pending = self._log(partition).pending
-        self._add(pending, TopicPartition(topic, partition), key, value, tag=tag)
+        self._log(partition).pending.write(TopicPartition(topic, partition), key, value, tag)
         self._maybe_wake(partition)
 
     def dead_letter(
@@ -245,10 +217,9 @@ class ChangelogWriter:
         transaction, or right after its changelog batch where there are none."""
         pending = self._log(partition).pending
         if self._traits.transactions:
-            self._add(pending, self._dlq, record.key, record.value, headers=record.headers)
+            pending.add_unfolded(self._dlq, record.key, record.value, record.headers)
         else:
-            pending.letters.append(_Letter(source, offset, record))
-            pending.size += record.size
+            pending.add_letter(Letter(source, offset, record))
         self._maybe_wake(partition)
 
     def _log(self, partition: int) -> _Log:
@@ -258,32 +229,6 @@ class ChangelogWriter:
         if found.failure is not None:
             raise ChangelogWriteFailed(f"partition {partition} failed: {found.failure}")
         return found
-
-    def _add(
-        self,
-        pending: _Pending,
-        tp: TopicPartition,
-        key: bytes | None,
-        value: bytes | None,
-        *,
-        headers: Sequence[tuple[str, bytes]] = (),
-        tag: Any = None,
-    ) -> None:
-        batches = pending.batches.setdefault(tp, [])
-        record = {"timestamp": None, "key": key, "value": value, "headers": list(headers)}
-        if not batches or batches[-1].builder.append(**record) is None:
-            # A batch holds one record at least; the broker checks whole batches against
-            # its max.message.bytes, so dead letters share one only within the DLQ's.
-            limit = self._dlq_max_bytes if tp == self._dlq else MAX_BATCH_BYTES
-            batch = _Batch(self._builder(limit))
-            if batch.builder.append(**record) is None:
-                raise ChangelogWriteFailed(f"a {tp.topic} record fits no batch")
-            batches.append(batch)
-        batches[-1].records.append((key, value, tag))
-        pending.size += len(key or b"") + len(value or b"")
-
-    def _builder(self, size: int) -> BatchBuilder:
-        return BatchBuilder(size, 0, is_transactional=int(self._traits.transactions))
 
     def _maybe_wake(self, partition: int) -> None:
         found = self._logs[partition]
@@ -391,7 +336,7 @@ class ChangelogWriter:
         if found is None:
             return
         async with found.lock:
-            found.pending = _Pending()
+            found.pending = Pending()
             if not (found.fenced or found.broken):
                 found.failure = None
 
@@ -423,7 +368,7 @@ class ChangelogWriter:
             if found.failure is not None:
                 raise found.failure
             floors = self._sources.save_floors(found.partition)
-            pending, found.pending = found.pending, _Pending()
+            pending, found.pending = found.pending, Pending()
             consumed = self._sources.consumed(found.partition)
             try:
                 if pending:
@@ -452,7 +397,7 @@ class ChangelogWriter:
             )
         return ChangelogWriteFailed(f"{type(exc).__name__}: {exc}".rstrip(": "))
 
-    async def _write(self, found: _Log, pending: _Pending) -> None:
+    async def _write(self, found: _Log, pending: Pending) -> None:
         if not self._traits.transactions:
             await self._produce(self._started_shared(), pending)
             await self._send_letters(self._started_shared(), pending.letters)
@@ -481,20 +426,20 @@ class ChangelogWriter:
             raise ChangelogWriteFailed("the changelog writer is not started")
         return self._shared
 
-    async def _produce(self, producer: AIOKafkaProducer, pending: _Pending) -> None:
+    async def _produce(self, producer: AIOKafkaProducer, pending: Pending) -> None:
         self._persisted(await self._send(producer, pending))
 
     async def _send(
-        self, producer: AIOKafkaProducer, pending: _Pending
-    ) -> list[tuple[TopicPartition, _Batch, RecordMetadata]]:
+        self, producer: AIOKafkaProducer, pending: Pending
+    ) -> list[tuple[TopicPartition, Batch, RecordMetadata]]:
+        # Every batch is built before the first is sent: a record too large for any fails
+        # the flush before anything of it reaches the broker.
+        planned = list(pending.batches(bool(self._traits.transactions), self._limits))
         futures = []
         try:
-            for tp, batches in pending.batches.items():
-                for batch in batches:
-                    future = await producer.send_batch(
-                        batch.builder, tp.topic, partition=tp.partition
-                    )
-                    futures.append((tp, batch, future))
+            for tp, batch in planned:
+                future = await producer.send_batch(batch.builder, tp.topic, partition=tp.partition)
+                futures.append((tp, batch, future))
         except (KafkaError, IllegalOperation):
             # A batch the broker refused fails the transaction, and every later send then
             # says only "not in transaction": the refused batch's error is the reason.
@@ -503,7 +448,7 @@ class ChangelogWriter:
             raise
         return [(tp, batch, await future) for tp, batch, future in futures]
 
-    def _persisted(self, sent: Sequence[tuple[TopicPartition, _Batch, RecordMetadata]]) -> None:
+    def _persisted(self, sent: Sequence[tuple[TopicPartition, Batch, RecordMetadata]]) -> None:
         for tp, batch, meta in sent:
             if tp == self._dlq:
                 self.dlq_end = max(self.dlq_end, meta.offset + len(batch.records))
@@ -515,7 +460,7 @@ class ChangelogWriter:
                 ]
                 on_persisted(tp, records)
 
-    async def _send_letters(self, producer: AIOKafkaProducer, letters: Sequence[_Letter]) -> None:
+    async def _send_letters(self, producer: AIOKafkaProducer, letters: Sequence[Letter]) -> None:
         """Without transactions: each dead letter after the changelog batch holding its
         pending mark; then its offset goes into the mark (with the next flush)."""
         for letter in letters:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -109,6 +110,23 @@ class Broker(Protocol):
     async def close(self) -> None: ...
 
 
+class _Batch:
+    """What a batch keeps until its end: the partitions it recorded events of, the durable
+    floors it prunes by (looked up once: they only rise, and any of them is durable), and
+    its event counts."""
+
+    def __init__(self) -> None:
+        self.states: dict[SourcePartition, SourceState] = {}
+        self.outcomes: Counter[tuple[str, str]] = Counter()
+        self._floors: dict[int, dict[str, int]] = {}
+
+    def floors(self, sources: SourceRegistry, partition: int) -> dict[str, int]:
+        found = self._floors.get(partition)
+        if found is None:
+            found = self._floors[partition] = sources.durable_floors(partition)
+        return found
+
+
 def to_record(event: Any) -> SourceRecord:
     message = event.message
     timestamp = message.timestamp
@@ -169,13 +187,31 @@ class Ingest:
         self._realigning: asyncio.Task[None] | None = None
         # Per partition with a refused gap: the offset it waits for, and who seeks it again.
         self._gap_watches: dict[SourcePartition, tuple[int, asyncio.Task[None]]] = {}
+        self._source_of: dict[tuple[str, int], SourcePartition] = {}
 
-    # -- the agent's loop calls this for every event ------------------------------------
+    # -- the agent's loop calls this for every batch of events ---------------------------
+
+    async def take_batch(self, events: Sequence[Any]) -> None:
+        """Carry a batch's decisions out, event by event in the order delivered; never
+        raises for a failure of one partition. What may wait for the batch's end does:
+        acks, the pauses that relieve a partition, and the event counts."""
+        batch = _Batch()
+        for event in events:
+            await self._take(event, batch)
+        for state in batch.states.values():
+            if self._sources.owns(state):
+                state.release()
+                self._relieve_or_hold(state)
+        for (kind, outcome), count in batch.outcomes.items():
+            metrics.events(kind, outcome).inc(count)
 
     async def take(self, event: Any) -> None:
-        """Carry one event's decision out; never raises for a failure of one partition."""
+        """One event, as a batch of one."""
+        await self.take_batch((event,))
+
+    async def _take(self, event: Any, batch: _Batch) -> None:
         record = to_record(event)
-        source = SourcePartition(record.topic, record.partition)
+        source = self._source(record.topic, record.partition)
         state = self._state(source)
         if state is None:
             return
@@ -186,21 +222,30 @@ class Ingest:
             if not await self._in_order(state, record):
                 return
             progress = self._sources.progress_of(state)
-            floors = self._sources.durable_floors(record.partition)
             kind = self._kinds[record.topic]
             decision = decide(
                 record,
                 kind,
                 progress=progress,
                 positions=self._inventory,
-                floors=floors,
+                floors=batch.floors(self._sources, record.partition),
                 rules=self._rules,
             )
-            await self._carry_out(state, record, event, decision)
+            if isinstance(decision, Reject):
+                # Before the event is recorded: a flush while it awaits must not find the
+                # event consumed without its dead letter.
+                await self._dead_letter(state, record, decision)
+            self._carry_out(state, record, event, decision, batch)
         except Exception as exc:
             self.halt(record.partition, record.offset, exc)
             return
-        self._relieve_or_hold(state)
+        batch.states[source] = state
+
+    def _source(self, topic: str, partition: int) -> SourcePartition:
+        found = self._source_of.get((topic, partition))
+        if found is None:
+            found = self._source_of[(topic, partition)] = SourcePartition(topic, partition)
+        return found
 
     def _state(self, source: SourcePartition) -> SourceState | None:
         state = self._sources.get(source)
@@ -342,12 +387,17 @@ class Ingest:
 
     # -- doing -------------------------------------------------------------------------
 
-    async def _carry_out(
-        self, state: SourceState, record: SourceRecord, event: Any, decision: Decision
+    def _carry_out(
+        self,
+        state: SourceState,
+        record: SourceRecord,
+        event: Any,
+        decision: Decision,
+        batch: _Batch,
     ) -> None:
         first = state.first_count(record.offset)
         if first:
-            metrics.events(self._kinds[record.topic].value, decision.outcome.value).inc()
+            batch.outcomes[(self._kinds[record.topic].value, decision.outcome.value)] += 1
         rows: Mapping[Any, Any] = {}
         if isinstance(decision, Apply):
             for key, value in decision.writes:
@@ -358,10 +408,8 @@ class Ingest:
             if decision.pruned:
                 self._writer.note_prune(record.partition)
             rows = decision.rows
-        elif isinstance(decision, Reject):
-            await self._dead_letter(state, record, decision)
         else:
-            assert isinstance(decision, Skip)  # noqa: S101 - the three decisions
+            assert isinstance(decision, Skip | Reject)  # noqa: S101 - the three decisions
         state.record(record.offset, event, rows, self._monotonic())
 
     async def _dead_letter(

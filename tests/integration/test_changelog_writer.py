@@ -144,6 +144,32 @@ async def overlap_scenario(bootstrap: str, traits: BrokerTraits) -> None:
         await writer.stop()
 
 
+async def folding_scenario(bootstrap: str, traits: BrokerTraits) -> None:
+    state, writer = await stage(bootstrap, traits)
+    persisted: list[object] = []
+    writer.register(CHANGELOG, lambda tp, records: persisted.extend(r.tag for r in records))
+    acked: list[int] = []
+    try:
+        # Forty events touching one position and two touching another, in one flush.
+        for offset in range(42):
+            state.record(offset, Event(offset, acked), {}, now=0)
+            key = b'"STORE_1/10"' if offset < 40 else b'"STORE_1/11"'
+            writer.append(CHANGELOG, 0, key, f'{{"events_applied": {offset}}}'.encode(), offset)
+        await writer.flush(0)
+        assert await read_all(bootstrap, CHANGELOG, 0) == [
+            (b'"STORE_1/10"', b'{"events_applied": 39}'),
+            (b'"STORE_1/11"', b'{"events_applied": 41}'),
+        ]
+        assert persisted == [39, 41]  # each table learns of its latest write only
+        assert acked == list(range(42))
+    finally:
+        await writer.stop()
+
+
+def test_a_flush_writes_each_key_once_with_its_latest_value(broker: LocalBroker) -> None:
+    asyncio.run(folding_scenario(broker.bootstrap, traits_of(broker)))
+
+
 def test_a_flush_writes_in_order_and_only_then_releases_the_events(
     broker: LocalBroker,
 ) -> None:

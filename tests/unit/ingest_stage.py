@@ -256,7 +256,7 @@ class Stage:
         self.assigned.difference_update(sources)
         self.sources.revoke(list(sources))
 
-    async def send(
+    def event(
         self,
         topic: str,
         value: bytes,
@@ -267,13 +267,22 @@ class Stage:
         headers: tuple[tuple[str, bytes], ...] = (),
         timestamp_ms: int | None = RECORD_TIME_MS,
     ) -> FakeEvent:
+        """An event as Faust's stream delivers it (next offset of its partition unless
+        given), not taken yet."""
         if offset is None:
             offset = self.offsets.get((topic, partition), 0)
         self.offsets[(topic, partition)] = offset + 1
         stamp = None if timestamp_ms is None else timestamp_ms / 1000
-        event = FakeEvent(Message(topic, partition, offset, stamp, headers), key, value)
+        return FakeEvent(Message(topic, partition, offset, stamp, headers), key, value)
+
+    async def send(self, topic: str, value: bytes, **options: Any) -> FakeEvent:
+        """One event, taken as a batch of one."""
+        event = self.event(topic, value, **options)
         await self.ingest.take(event)
         return event
+
+    async def send_batch(self, *events: FakeEvent) -> None:
+        await self.ingest.take_batch(events)
 
     def flush(self, partition: int = 0) -> bool:
         """As the writer's timer: a failure halts the partition."""

@@ -85,6 +85,57 @@ async def test_events_taken_again_after_a_rewind_are_counted_once(stage: Stage) 
     assert events_counted() - before == 2
 
 
+async def test_a_batch_is_decided_in_order_and_acked_together(stage: Stage) -> None:
+    before = events_counted()
+    events = [stage.event(VARIANCES, lost(1, f"b{n}")) for n in range(4)]
+    await stage.send_batch(*events)
+    assert stage.inventory["STORE_1/10017"]["events_applied"] == 4
+    assert stage.pending(VARIANCES, ADJUSTMENT) == ["VL-b0", "VL-b1", "VL-b2", "VL-b3"]
+    assert events_counted() - before == 4
+    assert stage.flush()
+    assert not any(event.acked for event in events)  # their rows wait for publishing
+    stage.publish(VARIANCES)
+    assert all(event.acked for event in events)
+
+
+async def test_a_record_delivered_again_inside_a_batch_rewinds_there(stage: Stage) -> None:
+    first, second = stage.event(VARIANCES, lost(2, "r1")), stage.event(VARIANCES, lost(1, "r2"))
+    again = stage.event(VARIANCES, lost(2, "r1"), offset=0)  # the consumer went back
+    await stage.send_batch(first, second, again, stage.event(VARIANCES, lost(1, "r2")))
+    assert stage.consumer.seeks[-1] == (VARIANCES, 0, 1)
+    assert stage.inventory["STORE_1/10017"]["net_variance"] == -3
+    assert stage.pending(VARIANCES, ADJUSTMENT) == ["VL-r1", "VL-r2"]
+
+
+async def test_a_failure_inside_a_batch_stops_its_partition_there_and_no_other(
+    stage: Stage,
+) -> None:
+    stage.assign(SourcePartition(VARIANCES, 1))
+    real_put = stage.inventory_table.put
+
+    def refuse_f1(key: object, value: object, partition: int) -> None:
+        if partition == 0 and stage.state(VARIANCES).consumed_through == 0:
+            raise OSError("the changelog refused the write")
+        real_put(key, value, partition)
+
+    stage.inventory_table.put = refuse_f1  # type: ignore[method-assign]
+    ours = [stage.event(VARIANCES, lost(1, f"f{n}")) for n in range(3)]
+    theirs = [stage.event(VARIANCES, lost(1, f"o{n}"), partition=1) for n in range(2)]
+    await stage.send_batch(ours[0], theirs[0], ours[1], ours[2], theirs[1])
+    assert 0 in stage.sources.halts
+    assert stage.state(VARIANCES).consumed_through == 0  # f0 taken, nothing past f1
+    assert (VARIANCES, 0) in stage.consumer.paused  # f2 waits for the recovery
+    assert stage.pending(VARIANCES, ADJUSTMENT, partition=1) == ["VL-o0", "VL-o1"]
+    stage.inventory_table.put = real_put  # type: ignore[method-assign]
+    await asyncio.sleep(0.1)  # rolled back to its last durable event, and consumed again
+    assert 0 not in stage.sources.halts
+    assert stage.consumer.seeks[-1] == (VARIANCES, 0, 0)
+    again = [stage.event(VARIANCES, lost(1, f"f{n}"), offset=n) for n in range(3)]
+    await stage.send_batch(*again)
+    assert stage.pending(VARIANCES, ADJUSTMENT) == ["VL-f0", "VL-f1", "VL-f2"]
+    assert stage.inventory["STORE_1/10017"]["events_applied"] == 3
+
+
 async def test_a_record_past_a_gap_is_refused_until_the_consumer_goes_back(stage: Stage) -> None:
     # Faust can hand over offset 3 before 2 (a stream restarted after an error, or stale
     # messages after a seek): taking 3 would let it be acked, and committed, past 2.

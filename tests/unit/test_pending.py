@@ -29,11 +29,13 @@ class Event:
         return True
 
 
-def test_events_without_rows_are_acked_at_once_when_nothing_waits() -> None:
+def test_events_without_rows_are_acked_together_at_the_next_release() -> None:
     state = started(ADJUSTMENT, TRANSFER)
     acked: list[int] = []
     state.record(0, Event(0, acked), {}, now=0)
     state.record(1, Event(1, acked), {}, now=0)
+    assert acked == []  # a batch's events are acked at its end
+    assert state.release() == 2
     assert acked == [0, 1]
     assert state.low_water() == 2
 
@@ -45,6 +47,7 @@ def test_nothing_at_or_after_the_first_unpublished_row_is_acked() -> None:
     state.record(1, Event(1, acked), {TRANSFER: [row(1)]}, now=0)
     state.record(2, Event(2, acked), {}, now=0)
     state.record(3, Event(3, acked), {ADJUSTMENT: [row(3)]}, now=0)
+    state.release()
     assert acked == [0]
     state.batchers[TRANSFER].drop_through(3)  # the transfer batch is published
     assert state.release() == 2
@@ -98,6 +101,7 @@ def test_nothing_is_recorded_past_a_gap_until_it_is_shown_empty() -> None:
         state.record(2, Event(2, acked), {}, now=0)
     state.skip_to(2)  # the broker holds nothing at offset 1 (a transaction marker)
     state.record(2, Event(2, acked), {}, now=0)
+    state.release()
     assert acked == [0, 2]
 
 
