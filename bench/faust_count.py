@@ -1,6 +1,10 @@
-"""B1b's subject: the naive Faust agent, counting every input event into a Table.
+"""B1b's subject: the naive Faust agent, counting every input message into a Table.
 
-Run as a child process by `bench.baselines`; it touches a marker file once it has
+**Frozen** (issue 22): B2/B1b is compared across sessions and commits, so this agent, its
+settings and the backlog (`bench.workload`) stay as they are; a change to either starts a
+new series in docs/performance.md and says so there.
+
+Run as a child process by `bench.throughput`; it touches a marker file once it has
 counted the whole backlog. It uses the same Faust settings as our worker on the same
 broker (Tansu's only on Tansu), and the same worker (without Faust's start-up spinner,
 see `streams.worker`), so the ratio against it measures our pipeline, not the platform.

@@ -145,6 +145,12 @@ class Child:
             self.process.kill()
             self.process.wait()
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time the process has used so far (Linux)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        # utime and stime: the 14th and 15th fields of stat(5), 12th and 13th after the name.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def check_alive(self) -> None:
         if self.process.poll() is not None:
             tail = self.log.read_text(errors="replace")[-2000:]

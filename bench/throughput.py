@@ -1,10 +1,11 @@
 """B1 and B2: how fast the backlog is consumed, against the platform's ceilings.
 
 B1a: raw aiokafka consumption of the backlog. B1b: the naive Faust agent counting each
-event into a Table (`bench.faust_count`). B2: our worker, from its start until the last
-CSV row is visible in `csv/`. All three read the same backlog in the same run, and every
-rate is domain events (count lines plus logged variances) per second, so the ratios
-compare time to drain one backlog.
+message into a Table (`bench.faust_count`). B2: our worker, from its start until the last
+CSV row is visible in `csv/`, on the memory store (as B1b) and on RocksDB (as production).
+All read the same backlog in the same run; rates are given in domain events (count lines
+plus logged variances) and in Kafka messages per second, so the ratios compare time to
+drain one backlog.
 """
 
 from __future__ import annotations
@@ -69,11 +70,16 @@ async def faust_count(stack: BenchStack, backlog: Backlog) -> float:
     return done - started
 
 
-async def pipeline(stack: BenchStack, backlog: Backlog) -> float:
-    """B2: seconds from starting our worker until every expected row is in `csv/`."""
-    run = run_id("b2")
+async def pipeline(stack: BenchStack, backlog: Backlog, store: str = "memory") -> float:
+    """B2: seconds from starting our worker until every expected row is in `csv/`. On
+    the memory store, as B1b's agent uses; on RocksDB, as production runs."""
+    run = run_id(f"b2-{store}")
     started = time.monotonic()
-    child = stack.start_worker(run, VARIANCE_SYNC_BATCHING__WINDOW_SECONDS="1")
+    child = stack.start_worker(
+        run,
+        VARIANCE_SYNC_BATCHING__WINDOW_SECONDS="1",
+        VARIANCE_SYNC_WORKER__STORE=store,
+    )
     try:
         done = await wait_until(
             lambda: stack.csv_rows(run) >= backlog.rows, child, TIMEOUT, "the last CSV row"
@@ -87,23 +93,35 @@ async def measure() -> None:
     async with bench_stack() as stack:
         backlog = build_backlog(EVENTS, stack.netsuite)
         await stack.publish(backlog.events)
-        seconds: dict[str, list[float]] = {"b1a": [], "b1b": [], "b2": []}
+        seconds: dict[str, list[float]] = {"b1a": [], "b1b": [], "b2": [], "b2r": []}
         for _ in range(RUNS):
             seconds["b1a"].append(await raw_consume(stack, backlog))
             seconds["b1b"].append(await faust_count(stack, backlog))
             seconds["b2"].append(await pipeline(stack, backlog))
-    rates = {name: [backlog.domain_events / s for s in values] for name, values in seconds.items()}
-    b1a = Figure.of("B1a raw aiokafka consume", "events/s", rates["b1a"])
-    b1b = Figure.of("B1b Faust agent counting into a Table", "events/s", rates["b1b"])
-    b2 = Figure.of("B2 variance-sync end to end", "events/s", rates["b2"])
-    b2_rows = Figure.of(
-        "B2 rows visible in csv/", "rows/s", [backlog.rows / s for s in seconds["b2"]]
-    )
+            seconds["b2r"].append(await pipeline(stack, backlog, store="rocksdb"))
+    names = {
+        "b1a": "B1a raw aiokafka consume",
+        "b1b": "B1b Faust agent counting into a Table",
+        "b2": "B2 variance-sync end to end (memory store)",
+        "b2r": "B2 variance-sync end to end (RocksDB)",
+    }
+    figures = {
+        name: Figure.of(label, "events/s", [backlog.domain_events / s for s in seconds[name]])
+        for name, label in names.items()
+    }
+    messages = [
+        Figure.of(label, "messages/s", [backlog.messages / s for s in seconds[name]])
+        for name, label in names.items()
+    ]
+    rows = [backlog.rows / s for s in seconds["b2"]]
+    b2_rows = Figure.of("B2 rows visible in csv/ (memory store)", "rows/s", rows)
+    b1a, b1b, b2, b2r = (figures[name] for name in names)
     report(
         "b1-b2-throughput",
-        [b1a, b1b, b2, b2_rows],
+        [*figures.values(), *messages, b2_rows],
         {
             "B2/B1b": b2.median / b1b.median,
+            "B2 (RocksDB)/B1b": b2r.median / b1b.median,
             "B2/B1a": b2.median / b1a.median,
             "backlog domain events": backlog.domain_events,
             "backlog Kafka messages": backlog.messages,

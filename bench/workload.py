@@ -4,6 +4,9 @@
 are count lines, arriving in approved counts of 50 to 250 lines; 30 % are logged
 variances. They are spread over 200 stores and 20,000 products, drawn by the same
 generator as `make run`'s sample traffic.
+
+**Frozen** (issue 22), with B1b's agent (`bench.faust_count`): every figure in
+docs/performance.md since then is of this backlog.
 """
 
 from __future__ import annotations
