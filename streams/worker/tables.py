@@ -99,6 +99,11 @@ class WrittenThroughTable(faust.Table[str, Any]):
         newly_assigned: set[TP],
         generation_id: int = 0,
     ) -> None:
+        # Before the first table's claim reopens them, for every table: a partition kept
+        # through a rejoin is not in `revoked`, and Faust leaves its table as it was.
+        for table in self.app.tables.values():
+            if isinstance(table, WrittenThroughTable):
+                table.forget_unclaimed()
         # Before recovery starts: claiming a partition fences its earlier owner, so that
         # recovery reads everything that owner will ever have written.
         await self.writer.claim({tp.partition for tp in assigned if tp.topic in self.inputs})
@@ -122,6 +127,16 @@ class WrittenThroughTable(faust.Table[str, Any]):
         reads see the store again, which holds what the changelog holds."""
         for key in [key for key, (_, _, p) in self._unacked.items() if p == partition]:
             del self._unacked[key]
+
+    def forget_unclaimed(self) -> None:
+        """Drop writes on changelog partitions that the writer does not hold open: none of
+        them will ever be acknowledged. A partition released at a revoke while its flush
+        failed or was cut short (its leader away) left them here, and ingest is not told
+        of that flush; were the partition assigned here again, reads would see writes the
+        changelog never got, and a re-delivered event would be taken for applied."""
+        for partition in {p for _, _, p in self._unacked.values()}:
+            if not self.writer.claimed(partition):
+                self.forget_unwritten(partition)
 
     @property
     def unacked_writes(self) -> int:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 
@@ -31,6 +32,35 @@ class _CommittedReadThread(driver.AIOKafkaConsumerThread):
         # Read by aiokafka only when it starts, which is after this returns.
         consumer._isolation_level = "read_committed"
         return consumer
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        # aiokafka builds its fetcher in `start`, before any partition is assigned.
+        _refresh_metadata_on_stale_leader(self._ensure_consumer()._fetcher)
+
+
+def _refresh_metadata_on_stale_leader(fetcher: Any) -> None:
+    """Make `fetcher` refresh its metadata when a ListOffsets answer says its leader is
+    stale, as the Java consumer does (KAFKA-9535).
+
+    aiokafka resets a partition without a committed offset (the `__assignor-__leader`
+    partition at every assignment, a new input partition) with ListOffsets to the leader
+    in its metadata, and on "not leader" only logs and asks the same node again 100 ms
+    later (`Fetcher._update_fetch_positions`), until the metadata ages out (5 minutes).
+    Meanwhile it fetches nothing from that node: after a leader moved away from a node
+    that came back, table recovery waited minutes for changelog records that never came.
+    """
+    request = fetcher._proc_offset_request
+
+    async def proc_offset_request(node_id: int, topic_data: Any) -> Any:
+        try:
+            return await request(node_id, topic_data)
+        except KafkaError as exc:
+            if exc.invalid_metadata:
+                fetcher._client.force_metadata_update()
+            raise
+
+    fetcher._proc_offset_request = proc_offset_request
 
 
 class _CommittedReadConsumer(driver.Consumer):
