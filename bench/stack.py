@@ -22,7 +22,7 @@ from pathlib import Path
 
 from aiokafka import TopicPartition
 
-from bench.workload import facilities
+from bench.workload import FACILITIES, facilities
 from sinks.feeds import FEEDS
 from streams.config import KafkaConfig, NetSuiteConfig, Settings, load_settings
 from streams.devstack.local_broker import EmbeddedBroker, LocalBroker, free_port
@@ -183,12 +183,12 @@ async def wait_ready(child: Child, env: dict[str, str], limit: float = 120) -> f
 
 
 @contextlib.asynccontextmanager
-async def bench_stack() -> AsyncIterator[BenchStack]:
+async def bench_stack(stores: int = FACILITIES) -> AsyncIterator[BenchStack]:
     with tempfile.TemporaryDirectory(prefix="variance-sync-bench-") as tmp:
         root = Path(tmp)
         config = root / "config.toml"
-        stores = "\n".join(f'{name} = "{loc}"' for name, loc in facilities().items())
-        config.write_text(CONFIG.format(facilities=stores), encoding="utf-8")
+        mapped = "\n".join(f'{name} = "{loc}"' for name, loc in facilities(stores).items())
+        config.write_text(CONFIG.format(facilities=mapped), encoding="utf-8")
         broker = bench_broker(root)
         broker.start()
         sftp = EmbeddedSFTPServer(root=root / "sftp", state_dir=root / "ssh", port=free_port())

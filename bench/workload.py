@@ -40,8 +40,8 @@ class Backlog:
         return len(self.references)
 
 
-def facilities() -> dict[str, str]:
-    return {f"STORE_{n:03d}": str(1_000 + n) for n in range(FACILITIES)}
+def facilities(count: int = FACILITIES) -> dict[str, str]:
+    return {f"STORE_{n:03d}": str(1_000 + n) for n in range(count)}
 
 
 def build_backlog(size: int, config: NetSuiteConfig, seed: int = 5) -> Backlog:
