@@ -19,6 +19,7 @@ floor go regardless of the horizon (docs/table-protocol.md, "Bounded positions")
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
@@ -79,6 +80,8 @@ class Pruning:
     def entries(self, current: Entries) -> Entries:
         """The names kept: young or above the floor, then at most `max_entries` of them,
         the oldest below the floor going first (never one above it)."""
+        if not current:
+            return {}  # a new position, the common case in a physical inventory
         kept = {k: v for k, v in current.items() if self.keeps(v)}
         bound = self.limits.max_entries
         if bound and len(kept) >= bound:
@@ -183,10 +186,16 @@ COUNTED = "#counted"
 
 
 def _recent(analytics: Mapping[str, list[int]], day: str, keep_days: int) -> dict[str, list[int]]:
-    if not day:
+    if not day or not analytics:
         return dict(analytics)
-    first = (date.fromisoformat(day) - timedelta(days=keep_days)).isoformat()
+    first = _first_kept_day(day, keep_days)
     return {key: value for key, value in analytics.items() if key.rpartition("|")[2] >= first}
+
+
+@functools.lru_cache(maxsize=1024)
+def _first_kept_day(day: str, keep_days: int) -> str:
+    # A backlog holds few distinct days and one keep_days: parse each once.
+    return (date.fromisoformat(day) - timedelta(days=keep_days)).isoformat()
 
 
 def tally(

@@ -194,14 +194,13 @@ class Ingest:
     async def take_batch(self, events: Sequence[Any]) -> None:
         """Carry a batch's decisions out, event by event in the order delivered; never
         raises for a failure of one partition. What may wait for the batch's end does:
-        acks, the pauses that relieve a partition, and the event counts."""
+        the acks and the event counts."""
         batch = _Batch()
         for event in events:
             await self._take(event, batch)
         for state in batch.states.values():
             if self._sources.owns(state):
                 state.release()
-                self._relieve_or_hold(state)
         for (kind, outcome), count in batch.outcomes.items():
             metrics.events(kind, outcome).inc(count)
 
@@ -240,6 +239,9 @@ class Ingest:
             self.halt(record.partition, record.offset, exc)
             return
         batch.states[source] = state
+        # At every event, not at the batch's end: the rest of a batch waits behind a pause
+        # (its events are fetched again), so rows never pile past the bound by a batch.
+        self._relieve_or_hold(state)
 
     def _source(self, topic: str, partition: int) -> SourcePartition:
         found = self._source_of.get((topic, partition))

@@ -406,6 +406,18 @@ async def test_a_partition_whose_rows_pile_up_pauses_alone(tmp_path: Path) -> No
     assert (VARIANCES, 1) in stage.consumer.paused
 
 
+async def test_a_pause_takes_hold_inside_a_batch(tmp_path: Path) -> None:
+    stage = Stage(tmp_path, extra="\n[batching]\nmax_pending_rows = 2\n")
+    events = [stage.event(VARIANCES, lost(1, f"p{n}")) for n in range(6)]
+    await stage.send_batch(*events)
+    assert (VARIANCES, 0) in stage.consumer.paused
+    assert stage.state(VARIANCES).consumed_through == 2  # the third row crossed the bound
+    assert stage.pending(VARIANCES, ADJUSTMENT) == ["VL-p0", "VL-p1", "VL-p2"]
+    stage.publish(VARIANCES)
+    await stage.ingest.published(stage.state(VARIANCES))
+    assert stage.consumer.seeks[-1] == (VARIANCES, 0, 3)  # the rest is fetched again
+
+
 async def test_when_the_flow_resumes_every_partition_is_sought_to_the_record_it_needs(
     stage: Stage,
 ) -> None:
