@@ -38,7 +38,7 @@ from streams.core.permissions import MISSING
 from streams.core.progress import DeadLetterMark
 from streams.kafka.traits import BrokerTraits
 from streams.logs import coords
-from streams.worker.changelog_writer import MAX_PENDING_BYTES, ChangelogWriteFailed
+from streams.worker.changelog_writer import FLUSH_BYTES, MAX_PENDING_BYTES, ChangelogWriteFailed
 from streams.worker.tables import ChangelogTable
 
 log = logging.getLogger(__name__)
@@ -242,6 +242,11 @@ class Ingest:
         # At every event, not at the batch's end: the rest of a batch waits behind a pause
         # (its events are fetched again), so rows never pile past the bound by a batch.
         self._relieve_or_hold(state)
+        if self._writer.pending_bytes(record.partition) >= FLUSH_BYTES:
+            # Between two events, never inside one: let the flusher take what waits. A
+            # batch that never yields held a whole batch's writes (125,000 positions for
+            # 500 counts of 250 lines) in memory until its end: three times the peak RSS.
+            await asyncio.sleep(0)
 
     def _source(self, topic: str, partition: int) -> SourcePartition:
         found = self._source_of.get((topic, partition))

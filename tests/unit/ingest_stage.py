@@ -84,6 +84,7 @@ class FakeLog:
     refuse_letters: bool = False  # the DLQ refuses every record (an ACL, a deleted topic)
     flushes: int = 0
     prunes: int = 0
+    waiting_bytes: int = 0  # what `pending_bytes` answers for every partition
 
     @property
     def dlq_end(self) -> int:
@@ -95,7 +96,7 @@ class FakeLog:
         self.letters.setdefault(partition, []).append((source, offset, record))
 
     def pending_bytes(self, partition: int) -> int:
-        return 0
+        return self.waiting_bytes
 
     def note_prune(self, partition: int) -> None:
         self.prunes += 1

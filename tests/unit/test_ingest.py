@@ -16,6 +16,7 @@ from sinks.feeds import ADJUSTMENT, TRANSFER
 from sinks.source_partition import SourcePartition
 from streams import metrics
 from streams.core.dead_letter import ORIGINAL_SHA256, TRUNCATED_FROM
+from streams.worker.changelog_writer import FLUSH_BYTES
 from streams.worker.ingest import RESEEK_SECONDS
 from tests.factories import count, line, variance
 from tests.unit.ingest_stage import COUNTS, VARIANCES, Stage
@@ -96,6 +97,21 @@ async def test_a_batch_is_decided_in_order_and_acked_together(stage: Stage) -> N
     assert not any(event.acked for event in events)  # their rows wait for publishing
     stage.publish(VARIANCES)
     assert all(event.acked for event in events)
+
+
+async def test_a_batch_whose_writes_pile_up_lets_the_flusher_in_between_events(
+    stage: Stage,
+) -> None:
+    seen: list[int | None] = []
+
+    async def flusher() -> None:  # as the writer's flusher, woken by a full log
+        seen.append(stage.state(VARIANCES).consumed_through)
+
+    stage.log.waiting_bytes = FLUSH_BYTES  # every write leaves a flush's worth waiting
+    waiting = asyncio.create_task(flusher())
+    await stage.send_batch(*(stage.event(VARIANCES, lost(1, f"y{n}")) for n in range(3)))
+    await waiting
+    assert seen == [0]  # it ran after the first event, before the batch's end
 
 
 async def test_a_record_delivered_again_inside_a_batch_rewinds_there(stage: Stage) -> None:
