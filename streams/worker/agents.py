@@ -2,8 +2,8 @@
 taken in batches.
 
 A batch is at most `BATCH_EVENTS` events, or what came within `BATCH_SECONDS`: large
-enough that per-batch work (acks, pauses, counts, one changelog record per position)
-is spread over many events, short enough that a lone event waits no longer than a tick of
+enough that per-batch work (acks, counts, one changelog record per position) is spread
+over many events, short enough that a lone event waits no longer than a tick of
 the changelog writer. Acks are manual: `noack_take` never acks (Faust's `take_events`
 acks every event in a `finally`, even when the agent raises), and `streams.core.pending`
 acks an event only once every row it produced is published and its writes are durable,

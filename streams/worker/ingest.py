@@ -204,10 +204,6 @@ class Ingest:
         for (kind, outcome), count in batch.outcomes.items():
             metrics.events(kind, outcome).inc(count)
 
-    async def take(self, event: Any) -> None:
-        """One event, as a batch of one."""
-        await self.take_batch((event,))
-
     async def _take(self, event: Any, batch: _Batch) -> None:
         record = to_record(event)
         source = self._source(record.topic, record.partition)

@@ -279,7 +279,7 @@ class Stage:
     async def send(self, topic: str, value: bytes, **options: Any) -> FakeEvent:
         """One event, taken as a batch of one."""
         event = self.event(topic, value, **options)
-        await self.ingest.take(event)
+        await self.ingest.take_batch((event,))
         return event
 
     async def send_batch(self, *events: FakeEvent) -> None:
