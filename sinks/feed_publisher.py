@@ -90,7 +90,6 @@ class FlushResult:
     published: tuple[str, ...] = ()
     already_present: tuple[str, ...] = ()
     waiting: bool = False
-    rows_published: int = 0
 
 
 class FeedPublisher:
@@ -205,7 +204,6 @@ class FeedPublisher:
                 progress.present.append(file.name)
                 continue
             progress.published.append(file.name)
-            progress.rows += file.rows
         await self._ledger.record_published(self.feed, self.source, seal, self._clock())
         await self._faults("recorded")
         if recovering:
@@ -342,12 +340,9 @@ class FeedPublisher:
 class _Progress:
     published: list[str] = field(default_factory=list)
     present: list[str] = field(default_factory=list)
-    rows: int = 0
 
     def result(self, done_through: int, waiting: bool = False) -> FlushResult:
-        return FlushResult(
-            done_through, tuple(self.published), tuple(self.present), waiting, self.rows
-        )
+        return FlushResult(done_through, tuple(self.published), tuple(self.present), waiting)
 
 
 class _Context(logging.LoggerAdapter[logging.Logger]):

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 
 from sinks.destination import Destination
 from sinks.exceptions import SinkError
-from sinks.feed_publisher import FaultHook, FileAttempt, FlushResult, PublisherOptions, no_faults
+from sinks.feed_publisher import FaultHook, FileAttempt, PublisherOptions, no_faults
 from sinks.feeds import FEEDS, STATE_DIR, AnyFeed
 from sinks.layout import ensure_layout
 from sinks.partition_writer import PartitionWriter, WriterState, WriterStatus
@@ -150,7 +150,7 @@ class PublishLoop:
                 backoff=Backoff(self._backoff.initial, self._backoff.maximum),
                 clock=self._monotonic,
                 faults=self._faults,
-                observe=observe_attempt,
+                observe=self._observe_attempt,
             )
         return writer
 
@@ -174,7 +174,7 @@ class PublishLoop:
         if result is None:
             self._writer_failed(writer)
             return
-        self._published(feed, result)
+        self._destination_answered()
         if not self._sources.owns(state):
             return  # revoked meanwhile: its next owner acks
         batcher.drop_through(result.done_through)
@@ -207,15 +207,26 @@ class PublishLoop:
         self._backoff.succeeded()
         self.last_error = None
 
-    def _published(self, feed: AnyFeed, result: FlushResult) -> None:
-        self._destination_answered()
-        if result.published:
-            metrics.FILES_PUBLISHED.labels(feed.name).inc(len(result.published))
-            metrics.ROWS_PUBLISHED.labels(feed.name).inc(result.rows_published)
-            metrics.LAST_PUBLISH.labels(feed.name).set_to_current_time()
-            self.last_publish[feed.name] = time.time()
-            self.published_files[feed.name] += len(result.published)
-            self.published_rows[feed.name] += result.rows_published
+    def _observe_attempt(self, attempt: FileAttempt) -> None:
+        """Every attempt's duration; a landed file, its rows and their latencies once, by
+        the attempt that landed it. Counted here, not when its flush returns: a flush that
+        fails after the rename (its ledger record refused) still landed the file, and its
+        retry finds it present and counts nothing; and one scrape never sees a file's
+        latencies without the file."""
+        feed = attempt.feed.name
+        metrics.PUBLISH_DURATION.labels(feed).observe(attempt.seconds)
+        if attempt.landed_at is None:
+            return
+        rows = len(attempt.record_times)
+        metrics.FILES_PUBLISHED.labels(feed).inc()
+        metrics.ROWS_PUBLISHED.labels(feed).inc(rows)
+        metrics.LAST_PUBLISH.labels(feed).set_to_current_time()
+        self.last_publish[feed] = time.time()
+        self.published_files[feed] += 1
+        self.published_rows[feed] += rows
+        latency = metrics.EVENT_TO_CSV.labels(feed)
+        for seconds in metrics.seconds_to_csv(attempt.record_times, attempt.landed_at):
+            latency.observe(seconds)
 
     def _update_gauges(self) -> None:
         now = self._monotonic()
@@ -228,13 +239,3 @@ class PublishLoop:
         for state in WriterState:
             count = sum(1 for w in self._writers.values() if w.state is state)
             metrics.WRITERS.labels(state.value).set(count)
-
-
-def observe_attempt(attempt: FileAttempt) -> None:
-    """Every attempt's duration; each row's latency once, by the attempt that landed it."""
-    feed = attempt.feed.name
-    metrics.PUBLISH_DURATION.labels(feed).observe(attempt.seconds)
-    if attempt.landed_at is not None:
-        latency = metrics.EVENT_TO_CSV.labels(feed)
-        for seconds in metrics.seconds_to_csv(attempt.record_times, attempt.landed_at):
-            latency.observe(seconds)

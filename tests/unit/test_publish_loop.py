@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from sinks.exceptions import (
     DestinationRefused,
@@ -294,3 +295,48 @@ async def test_a_batch_is_open_then_sealed_then_published(stage: Stage) -> None:
     assert (adjustments["published_files"], adjustments["published_rows"]) == (1, 2)
     assert adjustments["last_publish"] is not None
     assert (transfers["published_files"], transfers["last_publish"]) == (0, None)
+
+
+class RefusingTheRecordOnce(LocalDestination):
+    """Takes the file's rename into csv/, then refuses the next write once: the ledger's
+    published record, so the flush that landed the file fails."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.renamed = self.refused = False
+
+    async def rename_noreplace(self, source: str, target: str) -> bool:
+        moved = await super().rename_noreplace(source, target)
+        self.renamed = self.renamed or target.startswith(ADJUSTMENT.csv_dir)
+        return moved
+
+    async def write(self, path: str, data: bytes) -> None:
+        if self.renamed and not self.refused:
+            self.refused = True
+            raise DestinationUnavailable("the server hung up")
+        await super().write(path, data)
+
+
+def published_metric(name: str) -> float:
+    return REGISTRY.get_sample_value(name, {"feed": ADJUSTMENT.name}) or 0.0
+
+
+async def test_a_file_is_counted_once_by_the_attempt_that_landed_it(tmp_path: Path) -> None:
+    """Its flush failed after the rename, and the retry finds the file already in csv/."""
+    stage = Stage(tmp_path, RefusingTheRecordOnce(tmp_path))  # type: ignore[arg-type]
+    files = published_metric("variance_sync_files_published_total")
+    rows = published_metric("variance_sync_rows_published_total")
+    landed = published_metric("variance_sync_event_to_csv_seconds_count")
+    stage.consume(COUNTS, 0, 0, adjustment(0))
+    stage.consume(COUNTS, 0, 1, adjustment(1))
+    await stage.tick()
+    assert stage.acked[SourcePartition(COUNTS, 0)] == []  # the flush failed...
+    assert published_metric("variance_sync_files_published_total") == files + 1  # ...landed
+    stage.clock.now += 2
+    await stage.tick()
+    assert stage.acked[SourcePartition(COUNTS, 0)] == [0, 1]
+    assert published_metric("variance_sync_files_published_total") == files + 1
+    assert published_metric("variance_sync_rows_published_total") == rows + 2
+    assert published_metric("variance_sync_event_to_csv_seconds_count") == landed + 2
+    status = pipeline([], stage.loop.writers(), stage.loop)[0]
+    assert (status["published_files"], status["published_rows"]) == (1, 2)
