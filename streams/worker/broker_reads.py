@@ -1,5 +1,5 @@
 """What the ingest asks the broker: where a partition resumes, what lies in a gap, and
-whether an earlier attempt wrote a dead letter (`streams.worker.ingest.Broker`).
+whether an earlier attempt wrote a dead letter (`streams.worker.ingest_ports.Broker`).
 
 One reader, opened at the first question and kept: these are rare (a partition's first
 record after an assignment, a gap, a pending dead-letter mark), and each must not pay for

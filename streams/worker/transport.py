@@ -126,7 +126,7 @@ async def rejoin_group(app: faust.App) -> None:
 
 
 class GroupConsumer:
-    """`app`'s consumer as ingest steers it (`streams.worker.ingest.Consumer`). Looked up
+    """`app`'s consumer as ingest steers it (`streams.worker.ingest_ports.Consumer`). Looked up
     at each call: Faust builds its consumer only when the worker starts."""
 
     def __init__(self, app: faust.App) -> None:

@@ -17,7 +17,7 @@ from sinks.source_partition import SourcePartition
 from streams import metrics
 from streams.core.dead_letter import ORIGINAL_SHA256, TRUNCATED_FROM
 from streams.worker.changelog_writer import FLUSH_BYTES
-from streams.worker.ingest import RESEEK_SECONDS
+from streams.worker.ordering import RESEEK_SECONDS
 from tests.factories import count, line, variance
 from tests.unit.ingest_stage import COUNTS, VARIANCES, Stage
 
