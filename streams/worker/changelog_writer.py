@@ -50,16 +50,11 @@ from streams.core.dead_letter import DeadLetterRecord
 from streams.core.pending import SourceRegistry
 from streams.core.progress import DeadLetterMark
 from streams.errors import StreamsError
-from streams.kafka.broker import (
-    DLQ_MAX_MESSAGE_BYTES,
-    BrokerError,
-    client_options,
-    transactional_prefix,
-)
-from streams.kafka.changelog_ends import end_partitions
+from streams.kafka.broker import DLQ_MAX_MESSAGE_BYTES
 from streams.kafka.traits import BrokerTraits
 from streams.logs import coords
-from streams.worker.changelog_pending import MAX_BATCH_BYTES, Batch, Letter, Pending
+from streams.worker.changelog_pending import Batch, Letter, Pending
+from streams.worker.changelog_producers import ChangelogEnds, abandon, started_producer
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +63,6 @@ FLUSH_BYTES = 256 * 1024
 LINGER_SECONDS = 0.05
 # A partition's consumption pauses while more than this waits for its flush.
 MAX_PENDING_BYTES = 8 * 1024 * 1024
-# An open transaction of a failed producer blocks committed readers until it ends.
-ABANDON_SECONDS = 3.0
-ENDING_RETRY_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,16 +126,6 @@ class _Log:
         self.task: asyncio.Task[None] | None = None
 
 
-async def _abandon(producer: AIOKafkaProducer) -> None:
-    """Abort and close a producer whose transaction failed, without waiting for it."""
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(ABANDON_SECONDS):
-            await producer.abort_transaction()
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(ABANDON_SECONDS):
-            await producer.stop()
-
-
 class ChangelogWriter:
     def __init__(
         self,
@@ -175,7 +157,7 @@ class ChangelogWriter:
         self._on_persisted: dict[str, OnPersisted] = {}
         self._events: PartitionEvents = _NoEvents()
         self._abandoned: set[asyncio.Task[None]] = set()  # producers of failed transactions
-        self._ending: set[asyncio.Task[None]] = set()  # changelog ends not written yet
+        self._ends = ChangelogEnds(kafka)
         self.dlq_end = 0  # no dead letter this process sent is at or past this
 
     def register(self, topic: str, on_persisted: OnPersisted) -> None:
@@ -237,77 +219,34 @@ class ChangelogWriter:
 
     async def claim(self, partitions: set[int]) -> None:
         """Open the logs of newly assigned partition numbers. With transactions, each gets
-        a producer of its own, whose start fences every earlier owner; then each of their
-        changelog partitions is ended with one plain record, so that Faust's recovery (which
-        reads up to the last offset, a commit marker here) finds a record there."""
+        a producer of its own, whose start fences every earlier owner; then their changelog
+        partitions are ended (`ChangelogEnds`)."""
         async with self._claiming:
             new = sorted(partition for partition in partitions if partition not in self._logs)
             if not new:
                 return
             logs = [_Log(partition) for partition in new]
             if self._traits.transactions:
-                await asyncio.gather(*(self._open(found) for found in logs))
+                timeout = self._request_timeout_ms
+                producers = await asyncio.gather(
+                    *(started_producer(self._kafka, timeout, p) for p in new)
+                )
+                for found, producer in zip(logs, producers, strict=True):
+                    found.producer = producer
                 tps = [TopicPartition(t, p) for t in sorted(self._on_persisted) for p in new]
-                await self._end(tps)
-            else:
-                await self._start_shared()
+                await self._ends.end(tps)
+            elif self._shared is None:
+                self._shared = await started_producer(self._kafka, self._request_timeout_ms)
             for found in logs:
                 self._logs[found.partition] = found
                 found.task = asyncio.create_task(self._flusher(found))
             log.info("claimed changelog partitions %s", ", ".join(map(str, new)))
 
-    async def _end(self, tps: Sequence[TopicPartition]) -> None:
-        """End `tps`; while the broker refuses (a Write ACL taken away), keep trying in the
-        background rather than stop the worker: recovery waits for it, and `/ready` says
-        the worker is not recovered."""
-        try:
-            await end_partitions(self._kafka, tps)
-        except BrokerError as exc:
-            log.warning("%s; recovery waits until they are ended, trying again", exc)
-            self._ending.add(asyncio.create_task(self._end_until_done(tps)))
-
-    async def _end_until_done(self, tps: Sequence[TopicPartition]) -> None:
-        while True:
-            await asyncio.sleep(ENDING_RETRY_SECONDS)
-            try:
-                await end_partitions(self._kafka, tps)
-            except BrokerError as exc:
-                log.warning("%s; trying again", exc)
-            else:
-                log.info("ended the changelog partitions; recovery goes on")
-                return
-
-    async def _open(self, found: _Log) -> None:
-        producer = AIOKafkaProducer(
-            **client_options(self._kafka),
-            transactional_id=f"{transactional_prefix(self._kafka)}p{found.partition}",
-            acks="all",
-            max_batch_size=MAX_BATCH_BYTES,
-            max_request_size=DLQ_MAX_MESSAGE_BYTES,
-            request_timeout_ms=self._request_timeout_ms,
-        )
-        await producer.start()
-        found.producer = producer
-
-    async def _start_shared(self) -> None:
-        if self._shared is None:
-            producer = AIOKafkaProducer(
-                **client_options(self._kafka),
-                acks="all",
-                max_batch_size=MAX_BATCH_BYTES,
-                max_request_size=DLQ_MAX_MESSAGE_BYTES,
-                request_timeout_ms=self._request_timeout_ms,
-            )
-            await producer.start()
-            self._shared = producer
-
     async def release(self, partitions: set[int]) -> None:
         """Flush what revoked partitions wrote, then close their logs: the next owner
         recovers every write. A failed or fenced flush loses nothing the next owner
         needs: it consumes those events again."""
-        for task in self._ending:
-            task.cancel()  # the next claim ends its partitions anew
-        self._ending.clear()
+        self._ends.cancel()
         found = [self._logs.pop(p) for p in sorted(partitions) if p in self._logs]
         await asyncio.gather(*(self._close(log_) for log_ in found))
 
@@ -416,7 +355,7 @@ class ChangelogWriter:
             # the broker refused or never answered): only a new producer, opened by the
             # next assignment of this partition, writes it again.
             found.broken = True
-            self._abandoned.add(asyncio.create_task(_abandon(producer)))
+            self._abandoned.add(asyncio.create_task(abandon(producer)))
             found.producer = None
             raise
         self._persisted(sent)
@@ -479,8 +418,6 @@ class ChangelogWriter:
 
     async def stop(self) -> None:
         # Unflushed records belong to unacked events, which are consumed again.
-        for task in self._ending:
-            task.cancel()
         await self.release(set(self._logs))
         await asyncio.gather(*self._abandoned)
         if self._shared is not None:

@@ -17,8 +17,8 @@ from streams.config import KafkaConfig
 from streams.core.pending import SourceRegistry
 from streams.kafka.broker import BrokerFlavor
 from streams.kafka.traits import BrokerTraits
-from streams.worker import changelog_writer
-from streams.worker.changelog_writer import ChangelogWriter
+from streams.worker import changelog_producers
+from streams.worker.changelog_writer import LINGER_SECONDS, ChangelogWriter
 from streams.worker.tables import register_tables
 
 
@@ -84,14 +84,14 @@ async def no_ends(*_: Any) -> None:
 async def test_a_release_cutting_a_flush_short_leaves_writes_that_are_then_forgotten(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(changelog_writer, "AIOKafkaProducer", UnansweredProducer)
-    monkeypatch.setattr(changelog_writer, "end_partitions", no_ends)
+    monkeypatch.setattr(changelog_producers, "AIOKafkaProducer", UnansweredProducer)
+    monkeypatch.setattr(changelog_producers, "end_partitions", no_ends)
     writer = ChangelogWriter(KafkaConfig(), SourceRegistry({}), BrokerTraits.of(BrokerFlavor.KAFKA))
     app = faust.App("unclaimed-release-test", store="memory://")
     inventory, _ = register_tables(app, 1, writer)
     await writer.claim({0})
     inventory.put("STORE_2/10039", {"events_applied": 2}, 0)
-    await asyncio.sleep(changelog_writer.LINGER_SECONDS * 4)  # its flush is in flight
+    await asyncio.sleep(LINGER_SECONDS * 4)  # its flush is in flight
     await writer.release({0})  # the revoke of a rejoin: nobody is told the flush failed
     assert inventory.get("STORE_2/10039") == {"events_applied": 2}  # never in the changelog
     inventory.forget_unclaimed()  # as the next assignment does, before claiming again
