@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 class WriterState(StrEnum):
     IDLE = "idle"
-    PUBLISHING = "publishing"
+    PUBLISHING = "publishing"  # a publish after a success (a retry keeps its state)
     RETRYING = "retrying"  # a retriable failure: waiting out the backoff
     PARKED = "parked"  # a non-retriable failure: needs an operator
 
@@ -101,7 +101,11 @@ class PartitionWriter:
     async def flush(self, rows: Sequence[PendingRow], consumed_through: int) -> FlushResult | None:
         """Run the publish protocol; None when it failed (the rows stay, nothing is acked)."""
         parked = self.state is WriterState.PARKED
-        self.state = WriterState.PUBLISHING
+        if self.state is WriterState.IDLE:
+            # A retry keeps its writer retrying or parked until it succeeds: a state that
+            # flipped to publishing for each retry would reset an alert's `for` (and a
+            # parked writer whose retries take long would never page).
+            self.state = WriterState.PUBLISHING
         try:
             result = await self._publisher.flush(rows, consumed_through)
         except SinkError as exc:

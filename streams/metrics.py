@@ -52,7 +52,8 @@ PUBLISH_FAILURES = Counter(
 WRITERS = Gauge(
     "variance_sync_publish_writers",
     "Publish writers (one per feed and source partition) by state: idle, publishing, "
-    "retrying (a retriable failure), parked (a failure that needs an operator).",
+    "retrying (a retriable failure), parked (a failure that needs an operator); retrying "
+    "and parked hold while their retries run.",
     ["state"],
 )
 LAST_PUBLISH = Gauge(

@@ -238,10 +238,13 @@ class Stalling(Refusing):
     def __init__(self, root: Path) -> None:
         super().__init__(root)
         self.go = asyncio.Event()
+        self.held = 0  # writes waiting for `go` now
 
     async def write(self, path: str, data: bytes) -> None:
-        if "-p0_" in path:
+        if "-p0_" in path and not self.go.is_set():
+            self.held += 1
             await self.go.wait()
+            self.held -= 1
         await super().write(path, data)
 
 
@@ -340,3 +343,28 @@ async def test_a_file_is_counted_once_by_the_attempt_that_landed_it(tmp_path: Pa
     assert published_metric("variance_sync_event_to_csv_seconds_count") == landed + 2
     status = pipeline([], stage.loop.writers(), stage.loop)[0]
     assert (status["published_files"], status["published_rows"]) == (1, 2)
+
+
+async def test_a_retrying_writer_stays_retrying_while_its_retry_runs(tmp_path: Path) -> None:
+    """Else each retry would read `publishing`, and an alert's `for` would start over."""
+    stalling = Stalling(tmp_path)
+    stage = Stage(tmp_path, stalling)
+    stalling.go.set()
+    stalling.error = DestinationUnavailable("the server hung up")
+    stage.consume(COUNTS, 0, 0, adjustment(0))
+    await stage.tick()
+    assert stage.writer_state(ADJUSTMENT, COUNTS, 0) == "retrying"
+    stalling.error = None
+    stalling.go.clear()
+    stage.clock.now += 60
+    await stage.loop.tick(force=True)
+    for _ in range(200):
+        if stalling.held:
+            break
+        await asyncio.sleep(0.01)
+    assert stalling.held  # the retry is under way
+    assert stage.writer_state(ADJUSTMENT, COUNTS, 0) == "retrying"
+    stalling.go.set()
+    await stage.loop.settle()
+    assert stage.writer_state(ADJUSTMENT, COUNTS, 0) == "idle"
+    assert stage.acked[SourcePartition(COUNTS, 0)] == [0]
