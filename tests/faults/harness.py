@@ -279,6 +279,32 @@ async def _publish(kafka: KafkaConfig, events: Sequence[Event]) -> None:
             await producer.publish_many(events[start : start + 50])
 
 
+def halted(worker: WorkerProcess) -> dict[int, str]:
+    """The worker's halted partition numbers and why, as `/ready` shows them now."""
+    status, body = worker.get("/ready")
+    if status != 503:
+        return {}
+    return {h["partition"]: h["reason"] for h in body["halted_partitions"]}
+
+
+def wait_halted(
+    worker: WorkerProcess, timeout: float, partition: int | None = None
+) -> dict[int, str]:
+    """The first `/ready` that shows `partition` (else any partition) halted. A halt lifts
+    for each retry, which halts it again if the cause remains: a second look may miss it."""
+    seen: dict[int, str] = {}
+
+    def shown() -> bool:
+        seen.clear()
+        seen.update(halted(worker))
+        return partition in seen if partition is not None else bool(seen)
+
+    wait_for(
+        shown, timeout, f"partition {partition if partition is not None else 'any'} to halt", worker
+    )
+    return dict(seen)
+
+
 def count_rows(events: Sequence[Event]) -> int:
     return sum(len(e.lines) if isinstance(e, CountApproved) else 1 for e in events)
 

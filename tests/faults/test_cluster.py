@@ -22,10 +22,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from streams.config import KafkaConfig
 from streams.kafka.broker import changelog_topic, client_options
 from streams.producer.client import Event
-from tests.faults.harness import FaultStack
+from tests.faults.harness import FaultStack, halted, wait_halted
 from tests.fixtures.kafka_cluster import KafkaCluster, kafka_cluster
 from tests.fixtures.sshd import SSHDServer
-from tests.fixtures.worker import WorkerProcess, wait_for
+from tests.fixtures.worker import wait_for
 
 __all__ = ["kafka_cluster"]
 
@@ -47,13 +47,6 @@ def cluster_stack(
         yield stack
     finally:
         stack.stop_all()
-
-
-def halted(worker: WorkerProcess) -> dict[int, str]:
-    status, body = worker.get("/ready")
-    if status != 503:
-        return {}
-    return {h["partition"]: h["reason"] for h in body["halted_partitions"]}
 
 
 def test_leaders_killed_while_events_flow_lose_and_double_nothing(
@@ -105,8 +98,7 @@ def test_a_node_away_longer_than_the_produce_timeout(
     away = time.monotonic()
     during = traffic.events(20) + traffic.bad_events(2)
     stack.publish(during)
-    wait_for(lambda: bool(halted(worker)), 90, "the partition that dead-letters to halt", worker)
-    assert HIT in halted(worker), halted(worker)
+    wait_halted(worker, 90, HIT)  # the partition that dead-letters
     good_elsewhere = [e for e in during if e.facility_id == "STORE_1"]  # partition 0
     stack.wait_published(traffic.expected(first + good_elsewhere), timeout=120)
     time.sleep(max(0.0, PRODUCE_TIMEOUT * 2 - (time.monotonic() - away)))

@@ -163,6 +163,7 @@ def compare_clocks(
         jumps.write_text(f"{offset}\n", encoding="utf-8")
     for run in runs.values():
         run.wait_published(expected, timeout=180)
+        run.wait_caught_up()  # rows land before their dead letters and table writes may
     outcomes = {
         name: (rows_of(run), run.dead_letter_ids(), report_of(run)) for name, run in runs.items()
     }

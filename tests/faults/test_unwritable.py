@@ -30,11 +30,11 @@ from streams.core.dead_letter import ORIGINAL_SHA256, TRUNCATED_FROM
 from streams.devstack.local_kafka import KafkaBroker
 from streams.kafka.broker import client_options
 from streams.kafka.offsets import OffsetReader
-from tests.faults.harness import FaultStack
+from tests.faults.harness import FaultStack, halted, wait_halted
 from tests.faults.traffic import Traffic
 from tests.fixtures.secure_kafka import PREFIX, SecureKafka, secure_kafka
 from tests.fixtures.sshd import SSHDServer
-from tests.fixtures.worker import WorkerProcess, wait_for
+from tests.fixtures.worker import wait_for
 
 __all__ = ["secure_kafka"]
 
@@ -42,13 +42,6 @@ __all__ = ["secure_kafka"]
 # STORE_9, whose events are dead-lettered, -> 1.
 HIT, UNTOUCHED = 1, 0
 QUICK = "produce_timeout_seconds = 5\n"
-
-
-def halted(worker: WorkerProcess) -> dict[int, str]:
-    status, body = worker.get("/ready")
-    if status != 503:
-        return {}
-    return {h["partition"]: h["reason"] for h in body["halted_partitions"]}
 
 
 def store_1(traffic: Traffic, count: int) -> list[Any]:
@@ -73,6 +66,7 @@ def test_a_dead_letter_too_large_for_the_dlq_is_cut_to_fit(stack: FaultStack) ->
     asyncio.run(send_compressed(stack.settings.kafka, huge))
     stack.publish(after)
     stack.wait_published(traffic.expected(before + after))
+    stack.wait_caught_up()  # rows land before their dead letters may
     [letter] = asyncio.run(dead_letters_of(stack.settings.kafka))
     headers = dict(letter.headers)
     assert headers[TRUNCATED_FROM] == str(len(huge)).encode()
@@ -157,9 +151,9 @@ def test_a_dlq_that_refuses_writes_halts_its_partition_until_it_takes_them_again
     try:
         bad = traffic.bad_events(2)
         stack.publish(bad)
-        wait_for(lambda: HIT in halted(worker), 60, "the partition to halt", worker)
-        assert "Authorization" in halted(worker)[HIT], halted(worker)
-        assert UNTOUCHED not in halted(worker)
+        reasons = wait_halted(worker, 60, HIT)
+        assert "Authorization" in reasons[HIT], reasons
+        assert UNTOUCHED not in reasons
         # The other partitions go on: their events reach NetSuite meanwhile.
         elsewhere = store_1(traffic, 10)
         stack.publish(elsewhere)
@@ -192,8 +186,7 @@ def test_changelogs_that_refuse_writes_halt_until_they_take_them_again(
     try:
         during = traffic.events(15) + traffic.bad_events(2)
         stack.publish(during)
-        wait_for(lambda: bool(halted(worker)), 60, "a partition to halt", worker)
-        reasons = halted(worker)
+        reasons = wait_halted(worker, 60)
         assert all("Authorization" in reason for reason in reasons.values()), reasons
     finally:
         for topic in changelogs:
@@ -219,7 +212,7 @@ def test_a_deleted_dlq_topic_halts_its_partition_until_it_is_back(
     asyncio.run(delete_topic(stack.settings.kafka, stack.settings.kafka.topics.dlq))
     bad = traffic.bad_events(2)
     stack.publish(bad)
-    wait_for(lambda: HIT in halted(worker), 90, "the partition to halt", worker)
+    wait_halted(worker, 90, HIT)
     elsewhere = store_1(traffic, 10)
     stack.publish(elsewhere)
     stack.wait_published(traffic.expected(first + elsewhere))

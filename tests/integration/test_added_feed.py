@@ -159,15 +159,22 @@ def test_a_feed_registered_in_a_test_goes_end_to_end(tmp_path: Path, broker: Loc
             assert read_feed(netsuite, feed) == rows, feed
 
         state = netsuite / "variance-sync"
-        manifests = [
-            json.loads(path.read_text(encoding="utf-8"))
-            for path in (state / "manifests" / DAMAGE.name).glob("*.json")
-        ]
-        assert manifests
-        assert {(m["feed"], m["import_map"]) for m in manifests} == {
+
+        def manifests() -> list[dict[str, Any]]:
+            folder = state / "manifests" / DAMAGE.name
+            return [json.loads(path.read_text(encoding="utf-8")) for path in folder.glob("*.json")]
+
+        # Written after the seal's last file lands in csv/, so waited for on their own.
+        wait_for(
+            lambda: sum(m["row_count"] for m in manifests()) >= len(DAMAGED),
+            30,
+            "the damage feed's manifests",
+            worker,
+        )
+        assert {(m["feed"], m["import_map"]) for m in manifests()} == {
             (DAMAGE.name, DAMAGE.import_map)
         }
-        assert sum(m["row_count"] for m in manifests) == len(DAMAGED)
+        assert sum(m["row_count"] for m in manifests()) == len(DAMAGED)
         assert any((state / "ledger" / DAMAGE.name).rglob("*.seal.json"))
 
         booked = cli(
