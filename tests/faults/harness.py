@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.codec import decode
 from schemas.models import CountApproved, EventKind
@@ -259,6 +260,29 @@ data_dir = "{self.tmp_path / "worker"}"
             f"\n--- {w.log_file.name}\n" + "\n".join(_clues(w.log_file)) for w in self.workers
         )
         assert code == 0, f"rebuild-table found differences: {out.getvalue()[-3000:]}{clues}"
+
+    def wait_sole_owner(self, worker: WorkerProcess, timeout: float = 60) -> None:
+        """Until `worker` holds every input partition and is ready: after its peer left, its
+        `/ready` may still answer from before the rebalance, and the positions it serves
+        for partitions it does not hold come from its standby copies."""
+        kafka = self.settings.kafka
+        everything = {
+            (topic, partition)
+            for topic in TopicNames.from_config(kafka).inputs
+            for partition in range(kafka.partitions)
+        }
+
+        def sole_owner() -> bool:
+            status, text = worker.text("/metrics")
+            held = {
+                (sample.labels["topic"], int(sample.labels["partition"]))
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == "variance_sync_partition_status"
+            }
+            return status == 200 and held == everything and worker.get("/ready")[0] == 200
+
+        wait_for(sole_owner, timeout, "the worker to hold every input partition", worker)
 
     def assert_positions(self, worker: WorkerProcess, expected: Expected) -> None:
         """What `worker` serves for every position is the fold of the distinct events."""

@@ -51,7 +51,7 @@ def test_a_worker_frozen_again_and_again_has_no_effect_once_woken(
     stack.wait_published(expected, timeout=180)
     stack.assert_exact(expected)
     sleeper.stop()
-    steady.wait_ready()  # it owns every partition now, and serves every position
+    stack.wait_sole_owner(steady)  # it serves every position from its own partitions
     stack.assert_positions(steady, expected)
 
 
@@ -104,5 +104,5 @@ def test_a_worker_frozen_in_the_middle_of_a_changelog_flush_is_fenced_when_woken
     stack.assert_exact(expected)
     stack.assert_dead_letters_once(traffic.bad_ids)
     sleeper.stop()
-    steady.wait_ready()
+    stack.wait_sole_owner(steady)
     stack.assert_positions(steady, expected)
