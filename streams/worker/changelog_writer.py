@@ -318,8 +318,15 @@ class ChangelogWriter:
                     await self._faults("changelog-acked")
                     if pending.pruning:
                         await self._faults("pruned")
+            except asyncio.CancelledError:
+                # Cut short (a release or a stop): its writes are gone, so the partition's
+                # next flush must not find it clean and mark their events durable.
+                found.failure = ChangelogWriteFailed(
+                    f"partition {found.partition}'s flush was cut short"
+                )
+                raise
             except Exception as exc:
-                # The worker halts the partition and says why (`streams.worker.ingest`).
+                # The worker halts the partition and says why (`streams.worker.partition_holds`).
                 found.failure = self._failure(found, exc)
                 raise found.failure from exc
             self._sources.mark_durable(consumed, floors)

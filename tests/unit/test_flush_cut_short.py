@@ -1,0 +1,46 @@
+"""A changelog flush cut short marks nothing durable.
+
+A stop (SIGTERM) or a release cancels a flush in flight: its writes never reach the
+changelog. The final flush that follows found the log clean and its waiting writes empty,
+and marked every consumed event durable, the cut flush's too; at a stop they were then
+acked, and Faust commits acked offsets as its consumer stops."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sinks.feeds import ADJUSTMENT
+from sinks.source_partition import SourcePartition
+from streams.config import KafkaConfig
+from streams.core.pending import SourceRegistry
+from streams.kafka.broker import BrokerFlavor
+from streams.kafka.traits import BrokerTraits
+from streams.worker import changelog_producers
+from streams.worker.changelog_writer import LINGER_SECONDS, ChangelogWriter
+from tests.unit.test_pending import Event
+from tests.unit.test_table_unclaimed import UnansweredProducer, no_ends
+
+COUNTS = "counts"
+
+
+async def test_a_stop_that_cuts_a_flush_short_acks_none_of_its_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(changelog_producers, "AIOKafkaProducer", UnansweredProducer)
+    monkeypatch.setattr(changelog_producers, "end_partitions", no_ends)
+    sources = SourceRegistry({COUNTS: (ADJUSTMENT,)}, durable_gate=True)
+    writer = ChangelogWriter(KafkaConfig(), sources, BrokerTraits.of(BrokerFlavor.KAFKA))
+    writer.register(f"{COUNTS}-changelog", lambda tp, records: None)
+    await writer.claim({0})
+    state = sources.adopt(SourcePartition(COUNTS, 0))
+    state.start_at(0)
+    acked: list[int] = []
+    state.record(0, Event(0, acked), {}, now=0)
+    writer.append(f"{COUNTS}-changelog", 0, b'"k"', b"1")
+    await asyncio.sleep(LINGER_SECONDS * 4)  # its flush is in flight, never answered
+    await writer.stop()
+    state.release()
+    assert acked == []
+    assert not state.durable_past(0)
