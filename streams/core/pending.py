@@ -123,6 +123,12 @@ class SourceState:
         # they are still one event each.
         self.counted_through = -1
 
+    @property
+    def epoch(self) -> int:
+        """Changes at every rewind: what was read of this state before an await is stale
+        when it changed meanwhile."""
+        return self._epoch
+
     def first_count(self, offset: int) -> bool:
         """Whether `offset` is taken for the first time by this assignment."""
         if offset <= self.counted_through:
@@ -285,6 +291,12 @@ class SourceRegistry:
 
     def owns(self, state: SourceState) -> bool:
         return self._states.get(state.source) is state
+
+    def unchanged(self, state: SourceState, epoch: int) -> bool:
+        """Whether an event of `state` that awaited may go on: the state is still this
+        worker's (not revoked, nor revoked and assigned again), not halted or paused, and
+        not rewound (a rollback) since `epoch`."""
+        return self.owns(state) and not state.paused and state.epoch == epoch
 
     def assign(self, sources: Sequence[SourcePartition]) -> None:
         self.joined = True

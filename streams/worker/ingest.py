@@ -151,6 +151,7 @@ class Ingest:
         try:
             if not await self._ordering.in_order(state, record):
                 return
+            epoch = state.epoch
             progress = self._sources.progress_of(state)
             kind = self._kinds[record.topic]
             decision = decide(
@@ -161,12 +162,27 @@ class Ingest:
                 floors=batch.floors(self._sources, record.partition),
                 rules=self._rules,
             )
-            if isinstance(decision, Reject):
-                # Before the event is recorded: a flush while it awaits must not find the
-                # event consumed without its dead letter.
-                await self._dead_letter(state, record, decision)
+            # Before the event is recorded: a flush while it awaits must not find the
+            # event consumed without its dead letter.
+            if isinstance(decision, Reject) and not await self._dead_letter(
+                state, record, decision, epoch
+            ):
+                return
             self._carry_out(state, record, event, decision, batch)
         except Exception as exc:
+            if not self._sources.owns(state):
+                # Revoked while it awaited (a seek of a partition no longer assigned): its
+                # next owner takes it; a halt here would stop a partition it may hold.
+                log.warning(
+                    "%s[%d]@%d: revoked while it was taken (%s: %s)",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    type(exc).__name__,
+                    exc,
+                    extra=coords(record.topic, record.partition, record.offset),
+                )
+                return
             self._holds.halt(record.partition, record.offset, exc)
             return
         batch.states[source] = state
@@ -229,9 +245,19 @@ class Ingest:
         state.record(record.offset, event, rows, self._monotonic())
 
     async def _dead_letter(
-        self, state: SourceState, record: SourceRecord, rejected: Reject
-    ) -> None:
-        """Every await first, then every write, so that a failure never leaves a half."""
+        self, state: SourceState, record: SourceRecord, rejected: Reject, epoch: int
+    ) -> bool:
+        """Every await first, then every write, so that a failure never leaves a half.
+        False when the event may not go on: its state changed while it awaited."""
+        if rejected.pending_from is not None:
+            if self._writer.letter_queued(state.source, record.offset):
+                return True  # delivered again before its dead letter went out
+            found = await self._broker.find_dead_letter(record, rejected.pending_from)
+            if not self._sources.unchanged(state, epoch):
+                return False
+            if found is not None:
+                self._sources.mark_dead_letter(state, record.offset, DeadLetterMark(found))
+                return True
         letter = rejected.letter
         log.warning(
             "dead-lettering %s[%d]@%d (%s): %s",
@@ -249,13 +275,6 @@ class Ingest:
                 rejected.detail,
                 extra=coords(record.topic, record.partition, record.offset),
             )
-        if rejected.pending_from is not None:
-            if self._writer.letter_queued(state.source, record.offset):
-                return  # delivered again before its dead letter went out
-            found = await self._broker.find_dead_letter(record, rejected.pending_from)
-            if found is not None:
-                self._sources.mark_dead_letter(state, record.offset, DeadLetterMark(found))
-                return
         metrics.DEAD_LETTERS.labels(record.topic, letter.error_class.value).inc()
         if rejected.role is not None:
             metrics.PERMISSION_REFUSALS.labels(self._labels.role(rejected.role)).inc()
@@ -276,9 +295,10 @@ class Ingest:
             self._writer.dead_letter(record.partition, source, record.offset, dead)
             mark = DeadLetterMark(with_transaction=True)
             self._sources.mark_dead_letter(state, record.offset, mark)
-            return
+            return True
         progress = self._sources.progress_of(state)
         start = max(self._writer.dlq_end, progress.highest_dlq_offset() + 1)
         # The pending mark goes out with the flush; the dead letter right after it.
         self._sources.mark_dead_letter(state, record.offset, DeadLetterMark(pending_from=start))
         self._writer.dead_letter(record.partition, source, record.offset, dead)
+        return True

@@ -47,9 +47,14 @@ class Ordering:
     async def in_order(self, state: SourceState, record: SourceRecord) -> bool:
         """Whether `record` is the next one to take; else make the consumer go where the
         next one is, and say no."""
+        # After every await here the state is looked at again: a rebalance or a halt's
+        # rollback may have changed it meanwhile, and the record then comes again.
         delivery = state.delivery(record.offset)
         if delivery is Delivery.FIRST:
+            epoch = state.epoch
             start = await self._broker.start_of(state.source)
+            if not self._sources.unchanged(state, epoch):
+                return False
             state.start_at(min(start, record.offset))
             delivery = state.delivery(record.offset)
         if delivery is Delivery.AGAIN:
@@ -58,8 +63,9 @@ class Ordering:
             # make sure the consumer goes on from here: after a stale message it would go
             # on after the last one, and the events in between would never come back.
             state.rewind(record.offset)
+            epoch = state.epoch
             await self._consumer.seek(state.source, record.offset + 1)
-            return self._sources.owns(state)
+            return self._sources.unchanged(state, epoch)
         if delivery is Delivery.AHEAD:
             return await self._past_gap(state, record)
         return True
@@ -71,7 +77,10 @@ class Ordering:
         assert expected is not None  # noqa: S101 - AHEAD implies a known start
         awaiting = state.awaiting
         if awaiting is None or awaiting[0] != expected:
+            epoch = state.epoch
             first = await self._broker.first_record_at(state.source, expected)
+            if not self._sources.unchanged(state, epoch):
+                return False  # rolled back meanwhile: `expected` is not the next any more
             state.awaiting = awaiting = (expected, first)
             log.info(
                 "%s[%d]: offset %d came before %d (the first record there is %s)",

@@ -8,6 +8,7 @@ stream may deliver them, and flushes when it wants, as the writer's timer would.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,17 +173,30 @@ class FakeBroker:
     starts: dict[SourcePartition, int] = field(default_factory=dict)
     # Offsets that hold records, per source; absent: every offset does.
     records: dict[SourcePartition, set[int]] = field(default_factory=dict)
+    # While set and not open, every answer waits for it: what else runs meanwhile is the
+    # test's (a halt, a rebalance). `asking` counts the questions waiting.
+    gate: asyncio.Event | None = None
+    asking: int = 0
+
+    async def _answer(self) -> None:
+        if self.gate is not None:
+            self.asking += 1
+            await self.gate.wait()
+            self.asking -= 1
 
     async def start_of(self, source: SourcePartition) -> int:
+        await self._answer()
         return self.starts.get(source, 0)
 
     async def first_record_at(self, source: SourcePartition, offset: int) -> int | None:
+        await self._answer()
         held = self.records.get(source)
         if held is None:
             return offset
         return min((o for o in held if o >= offset), default=None)
 
     async def find_dead_letter(self, record: SourceRecord, from_offset: int) -> int | None:
+        await self._answer()
         for index in range(from_offset, len(self.log.dlq)):
             headers = self.log.dlq[index].headers
             coordinates = tuple(

@@ -207,6 +207,59 @@ async def test_a_gap_is_never_skipped_on_an_answer_from_before_its_records(stage
     assert stage.pending(VARIANCES, ADJUSTMENT) == ["VL-f0", "VL-f1", "VL-f2"]
 
 
+async def asked(stage: Stage) -> None:
+    """Until a question to the broker waits at the gate."""
+    for _ in range(200):
+        if stage.broker.asking:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("nothing asked the broker")
+
+
+async def test_a_rollback_while_a_gap_is_looked_into_skips_nothing(stage: Stage) -> None:
+    # Offset 1 is a transaction marker: 2 comes next. While the broker is asked, the
+    # partition halts (its flush failed) and is rolled back to before 0, which is not
+    # durable: the answer about the gap after 0 no longer says where 2 stands.
+    stage.broker.records[SOURCE] = {0, 2, 3}
+    await stage.send(VARIANCES, lost(1, "h0"), offset=0)
+    stage.broker.gate = asyncio.Event()
+    taking = asyncio.create_task(stage.send(VARIANCES, lost(1, "h2"), offset=2))
+    await asked(stage)
+    stage.log.failed[0] = "the leader went away"
+    stage.flush()  # fails: the partition halts, and its recovery rolls it back
+    await asyncio.sleep(0)
+    stage.broker.gate.set()
+    await taking
+    state = stage.state(VARIANCES)
+    assert state.consumed_through == -1  # 2 was not taken over 0's head
+    assert "STORE_1/10017" not in stage.inventory
+    await asyncio.sleep(0.1)  # recovered: consumed again from 0
+    for offset, event_id in ((0, "h0"), (2, "h2")):
+        await stage.send(VARIANCES, lost(1, event_id), offset=offset)
+    assert stage.pending(VARIANCES, ADJUSTMENT) == ["VL-h0", "VL-h2"]
+    assert stage.inventory["STORE_1/10017"]["events_applied"] == 2
+
+
+async def test_an_event_whose_partition_moved_while_it_awaited_writes_nothing(
+    stage: Stage,
+) -> None:
+    # A rebalance while the first record of an assignment asks where the group resumes:
+    # the partition comes straight back with a new state, which takes the record itself.
+    stage.broker.gate = asyncio.Event()
+    taking = asyncio.create_task(stage.send(VARIANCES, BAD, offset=0))
+    await asked(stage)
+    stage.revoke(SOURCE)
+    stage.assign(SOURCE)
+    stage.broker.gate.set()
+    await taking
+    assert stage.log.letters == {}  # no dead letter without its mark
+    assert stage.state(VARIANCES).consumed_through is None
+    assert 0 not in stage.sources.halts
+    await stage.send(VARIANCES, BAD, offset=0)
+    stage.flush()
+    assert [offset for offset, _, _ in stage.dead_letters()] == ["0"]
+
+
 async def test_the_first_record_of_an_assignment_starts_at_the_committed_offset(
     stage: Stage,
 ) -> None:
