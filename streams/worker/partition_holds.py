@@ -56,6 +56,7 @@ class PartitionHolds:
         self._recoveries: dict[int, asyncio.Task[None]] = {}
         self._backoffs: dict[int, Backoff] = {}  # per partition number, while it fails
         self._halted_at: dict[int, int] = {}
+        self._delays: dict[int, float] = {}  # the latest halt's backoff, per partition
 
     # -- pauses ------------------------------------------------------------------------
 
@@ -149,34 +150,41 @@ class PartitionHolds:
             exc_info=error if first and unexpected else None,
             extra=coords(None, partition, offset),
         )
+        self._delays[partition] = delay
         if partition not in self._recoveries:
-            self._recoveries[partition] = asyncio.create_task(self._recover(partition, delay))
+            self._recoveries[partition] = asyncio.create_task(self._recover(partition))
 
-    async def _recover(self, partition: int, delay: float) -> None:
+    async def _recover(self, partition: int) -> None:
+        """Roll back, wait out the backoff, consume again; all over again while a newer
+        halt came meanwhile (its writes since the rollback are not rolled back), so that
+        every halt gets a rollback of its own and none is lifted without one."""
         try:
-            await self._roll_back(partition)
-            await asyncio.sleep(delay)
-            if partition not in self._sources.halts:
-                return  # revoked meanwhile
-            if not self._writer.claimed(partition):
-                # Fenced, or its transaction failed: only a new assignment opens it again
-                # (never this worker on its own: it may have lost the partition already).
-                log.warning(
-                    "partition %d: asking the group for a new assignment",
+            while (halt := self._sources.halts.get(partition)) is not None:
+                await self._roll_back(partition)
+                await asyncio.sleep(self._delays.get(partition, 0.0))
+                if self._sources.halts.get(partition) is not halt:
+                    continue  # halted again, or revoked (None ends it)
+                if not self._writer.claimed(partition):
+                    # Fenced, or its transaction failed: only a new assignment opens it
+                    # again (never this worker on its own: it may have lost it already).
+                    log.warning(
+                        "partition %d: asking the group for a new assignment",
+                        partition,
+                        extra=coords(None, partition),
+                    )
+                    await self._consumer.rejoin()
+                    return
+                del self._sources.halts[partition]
+                metrics.HALTED.set(len(self._sources.halts))
+                log.info(
+                    "partition %d: consuming again after its halt",
                     partition,
                     extra=coords(None, partition),
                 )
-                await self._consumer.rejoin()
-                return
-            del self._sources.halts[partition]
-            metrics.HALTED.set(len(self._sources.halts))
-            log.info(
-                "partition %d: consuming again after its halt",
-                partition,
-                extra=coords(None, partition),
-            )
-            for state in self._sources.of_partition(partition):
-                await self._unpause(state, HALTED)
+                for state in self._sources.of_partition(partition):
+                    if partition in self._sources.halts:
+                        break  # halted again while resuming: the loop rolls back again
+                    await self._unpause(state, HALTED)
         except Exception as exc:
             # Halted again (the broker question of a seek failed, say): a new attempt.
             self._recoveries.pop(partition, None)

@@ -16,7 +16,7 @@ from sinks.feeds import ADJUSTMENT, TRANSFER
 from sinks.source_partition import SourcePartition
 from streams import metrics
 from streams.core.dead_letter import ORIGINAL_SHA256, TRUNCATED_FROM
-from streams.worker.changelog_writer import FLUSH_BYTES
+from streams.worker.changelog_writer import FLUSH_BYTES, ChangelogWriteFailed
 from streams.worker.ordering import RESEEK_SECONDS
 from tests.factories import count, line, variance
 from tests.unit.ingest_stage import COUNTS, VARIANCES, Stage
@@ -423,6 +423,23 @@ async def test_a_dlq_that_refuses_records_halts_the_partition_and_loses_nothing(
     assert [offset for offset, _, _ in stage.dead_letters()] == ["1"]
     assert stage.inventory["STORE_1/10017"]["net_variance"] == -3
     assert not any(event.acked for event in (good, after, held))  # earlier copies
+
+
+async def test_a_halt_during_the_backoff_of_another_gets_a_rollback_of_its_own(
+    stage: Stage,
+) -> None:
+    await stage.send(VARIANCES, lost(1, "b0"), offset=0)
+    stage.ingest.failed(0, ChangelogWriteFailed("the leader went away"))
+    await asyncio.sleep(0)  # rolled back; waiting out its backoff
+    assert 0 not in stage.log.failed
+    stage.ingest.failed(0, ChangelogWriteFailed("and again"))  # the writer fails anew
+    assert "and again" in stage.log.failed[0]
+    await asyncio.sleep(0.1)
+    assert 0 not in stage.sources.halts
+    assert 0 not in stage.log.failed  # never consuming again over a failed log
+    await stage.send(VARIANCES, lost(1, "b0"), offset=0)
+    assert stage.flush()
+    assert stage.inventory["STORE_1/10017"]["events_applied"] == 1
 
 
 async def test_an_error_carrying_an_event_out_halts_only_its_partition(stage: Stage) -> None:
