@@ -84,12 +84,13 @@ class PublisherOptions:
 @dataclass(frozen=True, slots=True)
 class FlushResult:
     """`done_through`: every row of this feed at or below this offset is published (or
-    was already). `waiting`: a sealed batch needs rows that are not consumed yet."""
+    was already). `waiting_for`: a sealed batch needs the rows up to this offset, which
+    are not consumed yet."""
 
     done_through: int
     published: tuple[str, ...] = ()
     already_present: tuple[str, ...] = ()
-    waiting: bool = False
+    waiting_for: int | None = None
 
 
 class FeedPublisher:
@@ -134,7 +135,7 @@ class FeedPublisher:
             if head is not None and not head.published:
                 self.sealed = (head.seal.start, head.seal.end)
                 if head.seal.end > consumed_through:
-                    return progress.result(head.seal.start - 1, waiting=True)
+                    return progress.result(head.seal.start - 1, waiting_for=head.seal.end)
                 await self._complete(head.seal, _within(rows, head.seal), progress, rendered)
                 head, self.sealed = LedgerHead(head.seal, published=True), None
             start = head.seal.end + 1 if head is not None else 0
@@ -341,8 +342,8 @@ class _Progress:
     published: list[str] = field(default_factory=list)
     present: list[str] = field(default_factory=list)
 
-    def result(self, done_through: int, waiting: bool = False) -> FlushResult:
-        return FlushResult(done_through, tuple(self.published), tuple(self.present), waiting)
+    def result(self, done_through: int, waiting_for: int | None = None) -> FlushResult:
+        return FlushResult(done_through, tuple(self.published), tuple(self.present), waiting_for)
 
 
 class _Context(logging.LoggerAdapter[logging.Logger]):

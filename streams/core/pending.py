@@ -122,6 +122,10 @@ class SourceState:
         # The highest offset counted in the metrics: a rewind takes events again, and
         # they are still one event each.
         self.counted_through = -1
+        # Per feed, the end of a sealed batch (an earlier owner's, say) that needs rows not
+        # consumed yet: until they are, no row bound may pause this partition, or the
+        # batch (and every row behind it) would wait for ever.
+        self.seal_ends: dict[AnyFeed, int] = {}
 
     @property
     def epoch(self) -> int:
@@ -139,6 +143,10 @@ class SourceState:
     @property
     def pending_rows(self) -> int:
         return sum(len(batcher) for batcher in self.batchers.values())
+
+    def seal_waits(self) -> bool:
+        """Whether a sealed batch needs rows past the last offset consumed."""
+        return any(end > self._through for end in self.seal_ends.values())
 
     @property
     def _through(self) -> int:

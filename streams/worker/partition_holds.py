@@ -67,16 +67,19 @@ class PartitionHolds:
 
     def relieve_or_hold(self, state: SourceState) -> None:
         """After an event of `state`: pause it, or its whole partition number, once its
-        rows or its changelog writes are past their bounds."""
-        if state.pending_rows > self._max_rows:
+        rows or its changelog writes are past their bounds. Not for rows while a sealed
+        batch needs more of them: it is published only once they are consumed."""
+        if state.pending_rows > self._max_rows and not state.seal_waits():
             self._pause(state, ROWS)
         if self._writer.pending_bytes(state.source.partition) > MAX_PENDING_BYTES:
             for sibling in self._sources.of_partition(state.source.partition):
                 self._pause(sibling, CHANGELOG)
 
     async def published(self, state: SourceState) -> None:
-        """The publish loop published some of `state`'s rows."""
-        if ROWS in state.paused and state.pending_rows <= self._max_rows // 2:
+        """The publish loop published some of `state`'s rows, or found a sealed batch
+        that needs more of them."""
+        relieved = state.pending_rows <= self._max_rows // 2 or state.seal_waits()
+        if ROWS in state.paused and relieved:
             await self._unpause(state, ROWS)
 
     def _pause(self, state: SourceState, cause: str) -> None:

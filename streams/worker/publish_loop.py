@@ -177,6 +177,10 @@ class PublishLoop:
         self._destination_answered()
         if not self._sources.owns(state):
             return  # revoked meanwhile: its next owner acks
+        if result.waiting_for is None:
+            state.seal_ends.pop(feed, None)
+        else:
+            state.seal_ends[feed] = result.waiting_for
         batcher.drop_through(result.done_through)
         state.release()
         await self._faults("released")

@@ -168,7 +168,7 @@ async def test_a_sealed_batch_waits_until_its_rows_are_consumed_again(
     with pytest.raises(Crash):
         await publisher(dest, crash_at="staged").flush(rows(1, 6), consumed_through=6)
     waiting = await publisher(dest).flush(rows(1), consumed_through=2)
-    assert waiting.waiting
+    assert waiting.waiting_for == 6
     assert waiting.done_through == -1
     assert published_refs(dest.root) == []
     done = await publisher(dest).flush(rows(1, 6), consumed_through=6)

@@ -492,6 +492,26 @@ async def test_a_partition_whose_rows_pile_up_pauses_alone(tmp_path: Path) -> No
     assert (VARIANCES, 1) in stage.consumer.paused
 
 
+async def test_a_sealed_batch_that_needs_more_rows_lifts_the_row_bound_until_they_come(
+    tmp_path: Path,
+) -> None:
+    # An earlier owner paused at offset 4 and sealed 0-4 before a rebalance; this owner
+    # starts lower, pauses before 4 with more rows than the bound, and the seal waits.
+    stage = Stage(tmp_path, extra="\n[batching]\nmax_pending_rows = 2\n")
+    for offset in range(3):
+        await stage.send(VARIANCES, lost(1, f"p{offset}"), offset=offset)
+    state = stage.state(VARIANCES)
+    assert (VARIANCES, 0) in stage.consumer.paused
+    state.seal_ends[ADJUSTMENT] = 4  # what the publish loop learns from the ledger
+    await stage.ingest.published(state)  # nothing published, yet it must go on
+    assert (VARIANCES, 0) not in stage.consumer.paused
+    await stage.send(VARIANCES, lost(1, "p3"), offset=3)
+    assert (VARIANCES, 0) not in stage.consumer.paused  # the seal's rows come in
+    await stage.send(VARIANCES, lost(1, "p4"), offset=4)
+    assert (VARIANCES, 0) in stage.consumer.paused  # all in: the bound holds again
+    assert stage.pending(VARIANCES, ADJUSTMENT) == [f"VL-p{n}" for n in range(5)]
+
+
 async def test_a_pause_takes_hold_inside_a_batch(tmp_path: Path) -> None:
     stage = Stage(tmp_path, extra="\n[batching]\nmax_pending_rows = 2\n")
     events = [stage.event(VARIANCES, lost(1, f"p{n}")) for n in range(6)]

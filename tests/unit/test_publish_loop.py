@@ -15,12 +15,14 @@ from sinks.exceptions import (
     HostKeyMismatch,
     SinkError,
 )
-from sinks.feed_publisher import PublisherOptions
+from sinks.feed_publisher import FeedPublisher, PublisherOptions
 from sinks.feeds import ADJUSTMENT, FEEDS, TRANSFER, AdjustmentRow, AnyFeed, TransferRow
+from sinks.layout import ensure_layout
 from sinks.local import LocalDestination
 from sinks.partition_writer import WriterState
 from sinks.retry import Backoff
 from sinks.rows import PendingRow
+from sinks.seal_ledger import BatchLedger
 from sinks.source_partition import SourcePartition
 from streams.core.batching import WindowPolicy
 from streams.core.pending import SourceRegistry, SourceState
@@ -368,3 +370,34 @@ async def test_a_retrying_writer_stays_retrying_while_its_retry_runs(tmp_path: P
     await stage.loop.settle()
     assert stage.writer_state(ADJUSTMENT, COUNTS, 0) == "idle"
     assert stage.acked[SourcePartition(COUNTS, 0)] == [0]
+
+
+async def test_a_sealed_batch_waiting_for_rows_is_told_to_its_partition(stage: Stage) -> None:
+    # An earlier owner sealed offsets 0-5 and died before publishing them.
+    crashed = FeedPublisher(
+        ADJUSTMENT,
+        SourcePartition(COUNTS, 0),
+        stage.dest,
+        BatchLedger(stage.dest),
+        PublisherOptions(file_prefix="acme", max_rows=100),
+        faults=crash_at_staged,
+    )
+    await ensure_layout(stage.dest)
+    with pytest.raises(DestinationUnavailable):
+        await crashed.flush([adjustment(n) for n in range(6)], consumed_through=5)
+    state = stage.state(COUNTS, 0)
+    for offset in range(3):
+        stage.consume(COUNTS, 0, offset, adjustment(offset))
+    await stage.tick()
+    assert state.seal_ends == {ADJUSTMENT: 5}
+    assert state.seal_waits()
+    for offset in range(3, 6):
+        stage.consume(COUNTS, 0, offset, adjustment(offset))
+    await stage.tick()
+    assert state.seal_ends == {}
+    assert stage.acked[SourcePartition(COUNTS, 0)] == list(range(6))
+
+
+async def crash_at_staged(step: str) -> None:
+    if step == "staged":
+        raise DestinationUnavailable("killed")
