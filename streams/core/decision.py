@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import traceback
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -166,15 +166,26 @@ def decide(
     pending_from = mark.pending_from if mark is not None else None
     try:
         accepted = accept(record, kind, rules)
-        return apply(record, kind, accepted, positions, prune_by(floors, record, accepted, rules))
-    except Rejected as rejected:
-        letter = DeadLetter(record, rejected.error_class, rejected.reason)
-        return Reject(letter, rejected.role, pending_from)
     except Exception as exc:
-        # A bug must neither stop the partition nor lose the event: keep it for re-drive.
-        reason = f"{type(exc).__name__}: {exc}"
-        letter = DeadLetter(record, ErrorClass.INTERNAL, reason)
-        return Reject(letter, None, pending_from, detail="".join(traceback.format_exception(exc)))
+        return _refused(record, exc, pending_from)
+    # Outside the guards: a store that fails to read, or a stored position that fails to
+    # parse, is no fault of the event's. It raises, and the worker halts the partition
+    # until the store answers; dead-lettering would move past the event for good.
+    keys, current = read_positions(accepted, positions)
+    try:
+        pruning = prune_by(floors, record, accepted, rules)
+        return _apply_to(record, accepted, keys, current, pruning)
+    except Exception as exc:
+        return _refused(record, exc, pending_from)
+
+
+def _refused(record: SourceRecord, exc: Exception, pending_from: int | None) -> Reject:
+    if isinstance(exc, Rejected):
+        letter = DeadLetter(record, exc.error_class, exc.reason)
+        return Reject(letter, exc.role, pending_from)
+    # A bug must neither stop the partition nor lose the event: keep it for re-drive.
+    letter = DeadLetter(record, ErrorClass.INTERNAL, f"{type(exc).__name__}: {exc}")
+    return Reject(letter, None, pending_from, detail="".join(traceback.format_exception(exc)))
 
 
 def accept(record: SourceRecord, kind: EventKind, rules: Rules) -> Accepted:
@@ -261,10 +272,27 @@ def apply(
 ) -> Apply:
     """The position writes and rows of an accepted event. Also the fold's step
     (`streams.ops.fold`), with the fold's own floors."""
+    keys, current = read_positions(accepted, positions)
+    return _apply_to(record, accepted, keys, current, pruning)
+
+
+def read_positions(
+    accepted: Accepted, positions: Positions
+) -> tuple[list[str], list[Position | None]]:
+    """The keys of the positions an accepted event changes, and what is stored at each."""
+    keys = [position_key(c.facility_id, c.product_id) for c in accepted.routed.changes]
+    return keys, [_position(positions.get(key)) for key in keys]
+
+
+def _apply_to(
+    record: SourceRecord,
+    accepted: Accepted,
+    keys: Sequence[str],
+    current: Sequence[Position | None],
+    pruning: Pruning,
+) -> Apply:
     event = accepted.event
     copy = (record.topic, record.offset)
-    keys = [position_key(c.facility_id, c.product_id) for c in accepted.routed.changes]
-    current = [_position(positions.get(key)) for key in keys]
     applied_copies = [p.applied_copy(event.event_id) if p else None for p in current]
     if any(c is not None and c != copy for c in applied_copies):
         return Apply((), {}, Outcome.DUPLICATE, accepted.routed)

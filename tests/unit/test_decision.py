@@ -83,3 +83,45 @@ def test_progress_decides_before_anything_is_read(rules: Rules) -> None:
     pending = decided(rules, garbage, Progress(dead_letters={5: DeadLetterMark(pending_from=9)}))
     assert isinstance(pending, Reject)
     assert pending.pending_from == 9
+
+
+class Unreadable:
+    """A store that fails to read (a disk error, a closed RocksDB)."""
+
+    def get(self, key: str, /) -> object:
+        raise OSError("Input/output error")
+
+
+@pytest.mark.parametrize(
+    ("positions", "error"),
+    [(Unreadable(), OSError), ({"STORE_1/10017": {"not": "a position"}}, TypeError)],
+    ids=["io", "corrupt"],
+)
+def test_a_store_that_cannot_be_read_is_raised_never_dead_lettered(
+    rules: Rules, positions: object, error: type[Exception]
+) -> None:
+    # The event is good: a dead letter would move past it for good, for the store's fault.
+    good = record(at(datetime(2024, 2, 29, 18, 0, tzinfo=UTC)), 1_709_229_600_000)
+    with pytest.raises(error):
+        decide(
+            good,
+            EventKind.VARIANCE_LOGGED,
+            progress=Progress(),
+            positions=positions,  # type: ignore[arg-type]
+            floors={},
+            rules=rules,
+        )
+
+
+def test_a_bug_deciding_an_event_is_an_internal_dead_letter(
+    rules: Rules, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr("streams.core.decision._apply_to", broken)
+    good = record(at(datetime(2024, 2, 29, 18, 0, tzinfo=UTC)), 1_709_229_600_000)
+    decision = decided(rules, good)
+    assert isinstance(decision, Reject)
+    assert decision.letter.error_class is ErrorClass.INTERNAL
+    assert "ZeroDivisionError: a bug" in decision.letter.reason

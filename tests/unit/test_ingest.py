@@ -425,6 +425,23 @@ async def test_a_dlq_that_refuses_records_halts_the_partition_and_loses_nothing(
     assert not any(event.acked for event in (good, after, held))  # earlier copies
 
 
+async def test_a_table_that_cannot_be_read_halts_and_dead_letters_nothing(stage: Stage) -> None:
+    readable = stage.inventory_table.get
+
+    def unreadable(key: object, default: object = None) -> object:
+        raise OSError("Input/output error")
+
+    stage.inventory_table.get = unreadable  # type: ignore[method-assign]
+    await stage.send(VARIANCES, lost(1, "r0"), offset=0)
+    assert 0 in stage.sources.halts
+    assert stage.log.letters == {}
+    assert stage.state(VARIANCES).consumed_through == -1
+    stage.inventory_table.get = readable  # type: ignore[method-assign]
+    await asyncio.sleep(0.1)
+    await stage.send(VARIANCES, lost(1, "r0"), offset=0)
+    assert stage.pending(VARIANCES, ADJUSTMENT) == ["VL-r0"]
+
+
 async def test_a_halt_during_the_backoff_of_another_gets_a_rollback_of_its_own(
     stage: Stage,
 ) -> None:
