@@ -33,7 +33,7 @@ from streams.worker.changelog_writer import FLUSH_BYTES
 from streams.worker.ingest_ports import Broker, Consumer, Log
 from streams.worker.ordering import Ordering
 from streams.worker.partition_holds import PartitionHolds
-from streams.worker.tables import ChangelogTable
+from streams.worker.tables import ChangelogTable, TableStopped
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,7 @@ class Ingest:
         self._max_letter = max_dead_letter_bytes
         self._monotonic = monotonic
         self._source_of: dict[tuple[str, int], SourcePartition] = {}
+        self._stopping = False  # the tables are stopping: no event is taken any more
         self._holds = PartitionHolds(
             sources=sources,
             tables=(inventory, progress),
@@ -140,52 +141,34 @@ class Ingest:
             metrics.events(kind, outcome).inc(count)
 
     async def _take(self, event: Any, batch: _Batch) -> None:
+        if self._stopping:
+            return  # never recorded, never acked: the next start takes it
         record = to_record(event)
-        source = self._source(record.topic, record.partition)
-        state = self._state(source)
+        state = self._state(self._source(record.topic, record.partition))
         if state is None:
             return
         if state.paused:
             self._holds.hold(state)  # fetched before its pause took hold: it comes again
             return
         try:
-            if not await self._ordering.in_order(state, record):
-                return
-            epoch = state.epoch
-            progress = self._sources.progress_of(state)
-            kind = self._kinds[record.topic]
-            decision = decide(
-                record,
-                kind,
-                progress=progress,
-                positions=self._inventory,
-                floors=batch.floors(self._sources, record.partition),
-                rules=self._rules,
+            taken = await self._decide_and_carry_out(state, record, event, batch)
+        except TableStopped:
+            # Read before any write: this event and every later one are left untaken, and
+            # the final flush makes only the events before them durable.
+            self._stopping = True
+            log.info(
+                "the worker is stopping: events from %s[%d]@%d on are left for its next start",
+                record.topic,
+                record.partition,
+                record.offset,
             )
-            # Before the event is recorded: a flush while it awaits must not find the
-            # event consumed without its dead letter.
-            if isinstance(decision, Reject) and not await self._dead_letter(
-                state, record, decision, epoch
-            ):
-                return
-            self._carry_out(state, record, event, decision, batch)
-        except Exception as exc:
-            if not self._sources.owns(state):
-                # Revoked while it awaited (a seek of a partition no longer assigned): its
-                # next owner takes it; a halt here would stop a partition it may hold.
-                log.warning(
-                    "%s[%d]@%d: revoked while it was taken (%s: %s)",
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    type(exc).__name__,
-                    exc,
-                    extra=coords(record.topic, record.partition, record.offset),
-                )
-                return
-            self._holds.halt(record.partition, record.offset, exc)
             return
-        batch.states[source] = state
+        except Exception as exc:
+            self._failed(state, record, exc)
+            return
+        if not taken:
+            return
+        batch.states[state.source] = state
         # At every event, not at the batch's end: the rest of a batch waits behind a pause
         # (its events are fetched again), so rows never pile past the bound by a batch.
         self._holds.relieve_or_hold(state)
@@ -194,6 +177,46 @@ class Ingest:
             # batch that never yields held a whole batch's writes (125,000 positions for
             # 500 counts of 250 lines) in memory until its end: three times the peak RSS.
             await asyncio.sleep(0)
+
+    async def _decide_and_carry_out(
+        self, state: SourceState, record: SourceRecord, event: Any, batch: _Batch
+    ) -> bool:
+        """Whether the event was taken: in order, decided and carried out."""
+        if not await self._ordering.in_order(state, record):
+            return False
+        epoch = state.epoch
+        decision = decide(
+            record,
+            self._kinds[record.topic],
+            progress=self._sources.progress_of(state),
+            positions=self._inventory,
+            floors=batch.floors(self._sources, record.partition),
+            rules=self._rules,
+        )
+        # Before the event is recorded: a flush while it awaits must not find the event
+        # consumed without its dead letter.
+        if isinstance(decision, Reject) and not await self._dead_letter(
+            state, record, decision, epoch
+        ):
+            return False
+        self._carry_out(state, record, event, decision, batch)
+        return True
+
+    def _failed(self, state: SourceState, record: SourceRecord, exc: Exception) -> None:
+        if self._sources.owns(state):
+            self._holds.halt(record.partition, record.offset, exc)
+            return
+        # Revoked while it awaited (a seek of a partition no longer assigned): its next
+        # owner takes it; a halt here would stop a partition this worker may not hold.
+        log.warning(
+            "%s[%d]@%d: revoked while it was taken (%s: %s)",
+            record.topic,
+            record.partition,
+            record.offset,
+            type(exc).__name__,
+            exc,
+            extra=coords(record.topic, record.partition, record.offset),
+        )
 
     def _source(self, topic: str, partition: int) -> SourcePartition:
         found = self._source_of.get((topic, partition))
@@ -213,6 +236,7 @@ class Ingest:
         return self._sources.adopt(source)
 
     async def close(self) -> None:
+        self._stopping = True
         self._ordering.close()
         self._holds.close()
         await self._broker.close()

@@ -28,9 +28,15 @@ from faust.types import TP
 from sinks.source_partition import SourcePartition
 from streams.core.analytics_totals import AnalyticsTotals
 from streams.core.progress import Progress, progress_key
+from streams.errors import StreamsError
 from streams.kafka.broker import INVENTORY_TABLE, PROGRESS_TABLE
 from streams.worker.changelog_writer import ChangelogWriter, Persisted
 from streams.worker.table_totals import observe, track_actives
+
+
+class TableStopped(StreamsError):
+    """The worker is stopping and the table's store is closing: a read now would find
+    nothing (RocksDB's closed store answers "missing"), so it is refused."""
 
 
 class ChangelogTable(Protocol):
@@ -148,6 +154,10 @@ class WrittenThroughTable(faust.Table[str, Any]):
         waiting = self._unacked.get(key)
         if waiting is not None:
             return default if waiting[1] is _DELETED else waiting[1]
+        if self.should_stop:
+            # Faust stops the tables (and closes their stores) before the agent: an event
+            # still in flight must not take "missing" for a fresh position and write it.
+            raise TableStopped(f"table {self.name} is stopping")
         return self.data.get(key, default)
 
     def __getitem__(self, key: Any) -> Any:

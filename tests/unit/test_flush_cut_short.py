@@ -20,7 +20,7 @@ from streams.kafka.traits import BrokerTraits
 from streams.worker import changelog_producers
 from streams.worker.changelog_writer import LINGER_SECONDS, ChangelogWriter
 from tests.unit.test_pending import Event
-from tests.unit.test_table_unclaimed import UnansweredProducer, no_ends
+from tests.unit.test_written_through_table import UnansweredProducer, no_ends
 
 COUNTS = "counts"
 

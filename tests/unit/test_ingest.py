@@ -18,6 +18,7 @@ from streams import metrics
 from streams.core.dead_letter import ORIGINAL_SHA256, TRUNCATED_FROM
 from streams.worker.changelog_writer import FLUSH_BYTES, ChangelogWriteFailed
 from streams.worker.ordering import RESEEK_SECONDS
+from streams.worker.tables import TableStopped
 from tests.factories import count, line, variance
 from tests.unit.ingest_stage import COUNTS, VARIANCES, Stage
 
@@ -440,6 +441,27 @@ async def test_a_table_that_cannot_be_read_halts_and_dead_letters_nothing(stage:
     await asyncio.sleep(0.1)
     await stage.send(VARIANCES, lost(1, "r0"), offset=0)
     assert stage.pending(VARIANCES, ADJUSTMENT) == ["VL-r0"]
+
+
+async def test_once_the_tables_stop_no_event_is_taken_and_none_halts(stage: Stage) -> None:
+    readable = stage.inventory_table.get
+
+    def stopping(key: object, default: object = None) -> object:
+        raise TableStopped("table inventory is stopping")
+
+    first = stage.event(VARIANCES, lost(1, "s0"))
+    await stage.send_batch(first)
+    stage.inventory_table.get = stopping  # type: ignore[method-assign]
+    later = [stage.event(VARIANCES, lost(1, f"s{n}")) for n in (1, 2)]
+    await stage.send_batch(*later)
+    stage.inventory_table.get = readable  # type: ignore[method-assign]
+    await stage.send(VARIANCES, lost(1, "s3"), offset=3)  # still stopping: left alone
+    assert stage.state(VARIANCES).consumed_through == 0
+    assert stage.sources.halts == {}
+    assert stage.flush()  # the final flush: only what was taken before
+    stage.publish(VARIANCES)
+    assert first.acked
+    assert not any(event.acked for event in later)
 
 
 async def test_a_halt_during_the_backoff_of_another_gets_a_rollback_of_its_own(

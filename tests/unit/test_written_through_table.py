@@ -1,4 +1,5 @@
-"""Writes that no open changelog log will flush are forgotten before a reassignment.
+"""Writes that no open changelog log will flush are forgotten before a reassignment, and
+a stopping table refuses reads.
 
 A partition released at a revoke while its flush failed (its leader killed) kept its
 writes in the tables' memory, and Faust, assigning the same partition again, left the
@@ -19,7 +20,7 @@ from streams.kafka.broker import BrokerFlavor
 from streams.kafka.traits import BrokerTraits
 from streams.worker import changelog_producers
 from streams.worker.changelog_writer import LINGER_SECONDS, ChangelogWriter
-from streams.worker.tables import register_tables
+from streams.worker.tables import TableStopped, register_tables
 
 
 class Writer:
@@ -97,3 +98,15 @@ async def test_a_release_cutting_a_flush_short_leaves_writes_that_are_then_forgo
     inventory.forget_unclaimed()  # as the next assignment does, before claiming again
     assert inventory.get("STORE_2/10039") is None
     assert inventory.unacked_writes == 0
+
+
+async def test_a_stopping_table_refuses_reads_from_its_store() -> None:
+    # RocksDB's store, once stopped, answers "missing" for every key: an event still in
+    # flight would take that for a fresh position and write it over the real one.
+    writer = Writer({0})
+    app = faust.App("stopping-table-test", store="memory://")
+    inventory, _ = register_tables(app, 1, writer)  # type: ignore[arg-type]
+    assert inventory.get("STORE_1/1") is None
+    await inventory.stop()
+    with pytest.raises(TableStopped):
+        inventory.get("STORE_1/1")
