@@ -67,7 +67,8 @@ class NetSuiteConfig(_Section):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+            # OSError: a name that is a folder of the zone database ("US", "Europe").
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
@@ -281,8 +282,11 @@ def load_settings(path: Path | None = None, overrides: Mapping[str, Any] | None 
         return Settings(_secrets_dir=secrets, **dict(overrides or {}))
     except ValidationError as exc:
         raise ConfigError(describe_errors(exc, source, os.environ, secrets)) from None
-    except SettingsError as exc:  # an unreadable or oversized secrets directory
-        raise ConfigError(f"environment variable {SECRETS_DIR_VARIABLE}: {exc}") from None
+    except SettingsError as exc:
+        # A JSON value in the environment that does not parse, or an unreadable or
+        # oversized secrets directory.
+        where = "environment" if "EnvSettingsSource" in str(exc) else SECRETS_DIR_VARIABLE
+        raise ConfigError(f"{where}: {exc}") from None
     finally:
         _file_data.reset(token)
 
@@ -299,6 +303,10 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: permission denied") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text, as TOML must be") from None
+    except OSError as exc:  # a path through a plain file, an I/O error
+        raise ConfigError(f"{path}: {exc.strerror or exc}") from None
 
 
 SECRETS_DIR_VARIABLE = "VARIANCE_SYNC_SECRETS_DIR"

@@ -71,6 +71,32 @@ def test_unknown_time_zone_and_bad_prefix_are_reported(tmp_path: Path) -> None:
     assert "netsuite.file_prefix:" in str(caught.value)
 
 
+def test_a_zone_database_folder_is_an_unknown_time_zone(tmp_path: Path) -> None:
+    bad = SAMPLE_TOML.replace('"America/Chicago"', '"US"')
+    with pytest.raises(ConfigError, match=r"netsuite\.timezone: unknown time zone 'US'"):
+        load_settings(write_config(tmp_path, base=bad))
+
+
+def test_a_config_file_that_cannot_be_read_as_text_is_one_line(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'# caf\xe9\n[kafka]\nbootstrap = "x:9092"\n')
+    with pytest.raises(ConfigError, match=r"latin.toml: not UTF-8 text"):
+        load_settings(latin)
+    plain = tmp_path / "plain"
+    plain.write_text("", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"plain/config.toml: Not a directory"):
+        load_settings(plain / "config.toml")
+
+
+def test_a_json_value_in_the_environment_that_does_not_parse_names_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VARIANCE_SYNC_KAFKA", "notjson")
+    with pytest.raises(ConfigError) as caught:
+        make_settings(tmp_path)
+    assert str(caught.value).startswith('environment: error parsing value for field "kafka"')
+
+
 def test_a_variance_location_for_an_unsynced_reason_is_rejected(tmp_path: Path) -> None:
     bad = SAMPLE_TOML.replace('VAR_STOLEN = "1098"', 'VAR_STOLEN = "1098"\nVAR_SAMPLE = "1097"')
     with pytest.raises(ConfigError, match="maps VAR_SAMPLE but synced_reasons does not list it"):
