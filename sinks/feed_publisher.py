@@ -36,7 +36,7 @@ from sinks.csv_render import chunk_rows, render
 from sinks.destination import Destination
 from sinks.exceptions import LedgerConflict, SinkError, VerificationFailed
 from sinks.feeds import AnyFeed
-from sinks.manifest import BatchFile, build_manifest
+from sinks.manifest import BatchFile, build_manifest, references_digest
 from sinks.naming import batch_file_name, parse_batch_file_name
 from sinks.rows import PendingRow
 from sinks.seal_ledger import BatchLedger, LedgerHead, Seal
@@ -172,7 +172,8 @@ class FeedPublisher:
                 parts=len(chunks),
             )
             contents.append(render(self.feed, chunk))
-            files.append(BatchFile.from_bytes(name, contents[-1], len(chunk)))
+            references = [row.reference for row in chunk]
+            files.append(BatchFile.from_bytes(name, contents[-1], len(chunk), references))
         manifest = build_manifest(
             feed=self.feed,
             source=self.source,
@@ -229,8 +230,18 @@ class FeedPublisher:
         for file in seal.files:
             chunk = [row.row for row in rows[cursor : cursor + file.rows]]
             cursor += file.rows
+            held = references_digest([row.reference for row in chunk])
+            if file.references_sha256 and held != file.references_sha256:
+                # As many rows, other ones (rows moved between feeds): publishing them
+                # would import one row twice and lose another.
+                raise LedgerConflict(
+                    f"{file.name} was sealed with other rows than offsets {seal.start}-"
+                    f"{seal.end} rebuild to; was the routing config changed while a batch "
+                    "was in flight?"
+                )
             data = render(self.feed, chunk)
             if hashlib.sha256(data).hexdigest() != file.sha256:
+                # The same rows, rendered anew (a NetSuite id changed in the config).
                 self._log.warning("%s renders differently than when sealed", file.name)
             contents.append(data)
         return contents

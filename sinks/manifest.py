@@ -45,10 +45,25 @@ class BatchFile:
     rows: int
     sha256: str
     size: int
+    # Of its rows' references in order: which rows it holds, whatever their rendering.
+    # Empty in seals written before it was recorded.
+    references_sha256: str = ""
 
     @classmethod
-    def from_bytes(cls, name: str, data: bytes, rows: int) -> BatchFile:
-        return cls(name=name, rows=rows, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    def from_bytes(
+        cls, name: str, data: bytes, rows: int, references: Sequence[str] = ()
+    ) -> BatchFile:
+        return cls(
+            name=name,
+            rows=rows,
+            sha256=hashlib.sha256(data).hexdigest(),
+            size=len(data),
+            references_sha256=references_digest(references) if references else "",
+        )
+
+
+def references_digest(references: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(references).encode()).hexdigest()
 
 
 def build_manifest(

@@ -53,7 +53,13 @@ class Seal:
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any]) -> Seal:
         files = tuple(
-            BatchFile(name=f["name"], rows=f["rows"], sha256=f["sha256"], size=f["size"])
+            BatchFile(
+                name=f["name"],
+                rows=f["rows"],
+                sha256=f["sha256"],
+                size=f["size"],
+                references_sha256=f.get("references_sha256", ""),
+            )
             for f in manifest["files"]
         )
         offsets = manifest["offsets"]

@@ -55,6 +55,7 @@ def test_a_chunked_batch_matches_its_golden_manifest() -> None:
             batch_file_name("acme", ADJUSTMENT, FIRST_EVENT, COUNTS, 120, 245, n, len(chunks)),
             render(ADJUSTMENT, chunk),
             len(chunk),
+            [row.reference for row in chunk],
         )
         for n, chunk in enumerate(chunks, start=1)
     ]
