@@ -203,6 +203,7 @@ class FeedPublisher:
                 where = await self._attempt(seal, file, contents[index], _times(seal, rows, index))
             if where is not None:
                 self._log.info("%s already in %s; not publishing it again", file.name, where)
+                await self._retire_holder(seal, file)
                 progress.present.append(file.name)
                 continue
             progress.published.append(file.name)
@@ -298,6 +299,11 @@ class FeedPublisher:
         call did it, else the folder the file is in (another publisher did)."""
         target = f"{self.feed.csv_dir}/{file.name}"
         await self._faults("promoting")
+        # Looked for once more, just before the rename: after a pause here the file may be
+        # in archive/ already, where a rename into csv/ would not see it.
+        where = await self._locate(file.name)
+        if where is not None:
+            return where
         try:
             moved = await self._dest.rename_noreplace(holder, target)
         except SinkError:
@@ -316,6 +322,15 @@ class FeedPublisher:
         await self._faults("promoted")
         self._log.info("published %s (%d rows, %d bytes)", file.name, file.rows, size)
         return None
+
+    async def _retire_holder(self, seal: Seal, file: BatchFile) -> None:
+        """Remove the upload the ledger promotes for `file` if it outlived the file's rename
+        (a server that links, then unlinks, cut between the two): a paused publisher of the
+        seal would rename it into `csv/` again once NetSuite has moved the file away."""
+        holder = await self._ledger.promotion_holder(self.feed, self.source, seal, file.name)
+        if holder is not None and await self._dest.exists(holder):
+            self._log.warning("%s outlived its rename into csv/; removing it", holder)
+            await self._discard(holder)
 
     async def _discard(self, staged: str) -> None:
         with contextlib.suppress(SinkError):

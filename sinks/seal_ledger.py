@@ -135,6 +135,14 @@ class BatchLedger:
             raise LedgerConflict(f"promotion record {target} vanished while it was being read")
         return holder.decode()
 
+    async def promotion_holder(
+        self, feed: AnyFeed, source: SourcePartition, seal: Seal, name: str
+    ) -> str | None:
+        """The staged upload the ledger names to become `csv/<name>`, if any."""
+        folder = ledger_dir(feed, source)
+        data = await self._dest.read(f"{folder}/{_start_name(seal.start)}.{name}{PROMOTE_SUFFIX}")
+        return data.decode() if data is not None else None
+
     async def _create(self, folder: str, target: str, data: bytes) -> bool:
         """Create `target` holding `data` unless it exists; whether this call created it."""
         temp = f"{folder}/.claim-{uuid.uuid4().hex}.json"

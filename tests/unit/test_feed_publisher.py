@@ -364,3 +364,54 @@ def netsuite_imports(root: Path) -> None:
     """NetSuite's scheduled script: every file in csv/ goes to archive/."""
     for path in (root / "inventoryadjustment" / "csv").iterdir():
         path.rename(root / "inventoryadjustment" / "archive" / path.name)
+
+
+class KilledMidRename(Exception):
+    """SIGKILL between a rename's link and its unlink."""
+
+
+class HalfRename(LocalDestination):
+    """Links a staged upload into csv/, then dies before unlinking it (a server that
+    renames by link and unlink, killed between the two)."""
+
+    async def rename_noreplace(self, src: str, dst: str) -> bool:
+        if "/csv/" not in dst:
+            return await super().rename_noreplace(src, dst)
+        (self.root / dst).hardlink_to(self.root / src)
+        raise KilledMidRename(dst)
+
+
+class PausedAt:
+    def __init__(self, step: str) -> None:
+        self.step = step
+        self.reached = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def __call__(self, step: str) -> None:
+        if step == self.step:
+            self.reached.set()
+            await self.go.wait()
+
+
+async def test_a_paused_publisher_never_lands_a_file_netsuite_has_moved_away(
+    dest: LocalDestination,
+) -> None:
+    # Z is paused just before renaming the upload the ledger promotes; W1 renames that
+    # same upload and dies halfway (linked, not unlinked); W2 finds the file, records the
+    # batch, and NetSuite archives it. Z wakes up: the file must not land in csv/ again.
+    paused = PausedAt("promoting")
+    zombie = FeedPublisher(ADJUSTMENT, SOURCE, dest, BatchLedger(dest), OPTIONS, faults=paused)
+    frozen = asyncio.create_task(zombie.flush(rows(1, 2), consumed_through=2))
+    await paused.reached.wait()
+    half = HalfRename(dest.root)
+    with pytest.raises(KilledMidRename):
+        await FeedPublisher(ADJUSTMENT, SOURCE, half, BatchLedger(half), OPTIONS).flush(
+            rows(1, 2), consumed_through=2
+        )
+    assert (await publisher(dest).flush(rows(1, 2), consumed_through=2)).done_through == 2
+    for path in (dest.root / "inventoryadjustment" / "csv").iterdir():
+        path.rename(dest.root / "inventoryadjustment" / "archive" / path.name)
+    paused.go.set()
+    await frozen
+    assert published_refs(dest.root) == ["CC1-1", "CC2-1"]
+    assert csv_names(dest.root) == []
