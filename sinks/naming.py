@@ -49,6 +49,24 @@ class ParsedBatchName:
     parts: int
 
 
+def first_part_name(name: str) -> str:
+    """The name of part 1 of the batch that file `name` belongs to (the batch's audit
+    manifest is named after it); `name` itself when it is not a later part."""
+    parsed = parse_batch_file_name(name)
+    if parsed is None or parsed.part == 1:
+        return name
+    return batch_file_name(
+        parsed.prefix,
+        parsed.feed,
+        parsed.timestamp,
+        SourcePartition(parsed.topic_tag, parsed.partition),
+        parsed.start,
+        parsed.end,
+        1,
+        parsed.parts,
+    )
+
+
 def is_valid_prefix(prefix: str) -> bool:
     """Whether `prefix` may lead file names: 1-64 of `[A-Za-z0-9_-]`, starting alphanumeric."""
     return _PREFIX.fullmatch(prefix) is not None

@@ -29,6 +29,7 @@ from rich.table import Column, Table
 from sinks.destination import Destination
 from sinks.exceptions import SinkError
 from sinks.feeds import FEEDS
+from sinks.naming import first_part_name
 from sinks.rejections import RejectionReader
 from sinks.seal_ledger import manifests_dir
 from streams.config import Settings
@@ -172,9 +173,11 @@ async def after_export(
 
 
 async def published_at(dest: Destination, name: str) -> datetime | None:
-    """When `name` reached csv/, from its audit manifest (None: no manifest)."""
+    """When `name` reached csv/, from its batch's audit manifest (None: no manifest). A
+    batch has one manifest, named after its first file, whatever its parts."""
+    first = first_part_name(name)
     for feed in FEEDS:
-        data = await dest.read(f"{manifests_dir(feed)}/{name.removesuffix('.csv')}.json")
+        data = await dest.read(f"{manifests_dir(feed)}/{first.removesuffix('.csv')}.json")
         if data is not None:
             return datetime.fromisoformat(json.loads(data)["published_at"])
     return None

@@ -9,7 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sinks.feeds import ADJUSTMENT, FEEDS, TRANSFER, AnyFeed
-from sinks.naming import ParsedBatchName, batch_file_name, is_valid_prefix, parse_batch_file_name
+from sinks.naming import (
+    ParsedBatchName,
+    batch_file_name,
+    first_part_name,
+    is_valid_prefix,
+    parse_batch_file_name,
+)
 from sinks.source_partition import SourcePartition
 
 CHICAGO_WINTER = timezone(timedelta(hours=-6))
@@ -239,3 +245,13 @@ def test_names_round_trip_and_stay_safe(
     assert name.isascii()
     assert not any(ch.isspace() for ch in name)
     assert len(name.encode()) <= 255
+
+
+def test_the_first_part_names_a_batch_and_its_audit_manifest() -> None:
+    parts = [
+        batch_file_name("acme", ADJUSTMENT, FIRST_EVENT, COUNTS, 120, 245, n, 3) for n in (1, 2, 3)
+    ]
+    assert {first_part_name(name) for name in parts} == {parts[0]}
+    whole = batch_file_name("acme", ADJUSTMENT, FIRST_EVENT, COUNTS, 120, 245)
+    assert first_part_name(whole) == whole
+    assert first_part_name("not-ours.csv") == "not-ours.csv"
