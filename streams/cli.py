@@ -10,12 +10,16 @@ import argparse
 import asyncio
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import NoReturn
 
+from aiokafka.errors import KafkaError
+
+from streams.cli_values import positive_number
 from streams.devstack import netsuite_sim
 from streams.errors import StreamsError, UsageError
 from streams.logs import FORMATS, configure
@@ -34,16 +38,6 @@ Handler = Callable[[argparse.Namespace], int]
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-    return value
 
 
 def _port(text: str) -> int:
@@ -83,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, default=None, help="routing TOML (default: the sample config)"
     )
     dev.add_argument(
-        "--window-seconds", type=_positive, default=None, help="override [batching] window"
+        "--window-seconds", type=positive_number, default=None, help="override [batching] window"
     )
     dev.add_argument("--no-sample", action="store_true", help="do not generate sample traffic")
     dev.add_argument(
@@ -178,7 +172,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return _reader_went_away()
+    except (OSError, KafkaError, sqlite3.DatabaseError) as exc:
+        # What the machine, the broker or a file refused (a permission, an ACL, a file
+        # that is not a database): the operator's to fix, said in one line.
+        print(f"variance-sync: error: {_refusal(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     return code
+
+
+def _refusal(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"
+    return f"{type(exc).__name__}: {exc}".rstrip(": ")
 
 
 def _reader_went_away() -> int:

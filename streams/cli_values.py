@@ -1,4 +1,4 @@
-"""Values every command takes in the same form: broker lists and topic names.
+"""Values every command takes in the same form: broker lists, topic names and numbers.
 
 Pure functions; the argparse types wrap them so that a bad value is argparse's one line.
 """
@@ -6,6 +6,7 @@ Pure functions; the argparse types wrap them so that a bad value is argparse's o
 from __future__ import annotations
 
 import argparse
+import math
 
 from schemas.models import EventKind
 from streams.config import TopicsConfig, check_bootstrap
@@ -61,3 +62,31 @@ def input_kind(name: str, topics: TopicsConfig) -> EventKind:
         known = ", ".join([*(kind.value for kind in EventKind), *kinds])
         raise UsageError(f"--topic {name!r} is not an input topic; use one of {known}")
     return kinds[resolved]
+
+
+def positive_number(text: str) -> float:
+    """argparse type for seconds, minutes and the like: a finite number above 0."""
+    value = _finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def non_negative_number(text: str) -> float:
+    """argparse type for a finite number of 0 or more."""
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    # float() takes "nan" and "inf": a wait of nan seconds never ends, and nan compares
+    # false with every threshold.
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value

@@ -161,6 +161,19 @@ def balances(connection: sqlite3.Connection) -> dict[tuple[str, str], int]:
     return {(location, item): quantity for location, item, quantity in rows}
 
 
+def read_transactions(path: Path) -> list[Transaction]:
+    """Every transaction booked in the ledger at `path`, read only (a reader never writes
+    the schema into a file it was pointed at); one line when it is not a ledger."""
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return transactions(connection)
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        raise UsageError(f"cannot read the ledger {path}: {exc}") from None
+
+
 def transactions(connection: sqlite3.Connection) -> list[Transaction]:
     rows = connection.execute(
         "SELECT kind, reference, item, location, to_location, quantity, date, memo, file"

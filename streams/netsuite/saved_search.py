@@ -32,7 +32,11 @@ def render_export(transactions: Sequence[Transaction]) -> bytes:
 
 
 def parse_export(data: bytes, name: str) -> list[Transaction]:
-    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UsageError(f"{name}: not UTF-8 text, as the saved search exports") from None
+    rows = list(csv.reader(io.StringIO(text)))
     if not rows or tuple(rows[0]) != EXPORT_HEADER:
         raise UsageError(f"{name}: the header must be {','.join(EXPORT_HEADER)}")
     found = []

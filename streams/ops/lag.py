@@ -18,6 +18,7 @@ from rich.table import Table
 
 from sinks.feeds import FEEDS
 from sinks.source_partition import SourcePartition
+from streams.cli_values import non_negative_number, positive_number
 from streams.config import Settings
 from streams.core.lag_status import LagHistory, LagPolicy, Status
 from streams.errors import UsageError
@@ -46,15 +47,22 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument(
-        "--watch", type=float, metavar="N", help="refresh every N seconds until Ctrl-C"
+        "--watch", type=positive_number, metavar="N", help="refresh every N seconds until Ctrl-C"
     )
     parser.add_argument("--samples", type=int, default=2, help="samples per evaluation (default 2)")
     parser.add_argument(
-        "--interval", type=float, default=2.0, help="seconds between samples (default 2)"
+        "--interval",
+        type=non_negative_number,
+        default=2.0,
+        help="seconds between samples (default 2)",
     )
-    parser.add_argument("--warn-after", type=float, help="seconds (default: window + 30)")
-    parser.add_argument("--stall-after", type=float, help="seconds (default: 2 x window + 30)")
-    parser.add_argument("--stop-after", type=float, help="seconds (default: max(10 x window, 600))")
+    parser.add_argument("--warn-after", type=positive_number, help="seconds (default: window + 30)")
+    parser.add_argument(
+        "--stall-after", type=positive_number, help="seconds (default: 2 x window + 30)"
+    )
+    parser.add_argument(
+        "--stop-after", type=positive_number, help="seconds (default: max(10 x window, 600))"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -68,8 +76,8 @@ def policy_from(args: argparse.Namespace, settings: Settings) -> LagPolicy:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.samples < 1 or args.interval < 0 or (args.watch is not None and args.watch <= 0):
-        raise UsageError("--samples must be at least 1, --interval and --watch positive")
+    if args.samples < 1:
+        raise UsageError("--samples must be at least 1")
     return asyncio.run(inspect(args, settings_from(args)))
 
 

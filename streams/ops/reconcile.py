@@ -29,15 +29,17 @@ from rich.table import Column, Table
 from sinks.destination import Destination
 from sinks.exceptions import SinkError
 from sinks.feeds import FEEDS
+from sinks.layout import relative_path
 from sinks.naming import first_part_name
 from sinks.rejections import RejectionReader
 from sinks.seal_ledger import manifests_dir
+from streams.cli_values import non_negative_number
 from streams.config import Settings
 from streams.destination_factory import make_destination
 from streams.errors import UsageError
 from streams.kafka.broker import TopicNames
 from streams.kafka.offsets import OffsetReader
-from streams.netsuite.books import Transaction, open_ledger, transactions
+from streams.netsuite.books import Transaction, read_transactions
 from streams.netsuite.import_rules import ACK_DIR, ACK_HEADER, FileRejected, parse_import_file
 from streams.netsuite.saved_search import parse_export
 from streams.ops.common import add_connection_options, settings_from
@@ -74,7 +76,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the NetSuite simulator's SQLite ledger (as in netsuite-sim --ledger)",
     )
     source.add_argument(
-        "--netsuite-export", help="NetSuite's CSV export, a path under sftp.base_dir"
+        "--netsuite-export",
+        type=_export_path,
+        help="NetSuite's CSV export, a path under sftp.base_dir",
     )
     parser.add_argument(
         "--export-taken-at",
@@ -84,7 +88,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--import-lag",
-        type=float,
+        type=non_negative_number,
         default=IMPORT_LAG_MINUTES,
         metavar="MINUTES",
         help="how long NetSuite may take to import a file (default %(default)g): files "
@@ -139,6 +143,16 @@ async def gather(args: argparse.Namespace, settings: Settings) -> Report:
         log_starts={(tp.topic, tp.partition): starts[tp] for tp in tps},
     )
     return reconcile(side, replace(netsuite, imported_after_export=late))
+
+
+def _export_path(text: str) -> str:
+    """argparse type: a path relative to the destination's root, checked before anything
+    is read."""
+    try:
+        relative_path(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _moment(text: str) -> datetime:
@@ -204,8 +218,7 @@ async def books(args: argparse.Namespace, dest: Destination) -> list[Transaction
     if args.netsuite_ledger is not None:
         if not args.netsuite_ledger.exists():
             raise UsageError(f"{args.netsuite_ledger}: no such ledger")
-        with open_ledger(args.netsuite_ledger) as connection:
-            return transactions(connection)
+        return read_transactions(args.netsuite_ledger)
     data = await dest.read(args.netsuite_export)
     if data is None:
         raise UsageError(f"no NetSuite export at {args.netsuite_export} under {dest.description}")

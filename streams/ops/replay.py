@@ -158,6 +158,8 @@ def _target(args: argparse.Namespace) -> tuple[Target, str | None]:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"{path}: cannot read it ({exc.strerror})") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"{path}: not UTF-8 text; replay --export writes JSON") from None
         group, offsets = parse_export(text, str(path))
         return ToExported(str(path), offsets), group
     if args.to_datetime is not None:

@@ -5,6 +5,7 @@ as bars from 0 to 100 %. Matplotlib's file backend: no display needed."""
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,8 @@ def check_target(path: Path) -> None:
         raise UsageError(f"--plot {path}: the file must end in .png or .svg")
     if not path.parent.is_dir():
         raise UsageError(f"--plot {path}: no folder {path.parent}")
+    if not os.access(path.parent, os.W_OK) or path.is_dir():
+        raise UsageError(f"--plot {path}: cannot write a file there")
 
 
 def plot(rows: Sequence[dict[str, Any]], by: Sequence[str], accuracy: bool, path: Path) -> None:

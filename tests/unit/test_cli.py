@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import GroupAuthorizationFailedError
 
 from streams.devstack.local_broker import free_port
+from streams.errors import UsageError
+from streams.netsuite.books import read_transactions
 from tests.factories import variance, write_config
 from tests.unit.cli_run import run
 
@@ -21,6 +25,19 @@ from tests.unit.cli_run import run
         (["dev", "--window-seconds", "0"], "argument --window-seconds: '0' must be greater than 0"),
         (["publish", "--topic", "counts", "x.jsonl"], "--topic 'counts' is not an input topic"),
         (["frobnicate"], "argument command: invalid choice: 'frobnicate'"),
+        # float() takes these; a wait of nan seconds never ends, nan passes no threshold.
+        (["lag", "--watch", "nan"], "argument --watch: 'nan' is not a finite number"),
+        (["lag", "--interval", "inf"], "argument --interval: 'inf' is not a finite number"),
+        (["lag", "--stall-after", "nan"], "argument --stall-after: 'nan' is not a finite"),
+        (["dev", "--window-seconds", "inf"], "argument --window-seconds: 'inf' is not a finite"),
+        (
+            ["reconcile", "--ledger", "x.sqlite", "--import-lag", "-5"],
+            "argument --import-lag: '-5' must not be negative",
+        ),
+        (
+            ["reconcile", "--netsuite-export", "/srv/ns.csv"],
+            "argument --netsuite-export: path must be relative to the destination root",
+        ),
     ],
 )
 def test_bad_arguments_get_one_line(
@@ -137,3 +154,48 @@ def test_a_worker_web_port_in_use_is_one_line(
         f"variance-sync: error: worker.web_port {taken_port} on 127.0.0.1: Address already in "
         "use; set another with [worker] web_port or VARIANCE_SYNC_WORKER__WEB_PORT\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("refusal", "message"),
+    [
+        (PermissionError(13, "Permission denied", "/srv/ledger"), "/srv/ledger: Permission denied"),
+        (
+            GroupAuthorizationFailedError("not authorized for group g"),
+            "GroupAuthorizationFailedError",
+        ),
+        (sqlite3.DatabaseError("file is not a database"), "file is not a database"),
+    ],
+)
+def test_what_the_machine_or_the_broker_refuses_is_one_line(
+    refusal: Exception,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def refused(args: object) -> int:
+        raise refusal
+
+    monkeypatch.setattr("streams.ops.lag.run", refused)
+    code, _, err = run(["lag"], capsys)
+    assert (code, err.count("\n")) == (2, 1), err
+    assert message in err
+
+
+def test_a_replay_export_that_is_not_text_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export = tmp_path / "offsets.json.gz"
+    export.write_bytes(b"\x1f\x8b\x08\x00\xff")
+    argv = ["replay", "--group", "g", "--topic", "count-approved", "--from-file", str(export)]
+    code, _, err = run([*argv, "--config", str(write_config(tmp_path))], capsys)
+    assert (code, err.count("\n")) == (2, 1), err
+    assert "not UTF-8 text" in err
+
+
+def test_reconcile_reads_a_ledger_without_writing_to_it(tmp_path: Path) -> None:
+    other = tmp_path / "README.md"
+    other.write_text("# not a ledger\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"cannot read the ledger .*README\.md"):
+        read_transactions(other)
+    assert other.read_text(encoding="utf-8") == "# not a ledger\n"
