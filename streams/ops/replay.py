@@ -204,7 +204,12 @@ async def replay(request: Request, kafka: KafkaConfig) -> int:
             _write_export(request.export, export_document(group, states, datetime.now(UTC)))
         if request.execute:
             if members:
-                await _remove_members(reader, group, members)
+                grace = max(REJOIN_GRACE, 2 * (kafka.heartbeat_interval_seconds or 0))
+                await _remove_members(reader, group, members, grace)
+            elif joined := (await reader.group_state(group)).members:
+                # A worker that started while we planned: Tansu would take our commit,
+                # and the worker's next one would overwrite it.
+                raise UsageError(_refusal(group, len(joined), stale))
             await _apply(reader, plan)
         elif members:
             _note(f"warning: group {group} has {len(members)} active member(s); {REFUSES}")
@@ -277,11 +282,14 @@ def _write_export(path: Path, document: dict[str, object]) -> None:
     _note(f"saved the current offsets to {path}; undo with --from-file {path}")
 
 
-async def _remove_members(reader: OffsetReader, group: str, members: Sequence[str]) -> None:
+async def _remove_members(
+    reader: OffsetReader, group: str, members: Sequence[str], grace: float
+) -> None:
     await reader.remove_members(group, members)
     # A live worker removed by mistake notices at its next heartbeat and joins again; the
-    # broker then refuses our commit or the worker overwrites it, so look for it first.
-    await asyncio.sleep(REJOIN_GRACE)
+    # broker then refuses our commit or the worker overwrites it, so look for it first,
+    # for longer than the configured heartbeat interval.
+    await asyncio.sleep(grace)
     if (await reader.group_state(group)).members:
         raise UsageError(
             f"group {group} has members again after removing {len(members)}: a worker is "

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from aiokafka import TopicPartition
 
+from streams.kafka.offsets import GroupState
 from tests.unit.cli_run import run
 
 # Port 9 (discard) is closed: a command that got as far as the broker would say so.
@@ -105,3 +107,58 @@ def test_a_rollback_file_supplies_group_and_topics(
 
 def test_an_unreachable_broker_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert "cannot reach Kafka at 127.0.0.1:9" in one_line_error([*BASE, "--to-earliest"], capsys)
+
+
+class Joining:
+    """An offset reader whose group has no member when first asked, and one (a worker that
+    started meanwhile) when asked again."""
+
+    def __init__(self, _kafka: object) -> None:
+        self.asked = 0
+        self.commits: list[object] = []
+
+    async def __aenter__(self) -> Joining:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        pass
+
+    async def topics(self) -> list[str]:
+        return ["t"]
+
+    async def partitions(self, topic: str) -> list[TopicPartition]:
+        return [TopicPartition(topic, 0)]
+
+    async def group_exists(self, group: str, tps: object) -> bool:
+        return True
+
+    async def group_state(self, group: str) -> GroupState:
+        self.asked += 1
+        return GroupState("Stable", () if self.asked == 1 else ("worker-1",))
+
+    async def log_starts(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(tps, 0)
+
+    async def high_watermarks(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(tps, 10)
+
+    async def committed(self, group: str, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(tps, 10)
+
+    async def commit(self, group: str, offsets: object) -> None:
+        self.commits.append(offsets)
+
+
+def test_a_worker_that_joins_while_the_replay_plans_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readers: list[Joining] = []
+
+    def reader(kafka: object) -> Joining:
+        readers.append(Joining(kafka))
+        return readers[-1]
+
+    monkeypatch.setattr("streams.ops.replay.OffsetReader", reader)
+    err = one_line_error([*BASE, "--to-earliest", "--execute"], capsys)
+    assert "group g has 1 active member(s); stop its workers before replaying" in err
+    assert readers[0].commits == []
