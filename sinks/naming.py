@@ -48,23 +48,25 @@ class ParsedBatchName:
     part: int
     parts: int
 
+    def file_name(self, part: int | None = None) -> str:
+        """The name these parts make: of part `part` of the same batch, when given."""
+        return batch_file_name(
+            self.prefix,
+            self.feed,
+            self.timestamp,
+            SourcePartition(self.topic_tag, self.partition),
+            self.start,
+            self.end,
+            self.part if part is None else part,
+            self.parts,
+        )
+
 
 def first_part_name(name: str) -> str:
     """The name of part 1 of the batch that file `name` belongs to (the batch's audit
     manifest is named after it); `name` itself when it is not a later part."""
     parsed = parse_batch_file_name(name)
-    if parsed is None or parsed.part == 1:
-        return name
-    return batch_file_name(
-        parsed.prefix,
-        parsed.feed,
-        parsed.timestamp,
-        SourcePartition(parsed.topic_tag, parsed.partition),
-        parsed.start,
-        parsed.end,
-        1,
-        parsed.parts,
-    )
+    return name if parsed is None else parsed.file_name(part=1)
 
 
 def is_valid_prefix(prefix: str) -> bool:
@@ -122,16 +124,7 @@ def parse_batch_file_name(name: str) -> ParsedBatchName | None:
             part=int(match["part"] or 1),
             parts=int(match["parts"] or 1),
         )
-        rebuilt = batch_file_name(
-            parsed.prefix,
-            parsed.feed,
-            parsed.timestamp,
-            SourcePartition(parsed.topic_tag, parsed.partition),
-            parsed.start,
-            parsed.end,
-            parsed.part,
-            parsed.parts,
-        )
+        rebuilt = parsed.file_name()
     except ValueError:
         return None
     # Only the canonical spelling is ours: no leading zeros, no `_part1of1`, no day 31 of
