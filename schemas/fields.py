@@ -138,10 +138,20 @@ def _parse_moment(value: Any) -> datetime:
     return value
 
 
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
+
 def _normalize_moment(value: datetime, info: ValidationInfo) -> datetime:
     # The Avro wire carries UTC milliseconds, so JSON and Avro bodies of one event must
     # yield equal models (and equal dumps) for dedupe and rebuilt batches to agree.
-    moment = value.astimezone(UTC)
+    try:
+        moment = value.astimezone(UTC)
+    except OverflowError:
+        moment = None
+    # A day short of either end: its date in any time zone (NetSuite's) must exist too.
+    if moment is None or not _EARLIEST <= moment <= _LATEST:
+        raise _problem("moment_range", "is outside the dates a calendar can hold")
     moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
     ahead = _limits(info).max_future
     if ahead is None:

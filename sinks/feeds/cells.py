@@ -6,7 +6,10 @@ from datetime import date
 
 # Leading characters that make Excel, LibreOffice or Sheets evaluate a cell (OWASP list).
 _FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
-_MEMO_BREAKS = str.maketrans({"\r": " ", "\n": " ", "\t": " "})
+# Every control character and Unicode line break: NetSuite memos are single-line text.
+_MEMO_BREAKS = str.maketrans(
+    dict.fromkeys([*map(chr, range(0x20)), "\x7f", "\x85", "\u2028", "\u2029"], " ")
+)
 
 
 def neutralise_text(value: str) -> str:
@@ -20,11 +23,13 @@ def neutralise_text(value: str) -> str:
 
 
 def single_line(memo: str) -> str:
-    """Put a memo on one line: each CRLF, CR, LF or TAB becomes one space.
+    """Put a memo on one line: each CRLF, other line break, TAB or control character
+    becomes one space, and the ends are trimmed.
 
-    NetSuite memos are single-line, and a CRLF pair is one break, not two.
+    NetSuite memos are single-line, and a CRLF pair is one break, not two. Trimmed, so
+    that a break before a formula ("\\n=HYPERLINK(...)") cannot hide it behind a space.
     """
-    return memo.replace("\r\n", " ").translate(_MEMO_BREAKS)
+    return memo.replace("\r\n", " ").translate(_MEMO_BREAKS).strip()
 
 
 def quantity_cell(quantity: int) -> str:

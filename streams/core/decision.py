@@ -228,7 +228,10 @@ def reference_time(record: SourceRecord) -> datetime | None:
     whatever time the worker happens to run at."""
     if record.timestamp_ms is None or record.timestamp_ms <= 0:
         return None
-    return datetime.fromtimestamp(record.timestamp_ms / 1000, tz=UTC)
+    try:
+        return datetime.fromtimestamp(record.timestamp_ms / 1000, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None  # past year 9999: no usable time either
 
 
 def _limits(record: SourceRecord, rules: Rules) -> ValidationLimits:
@@ -247,10 +250,15 @@ def _route(event: Event, netsuite: NetSuiteConfig) -> Routed:
             assert_never(event)
 
 
+# Where a record has no usable time: the epoch, the same on every rebuild of its batch.
+_NO_RECORD_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def record_time_ms(record: SourceRecord, event: Event) -> int:
     """The record's timestamp, which the dedupe horizon is measured in (else the event's)."""
-    if record.timestamp_ms is not None and record.timestamp_ms > 0:
-        return record.timestamp_ms
+    stamp = record.timestamp_ms
+    if stamp is not None and reference_time(record) is not None:
+        return stamp
     return round(event.occurred_at.timestamp() * 1000)
 
 
@@ -324,7 +332,7 @@ def _position(stored: Any) -> Position | None:
 def _rows(record: SourceRecord, accepted: Accepted) -> dict[AnyFeed, tuple[PendingRow, ...]]:
     # Rows come from the event alone, even for a re-delivery: whether they are already
     # published is the ledger's call, not the table's.
-    record_at = datetime.fromtimestamp((record.timestamp_ms or 0) / 1000, tz=UTC)
+    record_at = reference_time(record) or _NO_RECORD_TIME
     rows: dict[AnyFeed, list[PendingRow]] = defaultdict(list)
     for export in accepted.routed.exports:
         pending = PendingRow(record.offset, export.row, record_at, accepted.schema_version)

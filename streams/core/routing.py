@@ -132,6 +132,14 @@ def route_variance(
     export = None
     # Reasons NetSuite does not track change the table only.
     if event.reason_id in config.synced_reasons:
+        variance_location = config.variance_locations.get(event.reason_id)
+        if variance_location == location:
+            # A transfer from a location to itself: NetSuite refuses it, and with it the
+            # whole file, every other row included.
+            raise UnroutableEvent(
+                f"reason {event.reason_id!r} moves stock to location {location}, which is "
+                "the event's own location: a transfer needs two locations"
+            )
         facts = RowFacts(
             kind=EventKind.VARIANCE_LOGGED,
             reason_id=event.reason_id,
@@ -143,7 +151,7 @@ def route_variance(
             memo=event.reason_description or event.reason_id,
             adjustment_account_id=config.adjustment_account_id,
             subsidiary_id=config.subsidiary_id,
-            variance_location_id=config.variance_locations.get(event.reason_id),
+            variance_location_id=variance_location,
         )
         export = feed_export(facts, feeds)
     change = Change(

@@ -127,7 +127,8 @@ def test_formulas_in_adjustment_text_cells_are_neutralised() -> None:
         adj('=HYPERLINK("http://evil.example","x")', "3410", -3, memo="+1 found"),
         adj("-CC1001-10017", "3410", -3, memo="-3 units damaged"),
         adj("@CC1002-1", "3410", 5, memo="@SUM(A1:A9)"),
-        # A leading TAB in a memo becomes a space first, which no spreadsheet evaluates.
+        # A leading TAB in a memo is trimmed away with the other breaks, and what it led
+        # is neutralised like any other formula.
         adj("\tCC1003-1", "3410", -7, memo="\t=cmd|' /C calc'!A0"),
         adj("CC1004-1", "3410", -3, memo="=1+1"),
     ]
@@ -166,7 +167,14 @@ def test_neutralise_text(value: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     ("memo", "expected"),
-    [("a\r\nb", "a b"), ("a\n\nb", "a  b"), ("a\rb\tc\n", "a b c "), ("plain", "plain")],
+    [
+        ("a\r\nb", "a b"),
+        ("a\n\nb", "a  b"),
+        ("a\rb\tc\n", "a b c"),
+        ("a\x00b\u2028c\x0bd\x7fe", "a b c d e"),
+        ("\n=HYPERLINK(1)", "=HYPERLINK(1)"),
+        ("plain", "plain"),
+    ],
 )
 def test_single_line(memo: str, expected: str) -> None:
     assert single_line(memo) == expected

@@ -3,6 +3,7 @@ positions it touches and the config: never of the clock of the machine deciding.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,6 +18,7 @@ from streams.core.progress import DeadLetterMark, Progress
 from tests.factories import make_settings, variance
 
 TOPIC = "hotwax.inventory.variance-logged"
+JSON_HEADERS = (("content-type", b"application/json"),)
 LIMIT = timedelta(minutes=10)  # validation.max_future_seconds
 
 
@@ -125,3 +127,30 @@ def test_a_bug_deciding_an_event_is_an_internal_dead_letter(
     assert isinstance(decision, Reject)
     assert decision.letter.error_class is ErrorClass.INTERNAL
     assert "ZeroDivisionError: a bug" in decision.letter.reason
+
+
+def test_a_transfer_from_a_location_to_itself_is_unroutable(rules: Rules) -> None:
+    # NetSuite refuses such a transfer, and the whole file with it.
+    event = variance(-1, "VAR_DAMAGED", location="1099")  # the damaged stock's location
+    decision = decided(rules, record(encode_avro(event), 1_709_229_600_000))
+    assert isinstance(decision, Reject)
+    assert decision.letter.error_class is ErrorClass.UNROUTABLE
+    assert "a transfer needs two locations" in decision.letter.reason
+
+
+@pytest.mark.parametrize(
+    "moment", ["0001-01-01T00:00:00+01:00", "0001-01-01T05:00:00Z", "9999-12-31T23:00:00Z"]
+)
+def test_a_date_no_calendar_can_hold_is_invalid_not_internal(rules: Rules, moment: str) -> None:
+    body = variance(-1, "VAR_LOST").model_dump(mode="json") | {"occurred_at": moment}
+    value = json.dumps(body).encode()
+    json_record = SourceRecord(TOPIC, 0, 0, -1, b"STORE_1", value, JSON_HEADERS)
+    decision = decided(rules, json_record)
+    assert isinstance(decision, Reject)
+    assert decision.letter.error_class is ErrorClass.INVALID
+    assert "outside the dates a calendar can hold" in decision.letter.reason
+
+
+def test_a_record_time_past_year_9999_is_no_usable_time(rules: Rules) -> None:
+    decision = decided(rules, record(at(datetime(2024, 2, 29, tzinfo=UTC)), 10**15))
+    assert isinstance(decision, Apply)
