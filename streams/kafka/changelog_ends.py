@@ -75,7 +75,9 @@ async def end_partitions(kafka: KafkaConfig, tps: Sequence[TopicPartition]) -> N
 
 
 async def _write_markers(kafka: KafkaConfig, tps: Sequence[TopicPartition]) -> None:
-    producer = AIOKafkaProducer(**client_options(kafka))
+    # acks="all": recovery reads the end right after; a marker a failed leader took alone
+    # would leave it waiting for a record that never comes.
+    producer = AIOKafkaProducer(**client_options(kafka), acks="all")
     try:
         await producer.start()
         for tp in tps:

@@ -28,6 +28,9 @@ from streams.errors import StreamsError
 # Large enough that a flush is usually one batch per partition, within the broker's
 # default message.max.bytes (1 MiB).
 MAX_BATCH_BYTES = 1_000_000
+# What a broker takes in one batch unless the topic says otherwise (Kafka's default
+# message.max.bytes): the bound for one record, where `limits` names none.
+BROKER_MESSAGE_BYTES = 1_048_588
 
 Key = bytes | None
 Value = bytes | None
@@ -106,26 +109,29 @@ class Pending:
         `MAX_BATCH_BYTES`), the broker's check of a whole batch."""
         for tp, by_key in self.writes.items():
             records: Iterator[Record] = ((k, v, tag, ()) for k, (v, tag) in by_key.items())
-            yield from _batched(tp, records, transactional, limits.get(tp, MAX_BATCH_BYTES))
+            yield from _batched(tp, records, transactional, limits)
         for tp, kept in self.unfolded.items():
             records = ((r.key, r.value, None, r.headers) for r in kept)
-            yield from _batched(tp, records, transactional, limits.get(tp, MAX_BATCH_BYTES))
+            yield from _batched(tp, records, transactional, limits)
 
 
 def _batched(
     tp: TopicPartition,
     records: Iterator[Record],
     transactional: bool,
-    limit: int,
+    limits: dict[TopicPartition, int],
 ) -> Iterator[tuple[TopicPartition, Batch]]:
+    limit = limits.get(tp, MAX_BATCH_BYTES)
+    refused = limits.get(tp, BROKER_MESSAGE_BYTES)
     batch: Batch | None = None
     for key, value, tag, headers in records:
-        # A batch holds one record at least, so a record too large for a fresh one fits none.
         if batch is None or not _append(batch, key, value, headers):
             if batch is not None:
                 yield tp, batch
             batch = Batch(BatchBuilder(limit, 0, is_transactional=int(transactional)))
-            if not _append(batch, key, value, headers):
+            # aiokafka lets a fresh batch take one record of any size, which the broker
+            # then refuses, in the middle of a transaction: refused here instead.
+            if not _append(batch, key, value, headers) or batch.builder.size() > refused:
                 raise RecordTooLarge(f"a {tp.topic} record fits no batch")
         batch.records.append((key, value, tag))
     if batch is not None:

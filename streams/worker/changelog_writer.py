@@ -344,8 +344,12 @@ class ChangelogWriter:
         return ChangelogWriteFailed(f"{type(exc).__name__}: {exc}".rstrip(": "))
 
     async def _write(self, found: _Log, pending: Pending) -> None:
+        # Every batch is built before the first is sent, and before a transaction begins:
+        # a record too large for any fails the flush (a halt) with nothing sent, and the
+        # producer stays good (a broken one would make the whole group rejoin).
+        planned = list(pending.batches(bool(self._traits.transactions), self._limits))
         if not self._traits.transactions:
-            await self._produce(self._started_shared(), pending)
+            self._persisted(await self._send(self._started_shared(), planned))
             await self._send_letters(self._started_shared(), pending.letters)
             return
         producer = found.producer
@@ -354,7 +358,7 @@ class ChangelogWriter:
         try:
             async with asyncio.timeout(self._transaction_seconds):
                 await producer.begin_transaction()
-                sent = await self._send(producer, pending)
+                sent = await self._send(producer, planned)
                 await self._faults("changelog-sent")  # in the log, not committed yet
                 await producer.commit_transaction()
         except BaseException:
@@ -372,15 +376,9 @@ class ChangelogWriter:
             raise ChangelogWriteFailed("the changelog writer is not started")
         return self._shared
 
-    async def _produce(self, producer: AIOKafkaProducer, pending: Pending) -> None:
-        self._persisted(await self._send(producer, pending))
-
     async def _send(
-        self, producer: AIOKafkaProducer, pending: Pending
+        self, producer: AIOKafkaProducer, planned: Sequence[tuple[TopicPartition, Batch]]
     ) -> list[tuple[TopicPartition, Batch, RecordMetadata]]:
-        # Every batch is built before the first is sent: a record too large for any fails
-        # the flush before anything of it reaches the broker.
-        planned = list(pending.batches(bool(self._traits.transactions), self._limits))
         futures = []
         try:
             for tp, batch in planned:

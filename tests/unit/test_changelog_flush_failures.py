@@ -1,4 +1,5 @@
-"""A changelog flush cut short marks nothing durable.
+"""Changelog flushes that fail: one cut short marks nothing durable, and one holding a
+record too large for any batch fails before its transaction, its producer kept.
 
 A stop (SIGTERM) or a release cancels a flush in flight: its writes never reach the
 changelog. The final flush that follows found the log clean and its waiting writes empty,
@@ -14,11 +15,12 @@ import pytest
 from sinks.feeds import ADJUSTMENT
 from sinks.source_partition import SourcePartition
 from streams.config import KafkaConfig
+from streams.core.dead_letter import DeadLetterRecord
 from streams.core.pending import SourceRegistry
 from streams.kafka.broker import BrokerFlavor
 from streams.kafka.traits import BrokerTraits
 from streams.worker import changelog_producers
-from streams.worker.changelog_writer import LINGER_SECONDS, ChangelogWriter
+from streams.worker.changelog_writer import LINGER_SECONDS, ChangelogWriteFailed, ChangelogWriter
 from tests.unit.test_pending import Event
 from tests.unit.test_written_through_table import UnansweredProducer, no_ends
 
@@ -44,3 +46,32 @@ async def test_a_stop_that_cuts_a_flush_short_acks_none_of_its_events(
     state.release()
     assert acked == []
     assert not state.durable_past(0)
+
+
+class Transactions(UnansweredProducer):
+    begun = 0
+
+    async def begin_transaction(self) -> None:
+        Transactions.begun += 1
+
+
+async def test_a_record_too_large_for_any_batch_fails_before_its_transaction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A broken producer would need a new assignment: the whole group would rejoin, again
+    # and again, for one dead letter that can never fit.
+    monkeypatch.setattr(changelog_producers, "AIOKafkaProducer", Transactions)
+    monkeypatch.setattr(changelog_producers, "end_partitions", no_ends)
+    sources = SourceRegistry({COUNTS: (ADJUSTMENT,)}, durable_gate=True)
+    traits = BrokerTraits.of(BrokerFlavor.KAFKA)
+    writer = ChangelogWriter(
+        KafkaConfig(), sources, traits, dlq_topic="dlq", dlq_max_bytes=1_000, linger_seconds=3600
+    )
+    await writer.claim({0})
+    source = SourcePartition(COUNTS, 0)
+    writer.dead_letter(0, source, 0, DeadLetterRecord(b"k", b"x" * 5_000, ()))
+    with pytest.raises(ChangelogWriteFailed, match="fits no batch"):
+        await writer.flush(0)
+    assert Transactions.begun == 0
+    assert writer.claimed(0)  # a halt of its own, no rejoin
+    await writer.stop()
