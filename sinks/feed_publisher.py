@@ -284,11 +284,6 @@ class FeedPublisher:
         except SinkError:
             await self._discard(staged)
             raise
-        # Looked for again: the other publisher may have finished while we uploaded.
-        where = await self._locate(file.name)
-        if where is not None:
-            await self._discard(staged)
-            return where
         holder = await self._ledger.claim_promotion(self.feed, self.source, seal, file.name, staged)
         if holder != staged:
             await self._discard(staged)
@@ -299,10 +294,12 @@ class FeedPublisher:
         call did it, else the folder the file is in (another publisher did)."""
         target = f"{self.feed.csv_dir}/{file.name}"
         await self._faults("promoting")
-        # Looked for once more, just before the rename: after a pause here the file may be
-        # in archive/ already, where a rename into csv/ would not see it.
+        # Looked for again, just before the rename: another publisher may have landed it
+        # while we uploaded, and after a pause here NetSuite may have moved it to archive/
+        # already, where a rename into csv/ would not see it.
         where = await self._locate(file.name)
         if where is not None:
+            await self._discard(holder)  # never to be renamed, whoever uploaded it
             return where
         try:
             moved = await self._dest.rename_noreplace(holder, target)

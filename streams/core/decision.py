@@ -226,12 +226,18 @@ def reference_time(record: SourceRecord) -> datetime | None:
     topics that stamp on arrival). None when it has no usable one (a client older than
     Kafka 0.10 sends -1): then the future bound is not checked at all, rather than against
     whatever time the worker happens to run at."""
-    if record.timestamp_ms is None or record.timestamp_ms <= 0:
-        return None
-    try:
-        return datetime.fromtimestamp(record.timestamp_ms / 1000, tz=UTC)
-    except (ValueError, OverflowError, OSError):
-        return None  # past year 9999: no usable time either
+    stamp = _usable_ms(record)
+    return None if stamp is None else datetime.fromtimestamp(stamp / 1000, tz=UTC)
+
+
+# The last millisecond of year 9999: a later timestamp names no date.
+_LAST_MS = 253_402_300_799_999
+
+
+def _usable_ms(record: SourceRecord) -> int | None:
+    """The record's timestamp when it names a date (after the epoch, before year 10000)."""
+    stamp = record.timestamp_ms
+    return stamp if stamp is not None and 0 < stamp <= _LAST_MS else None
 
 
 def _limits(record: SourceRecord, rules: Rules) -> ValidationLimits:
@@ -256,10 +262,8 @@ _NO_RECORD_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 def record_time_ms(record: SourceRecord, event: Event) -> int:
     """The record's timestamp, which the dedupe horizon is measured in (else the event's)."""
-    stamp = record.timestamp_ms
-    if stamp is not None and reference_time(record) is not None:
-        return stamp
-    return round(event.occurred_at.timestamp() * 1000)
+    stamp = _usable_ms(record)
+    return stamp if stamp is not None else round(event.occurred_at.timestamp() * 1000)
 
 
 def prune_by(

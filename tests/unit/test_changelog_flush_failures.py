@@ -9,6 +9,7 @@ acked, and Faust commits acked offsets as its consumer stops."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -27,15 +28,23 @@ from tests.unit.test_written_through_table import UnansweredProducer, no_ends
 COUNTS = "counts"
 
 
+async def claimed(
+    monkeypatch: pytest.MonkeyPatch, producer: type, sources: SourceRegistry, **options: Any
+) -> ChangelogWriter:
+    """A writer on Kafka's path, its producers `producer`, partition 0 claimed."""
+    monkeypatch.setattr(changelog_producers, "AIOKafkaProducer", producer)
+    monkeypatch.setattr(changelog_producers, "end_partitions", no_ends)
+    writer = ChangelogWriter(KafkaConfig(), sources, BrokerTraits.of(BrokerFlavor.KAFKA), **options)
+    await writer.claim({0})
+    return writer
+
+
 async def test_a_stop_that_cuts_a_flush_short_acks_none_of_its_events(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(changelog_producers, "AIOKafkaProducer", UnansweredProducer)
-    monkeypatch.setattr(changelog_producers, "end_partitions", no_ends)
     sources = SourceRegistry({COUNTS: (ADJUSTMENT,)}, durable_gate=True)
-    writer = ChangelogWriter(KafkaConfig(), sources, BrokerTraits.of(BrokerFlavor.KAFKA))
+    writer = await claimed(monkeypatch, UnansweredProducer, sources)
     writer.register(f"{COUNTS}-changelog", lambda tp, records: None)
-    await writer.claim({0})
     state = sources.adopt(SourcePartition(COUNTS, 0))
     state.start_at(0)
     acked: list[int] = []
@@ -60,14 +69,15 @@ async def test_a_record_too_large_for_any_batch_fails_before_its_transaction(
 ) -> None:
     # A broken producer would need a new assignment: the whole group would rejoin, again
     # and again, for one dead letter that can never fit.
-    monkeypatch.setattr(changelog_producers, "AIOKafkaProducer", Transactions)
-    monkeypatch.setattr(changelog_producers, "end_partitions", no_ends)
     sources = SourceRegistry({COUNTS: (ADJUSTMENT,)}, durable_gate=True)
-    traits = BrokerTraits.of(BrokerFlavor.KAFKA)
-    writer = ChangelogWriter(
-        KafkaConfig(), sources, traits, dlq_topic="dlq", dlq_max_bytes=1_000, linger_seconds=3600
+    writer = await claimed(
+        monkeypatch,
+        Transactions,
+        sources,
+        dlq_topic="dlq",
+        dlq_max_bytes=1_000,
+        linger_seconds=3600,
     )
-    await writer.claim({0})
     source = SourcePartition(COUNTS, 0)
     writer.dead_letter(0, source, 0, DeadLetterRecord(b"k", b"x" * 5_000, ()))
     with pytest.raises(ChangelogWriteFailed, match="fits no batch"):
